@@ -1,1 +1,203 @@
-fn main() {}
+//! Throughput benchmarks: FIR methods (and their crossover), detectors, and
+//! the whole pipeline on a file in the page cache.
+//!
+//! `cargo bench --bench throughput` runs them all; a filter such as
+//! `cargo bench --bench throughput -- fir_crossover` runs one group.
+//! Throughput is reported in input bytes (f32) per second.
+
+use std::hint::black_box;
+use std::io::Write;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sigstream::backend::cpu::fir::{Fir, FirMethod, best_nfft};
+use sigstream::backend::{DetectorChoice, Job};
+use sigstream::demo::Rng;
+use sigstream::detect::DetectorSpec;
+use sigstream::filter::ConvMode;
+use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
+use sigstream::source::SourceOptions;
+
+fn noise(n: usize) -> Vec<f32> {
+    let mut rng = Rng::new(7);
+    (0..n / 2 + 1)
+        .flat_map(|_| {
+            let (a, b) = rng.normal_pair();
+            [a, b]
+        })
+        .take(n)
+        .collect()
+}
+
+/// Direct vs overlap-save per kernel length, one thread, 2^18-sample pushes:
+/// where the curves cross sets `DIRECT_MAX_TAPS`.
+fn fir_crossover(c: &mut Criterion) {
+    let n = 1 << 18;
+    let x = noise(n);
+    let mut g = c.benchmark_group("fir_crossover");
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    g.sample_size(20);
+    for taps in [8, 16, 24, 32, 48, 64, 96, 128] {
+        let k = noise(taps);
+        for method in [
+            FirMethod::Direct,
+            FirMethod::OverlapSave {
+                nfft: best_nfft(taps),
+            },
+        ] {
+            let name = if method == FirMethod::Direct {
+                "direct"
+            } else {
+                "fft"
+            };
+            let mut fir = Fir::new(&k, n, method, None);
+            let mut out = vec![0.0; fir.max_output()];
+            g.bench_with_input(BenchmarkId::new(name, taps), &taps, |b, _| {
+                b.iter(|| black_box(fir.push(&x, &mut out)))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// The FIR stage alone at the kernel sizes of the issue, 1 thread and all cores.
+fn fir(c: &mut Criterion) {
+    let n = 1 << 20;
+    let x = noise(n);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut g = c.benchmark_group("fir");
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    g.sample_size(20);
+    for taps in [3, 65, 1025] {
+        let k = noise(taps);
+        for threads in [1, cores] {
+            let pool = (threads > 1).then(|| {
+                std::sync::Arc::new(
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap(),
+                )
+            });
+            let mut fir = Fir::new(&k, n, FirMethod::choose(taps), pool);
+            let mut out = vec![0.0; fir.max_output()];
+            g.bench_with_input(
+                BenchmarkId::new(format!("{threads}t"), taps),
+                &taps,
+                |b, _| b.iter(|| black_box(fir.push(&x, &mut out))),
+            );
+        }
+    }
+    g.finish();
+}
+
+/// The detectors alone, one channel.
+fn detect(c: &mut Criterion) {
+    let n = 1 << 20;
+    let x = noise(n);
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    g.sample_size(20);
+    let specs = [
+        (
+            "threshold",
+            DetectorSpec::Threshold {
+                on: 8.0,
+                off: 8.0,
+                max_len: None,
+            },
+        ),
+        (
+            "classic_sta_lta",
+            DetectorSpec::ClassicStaLta {
+                nsta: 50,
+                nlta: 1000,
+                on: 4.0,
+                off: 1.5,
+                max_len: None,
+            },
+        ),
+        (
+            "recursive_sta_lta",
+            DetectorSpec::RecursiveStaLta {
+                nsta: 50,
+                nlta: 1000,
+                on: 4.0,
+                off: 1.5,
+                max_len: None,
+            },
+        ),
+    ];
+    for (name, spec) in specs {
+        let mut det = spec.build();
+        let mut events = Vec::with_capacity(1024);
+        let mut offset = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                det.process(&x, offset, &mut events);
+                offset += n as u64;
+                events.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
+/// End to end on a 256 MiB f32 file in the page cache (the README's 2 GB
+/// figures come from `sigstream process --report`, see README).
+fn pipeline(c: &mut Criterion) {
+    let n: usize = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signal.f32");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let x = noise(1 << 20);
+        for _ in 0..n >> 20 {
+            f.write_all(bytemuck::cast_slice(&x)).unwrap();
+        }
+    }
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    g.sample_size(10);
+    let jobs = [
+        (
+            "ma3_threshold",
+            vec![1.0 / 3.0; 3],
+            DetectorSpec::Threshold {
+                on: 8.0,
+                off: 8.0,
+                max_len: None,
+            },
+        ),
+        (
+            "fir1025_sta_lta",
+            noise(1025),
+            DetectorSpec::ClassicStaLta {
+                nsta: 50,
+                nlta: 1000,
+                on: 4.0,
+                off: 1.5,
+                max_len: None,
+            },
+        ),
+    ];
+    for (name, kernel, spec) in jobs {
+        let job = Job {
+            kernel: Some(kernel),
+            conv_mode: ConvMode::Same,
+            detector: Some(DetectorChoice::Builtin(spec)),
+            fir_method: None,
+        };
+        let processor = StreamProcessor::new(StreamConfig::default(), job);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                processor
+                    .process_file(&path, &SourceOptions::default(), Sinks::default())
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fir_crossover, fir, detect, pipeline);
+criterion_main!(benches);

@@ -81,6 +81,13 @@ impl Block {
         &mut self.data[c * self.stride..c * self.stride + self.frames]
     }
 
+    /// The whole planar storage (`channels × capacity`), mutable: channel
+    /// `c` is `[c * capacity .. (c + 1) * capacity]`. For splitting the
+    /// channels across threads.
+    pub fn planes_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
     /// Every channel's full capacity, mutable, one slice per channel (for
     /// filling all channels at once, e.g. when deinterleaving).
     pub fn channels_capacity_mut(&mut self) -> std::slice::ChunksExactMut<'_, f32> {

@@ -1,0 +1,134 @@
+//! Backends: where the per-chunk work (filtering and detection) runs.
+//!
+//! Why a trait: the chunk engine (reading, pooling, ordering, writing) is the
+//! same whatever computes; a backend only turns an input [`Block`] into an
+//! output block and events. Like RustFFT's planner, a [`Backend`] *plans* a
+//! [`ChunkProcessor`] for one job once (designing FFT plans, allocating
+//! buffers and device memory) and the processor then runs chunk after chunk
+//! without allocating. A GPU backend can fuse stages inside its processor
+//! without forking the pipeline.
+
+pub mod cpu;
+
+use std::sync::Arc;
+
+use crate::detect::{Detector, DetectorSpec, Event};
+use crate::error::{Error, Result};
+use crate::filter::ConvMode;
+use crate::pool::Block;
+
+/// Builds a fresh detector for one channel.
+pub type DetectorFactory = Arc<dyn Fn() -> Box<dyn Detector> + Send + Sync>;
+
+/// Which detector a job runs.
+#[derive(Clone)]
+pub enum DetectorChoice {
+    /// One of the built-in detectors.
+    Builtin(DetectorSpec),
+    /// A user's own detector (the seed's `custom_detector(chunk, offset)`).
+    Custom(DetectorFactory),
+}
+
+impl std::fmt::Debug for DetectorChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DetectorChoice::Builtin(spec) => spec.fmt(f),
+            DetectorChoice::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+impl DetectorChoice {
+    /// A fresh detector for one channel.
+    pub fn build(&self) -> Box<dyn Detector> {
+        match self {
+            DetectorChoice::Builtin(spec) => spec.build(),
+            DetectorChoice::Custom(make) => make(),
+        }
+    }
+}
+
+/// What to compute on every chunk: an optional FIR filter, then an optional
+/// detector on the filtered signal (or on the raw one without a filter).
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    /// FIR kernel in numpy.convolve orientation; `None` passes samples through.
+    pub kernel: Option<Vec<f32>>,
+    /// Which part of the full convolution is output.
+    pub conv_mode: ConvMode,
+    /// The detector, if any.
+    pub detector: Option<DetectorChoice>,
+    /// Forces the FIR method (benchmarks and tests); `None` lets the backend
+    /// choose.
+    pub fir_method: Option<cpu::fir::FirMethod>,
+}
+
+impl Job {
+    /// Kernel length (1 without a kernel).
+    pub fn taps(&self) -> usize {
+        self.kernel.as_ref().map_or(1, |k| k.len())
+    }
+
+    /// Samples of history carried between chunks: what the stages need to see
+    /// of earlier chunks (`taps − 1` for the filter; detectors carry their own
+    /// windows). Computed from the stages, reported as the seed's "overlap".
+    pub fn history(&self) -> usize {
+        let detector = match &self.detector {
+            Some(DetectorChoice::Builtin(spec)) => spec.history(),
+            _ => 0,
+        };
+        self.taps() - 1 + detector
+    }
+}
+
+/// Turns input blocks into output blocks and events, for one job on one
+/// stream. Planned by a [`Backend`].
+pub trait ChunkProcessor: Send {
+    /// Frames an output block must be able to hold.
+    fn output_capacity(&self) -> usize;
+    /// Processes one input block: writes the output frames that are complete
+    /// to `output` (possibly fewer or more than the input's, as filters have
+    /// latency) and appends finished events.
+    fn process(&mut self, input: &Block, output: &mut Block, events: &mut Vec<Event>)
+    -> Result<()>;
+    /// The input has ended: writes the remaining output to `output` and
+    /// appends the remaining events. Call until it returns `false`.
+    fn finish(&mut self, output: &mut Block, events: &mut Vec<Event>) -> Result<bool>;
+    /// No event reported later will start before this output index (used to
+    /// order events across channels while streaming).
+    fn horizon(&self) -> u64;
+}
+
+/// Where the chunk work runs.
+pub trait Backend: Send + Sync {
+    /// Short name, as in the report's `backend` field.
+    fn name(&self) -> &'static str;
+    /// What exactly runs the work (CPU model and threads, GPU adapter).
+    fn device(&self) -> String;
+    /// Plans `job` for a stream of `channels` channels read in blocks of at
+    /// most `chunk` frames, using up to `threads` threads.
+    fn plan(
+        &self,
+        job: &Job,
+        channels: usize,
+        chunk: usize,
+        threads: usize,
+    ) -> Result<Box<dyn ChunkProcessor>>;
+}
+
+/// The `--backend` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// The best backend available.
+    #[default]
+    Auto,
+    /// The CPU backend.
+    Cpu,
+}
+
+/// The backend for a choice.
+pub fn select(choice: BackendChoice) -> Result<Arc<dyn Backend>, Error> {
+    match choice {
+        BackendChoice::Auto | BackendChoice::Cpu => Ok(Arc::new(cpu::CpuBackend)),
+    }
+}

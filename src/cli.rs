@@ -1,0 +1,464 @@
+//! Command-line arguments (clap derive) and their validation into the
+//! library's configuration types.
+//!
+//! Why the split: clap types stop here. Everything below this file takes
+//! validated values ([`Job`], [`StreamConfig`], [`SourceOptions`]), so the
+//! library can be used without the CLI and every check on option values
+//! lives in one place.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backend::{BackendChoice, DetectorChoice, Job};
+use crate::detect::DetectorSpec;
+use crate::error::{Error, Result};
+use crate::filter::{ConvMode, FilterSpec, load_kernel};
+use crate::pipeline::{DEFAULT_CHUNK_SIZE, StreamConfig};
+use crate::source::{Dtype, Endian, SignalInfo, SourceOptions};
+
+/// Filter, detect events in and describe signal recordings of any size, with
+/// constant memory.
+#[derive(Debug, Parser)]
+#[command(name = "sigstream", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe inputs: format, sample type, channels, samples, rate, duration.
+    Info(InfoArgs),
+    /// Filter inputs and detect events, streaming with constant memory.
+    Process(Box<ProcessArgs>),
+    /// Generate a synthetic recording with known events, process it through
+    /// mmap, and check that every event is found.
+    Demo(DemoArgs),
+}
+
+/// How to read an input (raw data needs these; npy and wav carry their own).
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Sample type of raw input.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Byte order of raw input.
+    #[arg(long, value_enum, default_value_t = EndianArg::Little)]
+    pub endian: EndianArg,
+    /// Bytes to skip at the start of raw input (a header).
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub offset: u64,
+    /// Interleaved channels of raw input.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub channels: usize,
+    /// Sample rate in Hz (overrides the file's own).
+    #[arg(long, value_name = "HZ")]
+    pub sample_rate: Option<f64>,
+    /// Scale integer samples to [-1, 1) instead of keeping their values.
+    #[arg(long)]
+    pub normalize: bool,
+}
+
+/// Raw sample types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// Signed 8-bit.
+    I8,
+    /// Signed 16-bit.
+    I16,
+    /// Signed 32-bit.
+    I32,
+    /// Unsigned 8-bit.
+    U8,
+    /// Unsigned 16-bit.
+    U16,
+}
+
+/// Byte orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndianArg {
+    /// Least significant byte first.
+    Little,
+    /// Most significant byte first.
+    Big,
+}
+
+impl InputArgs {
+    /// The validated source options.
+    pub fn source_options(&self) -> Result<SourceOptions> {
+        if self.channels == 0 {
+            return Err(Error::usage("--channels must be at least 1"));
+        }
+        if let Some(r) = self.sample_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::usage(format!(
+                "--sample-rate {r}: must be a positive number of Hz"
+            )));
+        }
+        Ok(SourceOptions {
+            dtype: match self.dtype {
+                DtypeArg::F32 => Dtype::F32,
+                DtypeArg::F64 => Dtype::F64,
+                DtypeArg::I8 => Dtype::I8,
+                DtypeArg::I16 => Dtype::I16,
+                DtypeArg::I32 => Dtype::I32,
+                DtypeArg::U8 => Dtype::U8,
+                DtypeArg::U16 => Dtype::U16,
+            },
+            endian: match self.endian {
+                EndianArg::Little => Endian::Little,
+                EndianArg::Big => Endian::Big,
+            },
+            offset: self.offset,
+            channels: self.channels,
+            sample_rate: self.sample_rate,
+            normalize: self.normalize,
+        })
+    }
+}
+
+/// `sigstream info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Input files (`-` for standard input).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// numpy.convolve modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConvModeArg {
+    /// All n+m-1 outputs.
+    Full,
+    /// n outputs, output i lined up with input i.
+    Same,
+    /// The n-m+1 outputs that see no padding.
+    Valid,
+}
+
+/// Detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DetectArg {
+    /// |y| against --on/--off.
+    Threshold,
+    /// ObsPy's classic_sta_lta.
+    StaLta,
+    /// ObsPy's recursive_sta_lta.
+    RecursiveStaLta,
+}
+
+/// Backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The best available.
+    Auto,
+    /// The CPU.
+    Cpu,
+}
+
+/// `sigstream process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Input files, directories (their files) or `-` for standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// FIR kernel file: .npy or text (numbers separated by spaces/commas).
+    #[arg(long, value_name = "FILE", group = "filter", help_heading = "Filter")]
+    pub kernel: Option<PathBuf>,
+    /// Moving average over N samples.
+    #[arg(long, value_name = "N", group = "filter", help_heading = "Filter")]
+    pub moving_average: Option<usize>,
+    /// Windowed-sinc low-pass (Hamming, like scipy.signal.firwin), cutoff in Hz.
+    #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
+    pub lowpass: Option<f64>,
+    /// Windowed-sinc high-pass, cutoff in Hz (odd --taps).
+    #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
+    pub highpass: Option<f64>,
+    /// Windowed-sinc band-pass between LO and HI Hz.
+    #[arg(long, value_name = "LO:HI", group = "filter", help_heading = "Filter")]
+    pub bandpass: Option<String>,
+    /// Taps of a designed filter.
+    #[arg(long, value_name = "N", default_value_t = 101, help_heading = "Filter")]
+    pub taps: usize,
+    /// Which outputs of the convolution to keep, as numpy.convolve.
+    #[arg(long, value_enum, default_value_t = ConvModeArg::Same, help_heading = "Filter")]
+    pub conv_mode: ConvModeArg,
+
+    /// Detector to run on the filtered signal (the raw one without a filter).
+    #[arg(long, value_enum, help_heading = "Detection")]
+    pub detect: Option<DetectArg>,
+    /// Trigger-on level of the characteristic function.
+    #[arg(long, value_name = "X", help_heading = "Detection")]
+    pub on: Option<f64>,
+    /// Trigger-off level (default: the --on level).
+    #[arg(long, value_name = "Y", help_heading = "Detection")]
+    pub off: Option<f64>,
+    /// STA window in samples.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "sta_seconds",
+        help_heading = "Detection"
+    )]
+    pub sta: Option<usize>,
+    /// LTA window in samples.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "lta_seconds",
+        help_heading = "Detection"
+    )]
+    pub lta: Option<usize>,
+    /// STA window in seconds (needs a sample rate).
+    #[arg(long, value_name = "S", help_heading = "Detection")]
+    pub sta_seconds: Option<f64>,
+    /// LTA window in seconds (needs a sample rate).
+    #[arg(long, value_name = "S", help_heading = "Detection")]
+    pub lta_seconds: Option<f64>,
+    /// Longest event in samples; a longer one is cut and a new one starts
+    /// when the function rises above --on again (ObsPy's max_len).
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub max_len: Option<u64>,
+
+    /// Filtered signal: .npy (float32), .wav (float) or anything else (raw f32 LE).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
+    pub output: Option<PathBuf>,
+    /// Events as CSV: channel,start,end,peak_index,peak_value.
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub events: Option<PathBuf>,
+    /// Run report as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub report: Option<PathBuf>,
+    /// Directory for per-input outputs: DIR/<input stem>.<name given to -o/--events>.
+    /// Required with several inputs.
+    #[arg(long, value_name = "DIR", help_heading = "Outputs")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Frames (samples per channel) per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
+    pub chunk_size: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub threads: Option<usize>,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto, help_heading = "Run")]
+    pub backend: BackendArg,
+    /// No progress bar.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+/// `sigstream demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Samples in the synthetic recording.
+    #[arg(long, default_value_t = 50_000_000, value_name = "N")]
+    pub samples: u64,
+    /// Events injected.
+    #[arg(long, default_value_t = 1000, value_name = "K")]
+    pub events: usize,
+    /// Frames per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N")]
+    pub chunk_size: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Seed of the random signal.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Threads to use: the option, or every core.
+pub fn threads(opt: Option<usize>) -> Result<usize> {
+    match opt {
+        Some(0) => Err(Error::usage("--threads must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+impl ProcessArgs {
+    /// The validated run configuration.
+    pub fn stream_config(&self) -> Result<StreamConfig> {
+        if self.chunk_size == 0 {
+            return Err(Error::usage("--chunk-size must be at least 1"));
+        }
+        Ok(StreamConfig {
+            chunk_size: self.chunk_size,
+            threads: threads(self.threads)?,
+            ..StreamConfig::default()
+        })
+    }
+
+    /// The backend choice.
+    pub fn backend(&self) -> BackendChoice {
+        match self.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+        }
+    }
+
+    /// The filter as described, without taps yet (designed filters need the
+    /// input's sample rate). Reads a kernel file once.
+    pub fn filter_spec(&self) -> Result<Option<FilterSpec>> {
+        let taps = self.taps;
+        Ok(if let Some(path) = &self.kernel {
+            Some(FilterSpec::Kernel(load_kernel(path)?))
+        } else if let Some(n) = self.moving_average {
+            Some(FilterSpec::MovingAverage(n))
+        } else if let Some(cutoff) = self.lowpass {
+            Some(FilterSpec::Lowpass { cutoff, taps })
+        } else if let Some(cutoff) = self.highpass {
+            Some(FilterSpec::Highpass { cutoff, taps })
+        } else if let Some(band) = &self.bandpass {
+            let parse = |s: &str| s.trim().parse::<f64>().ok();
+            let (lo, hi) = band
+                .split_once(':')
+                .and_then(|(a, b)| Some((parse(a)?, parse(b)?)))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--bandpass '{band}': expected LO:HI in Hz, e.g. 1:20"
+                    ))
+                })?;
+            Some(FilterSpec::Bandpass {
+                low: lo,
+                high: hi,
+                taps,
+            })
+        } else {
+            None
+        })
+    }
+
+    /// The job for one input (designed filters and windows in seconds need
+    /// its sample rate).
+    pub fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
+        let kernel = filter.map(|f| f.taps(info.sample_rate)).transpose()?;
+        let detector = self
+            .detector(info.sample_rate)?
+            .map(DetectorChoice::Builtin);
+        Ok(Job {
+            kernel,
+            conv_mode: match self.conv_mode {
+                ConvModeArg::Full => ConvMode::Full,
+                ConvModeArg::Same => ConvMode::Same,
+                ConvModeArg::Valid => ConvMode::Valid,
+            },
+            detector,
+            fir_method: None,
+        })
+    }
+
+    /// The detector, validated.
+    pub fn detector(&self, sample_rate: Option<f64>) -> Result<Option<DetectorSpec>> {
+        let Some(kind) = self.detect else {
+            for (set, name) in [
+                (self.on.is_some(), "--on"),
+                (self.off.is_some(), "--off"),
+                (self.sta.is_some() || self.sta_seconds.is_some(), "--sta"),
+                (self.lta.is_some() || self.lta_seconds.is_some(), "--lta"),
+                (self.max_len.is_some(), "--max-len"),
+            ] {
+                if set {
+                    return Err(Error::usage(format!("{name} needs --detect")));
+                }
+            }
+            return Ok(None);
+        };
+        let on = self
+            .on
+            .ok_or_else(|| Error::usage("--detect needs --on LEVEL"))?;
+        let off = self.off.unwrap_or(on);
+        let max_len = self.max_len;
+        let window = |samples: Option<usize>, seconds: Option<f64>, name: &str| -> Result<usize> {
+            match (samples, seconds) {
+                (Some(n), _) => Ok(n),
+                (None, Some(s)) => {
+                    let fs = sample_rate.ok_or_else(|| {
+                        Error::usage(format!(
+                            "--{name}-seconds needs a sample rate: the input has none, give --sample-rate HZ"
+                        ))
+                    })?;
+                    if !(s.is_finite() && s > 0.0) {
+                        return Err(Error::usage(format!("--{name}-seconds must be positive")));
+                    }
+                    Ok((s * fs).round().max(1.0) as usize)
+                }
+                (None, None) => Err(Error::usage(format!(
+                    "this detector needs --{name} N (samples) or --{name}-seconds S"
+                ))),
+            }
+        };
+        let spec = match kind {
+            DetectArg::Threshold => DetectorSpec::Threshold { on, off, max_len },
+            DetectArg::StaLta => DetectorSpec::ClassicStaLta {
+                nsta: window(self.sta, self.sta_seconds, "sta")?,
+                nlta: window(self.lta, self.lta_seconds, "lta")?,
+                on,
+                off,
+                max_len,
+            },
+            DetectArg::RecursiveStaLta => DetectorSpec::RecursiveStaLta {
+                nsta: window(self.sta, self.sta_seconds, "sta")?,
+                nlta: window(self.lta, self.lta_seconds, "lta")?,
+                on,
+                off,
+                max_len,
+            },
+        };
+        spec.validate().map_err(Error::usage)?;
+        Ok(Some(spec))
+    }
+
+    /// Where an output named `given` goes for `input`: as given for a single
+    /// input without --output-dir, else `DIR/<stem>.<file name of given>`.
+    pub fn output_path(&self, given: &Path, input: &Path) -> PathBuf {
+        match &self.output_dir {
+            None => given.to_path_buf(),
+            Some(dir) => {
+                let stem = input_stem(input);
+                let name = given.file_name().map_or_else(
+                    || given.to_string_lossy().into_owned(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                dir.join(format!("{stem}.{name}"))
+            }
+        }
+    }
+}
+
+/// An input's stem for output names (`stdin` for `-`).
+pub fn input_stem(input: &Path) -> String {
+    if input == Path::new("-") {
+        return "stdin".into();
+    }
+    input
+        .file_stem()
+        .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned())
+}

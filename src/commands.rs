@@ -1,0 +1,413 @@
+//! The subcommands, run from validated arguments: what `main` calls.
+//!
+//! Why separate from `main.rs`: these functions return typed errors and exit
+//! codes, so the binary itself stays a thin shell (parse, run, print the
+//! error) and the command logic can be tested in-process.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::backend::{self, DetectorChoice, Job};
+use crate::cli::{DemoArgs, InfoArgs, ProcessArgs, input_stem, threads};
+use crate::demo;
+use crate::detect::Event;
+use crate::error::{Error, Result};
+use crate::filter::ConvMode;
+use crate::pipeline::{Progress, Sinks, StreamConfig, StreamProcessor, stats};
+use crate::sink::{CsvEvents, open_signal_sink, write_json};
+use crate::source::{self, SignalInfo, SourceOptions};
+
+/// Writes to stdout; a closed pipe (`sigstream info x | head`) is not an error.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}
+
+/// Reports a failure on one of several inputs and remembers the exit code.
+fn report_failure(e: &Error, code: &mut i32) {
+    eprintln!("sigstream: {e}");
+    *code = (*code).max(e.exit_code());
+}
+
+/// `sigstream info`: returns the exit code.
+pub fn info(args: &InfoArgs) -> Result<i32> {
+    let opts = args.input.source_options()?;
+    let mut code = 0;
+    let mut all = Vec::new();
+    for input in &args.inputs {
+        match source::open(input, &opts) {
+            Ok(src) => all.push(src.info().clone()),
+            Err(e) => report_failure(&e, &mut code),
+        }
+    }
+    if args.json {
+        let values: Vec<Value> = all.iter().map(info_json).collect();
+        let value = if args.inputs.len() == 1 {
+            values.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            Value::Array(values)
+        };
+        if code == 0 || !all.is_empty() {
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            ))?;
+        }
+    } else {
+        for info in &all {
+            out(&info_text(info))?;
+        }
+    }
+    Ok(code)
+}
+
+fn duration(info: &SignalInfo) -> Option<f64> {
+    Some(info.frames? as f64 / info.sample_rate?)
+}
+
+fn info_json(info: &SignalInfo) -> Value {
+    let mut v = serde_json::to_value(info).unwrap_or(Value::Null);
+    v["path"] = json!(info.path.display().to_string());
+    v["duration_s"] = json!(duration(info));
+    v
+}
+
+fn info_text(info: &SignalInfo) -> String {
+    let samples = info.frames.map_or("unknown (stream)".into(), |n| {
+        format!("{} per channel", group(n))
+    });
+    let rate = info
+        .sample_rate
+        .map_or("unknown".into(), |r| format!("{r} Hz"));
+    let dur = duration(info).map_or("unknown".into(), |d| format!("{d:.3} s"));
+    format!(
+        "{}\n  format:      {:?}\n  dtype:       {:?} ({:?} endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  data offset: {} bytes\n",
+        info.path.display(),
+        info.format,
+        info.dtype,
+        info.endian,
+        info.channels,
+        info.data_offset
+    )
+    .to_lowercase()
+    .replacen(&info.path.display().to_string().to_lowercase(), &info.path.display().to_string(), 1)
+}
+
+/// 50000000 → "50,000,000".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A progress bar on stderr when it is a terminal and not `--quiet`.
+fn progress_bar(quiet: bool, name: &str, total: Option<u64>) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+    }
+    let bar = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {percent:>3}% {human_pos}/{human_len} samples, {per_sec}, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {human_pos} samples, {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Expands directories into their files (sorted, not recursive, hidden
+/// files skipped); other inputs pass as they are.
+fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut all = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|e| Error::open(input, e))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(Error::format(input, "directory holds no input files"));
+            }
+            files.sort();
+            all.extend(files);
+        } else {
+            all.push(input.clone());
+        }
+    }
+    Ok(all)
+}
+
+/// `sigstream process`: returns the exit code.
+pub fn process(args: &ProcessArgs) -> Result<i32> {
+    let opts = args.input.source_options()?;
+    let config = args.stream_config()?;
+    let filter = args.filter_spec()?;
+    // Validate what does not depend on the input before touching any file.
+    args.detector(args.input.sample_rate.or(Some(1.0)))?;
+    let backend = backend::select(args.backend())?;
+    let inputs = expand_inputs(&args.inputs)?;
+    if inputs.len() > 1
+        && args.output_dir.is_none()
+        && (args.output.is_some() || args.events.is_some())
+    {
+        return Err(Error::usage(
+            "with several inputs, -o/--events need --output-dir DIR (outputs go to DIR/<input stem>.<name>)",
+        ));
+    }
+    if args.output_dir.is_some() {
+        let mut stems: Vec<String> = inputs.iter().map(|p| input_stem(p)).collect();
+        stems.sort();
+        if let Some(w) = stems.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::usage(format!(
+                "two inputs share the stem '{}': their outputs in --output-dir would collide",
+                w[0]
+            )));
+        }
+    }
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let started = Instant::now();
+    let mut entries = Vec::new();
+    let mut code = 0;
+    let mut totals = (0u64, 0u64, 0u64, 0u64);
+    for input in &inputs {
+        let processor =
+            |job: Job| StreamProcessor::new(config.clone(), job).with_backend(backend.clone());
+        match process_one(args, filter.as_ref(), input, &opts, processor) {
+            Ok((entry, stats)) => {
+                if !args.quiet && args.report.is_none() {
+                    eprintln!(
+                        "{}: {} samples × {} ch, {} events, {:.2} s, {:.0} MB/s, peak {:.1} MiB",
+                        input.display(),
+                        group(stats.samples),
+                        stats.channels,
+                        group(stats.events),
+                        stats.seconds,
+                        stats.throughput_mb_s,
+                        stats.peak_rss_mb
+                    );
+                }
+                totals.0 += stats.samples;
+                totals.1 += stats.events;
+                totals.2 += stats.bytes;
+                totals.3 += 1;
+                entries.push(entry);
+            }
+            Err(e) => {
+                report_failure(&e, &mut code);
+                entries.push(json!({"input": input.display().to_string(), "error": e.to_string()}));
+            }
+        }
+    }
+    if let Some(path) = &args.report {
+        let seconds = started.elapsed().as_secs_f64();
+        let report = if inputs.len() == 1 {
+            entries.pop().unwrap_or(Value::Null)
+        } else {
+            json!({
+                "files": entries,
+                "totals": {
+                    "files": inputs.len(),
+                    "succeeded": totals.3,
+                    "failed": inputs.len() as u64 - totals.3,
+                    "samples": totals.0,
+                    "events": totals.1,
+                    "bytes": totals.2,
+                    "seconds": seconds,
+                    "throughput_mb_s": totals.2 as f64 / seconds.max(1e-9) / 1e6,
+                    "peak_rss_mb": stats::peak_rss_mib(),
+                }
+            })
+        };
+        write_json(path, &report)?;
+    }
+    Ok(code)
+}
+
+/// Processes one input with all its outputs; returns its report entry.
+fn process_one(
+    args: &ProcessArgs,
+    filter: Option<&crate::filter::FilterSpec>,
+    input: &Path,
+    opts: &SourceOptions,
+    processor: impl Fn(Job) -> StreamProcessor,
+) -> Result<(Value, stats::Stats)> {
+    let mut source = source::open(input, opts)?;
+    let info = source.info().clone();
+    // Option errors that depend on this input (no sample rate, ...) name it.
+    let job = args.job(filter, &info).map_err(|e| match e {
+        Error::Usage { msg } => Error::format(input, msg),
+        e => e,
+    })?;
+    let processor = processor(job);
+    let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
+    let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
+    let signal = signal_path
+        .as_ref()
+        .map(|p| open_signal_sink(p, info.channels, info.sample_rate))
+        .transpose()?;
+    let mut csv = events_path
+        .as_ref()
+        .map(|p| CsvEvents::create(p))
+        .transpose()?;
+    let bar = progress_bar(args.quiet, &input.display().to_string(), info.frames);
+    let mut on_progress = |p: &Progress| bar.set_position(p.frames);
+    let stats = processor.process_source(
+        source.as_mut(),
+        Sinks {
+            signal: signal.map(|s| s as Box<dyn crate::sink::SignalSink>),
+            events: csv.as_mut().map(|c| c as &mut dyn crate::sink::EventSink),
+            progress: Some(&mut on_progress),
+        },
+    )?;
+    bar.finish_and_clear();
+    if let Some(csv) = csv {
+        csv.commit()?;
+    }
+    let job = processor.job();
+    let entry = json!({
+        "input": input.display().to_string(),
+        "format": info.format,
+        "dtype": info.dtype,
+        "channels": stats.channels,
+        "sample_rate": info.sample_rate,
+        "samples": stats.samples,
+        "output_samples": stats.output_samples,
+        "chunks": stats.chunks,
+        "chunk_size": stats.chunk_size,
+        "overlap": stats.overlap,
+        "events": stats.events,
+        "bytes": stats.bytes,
+        "peak_rss_mb": stats.peak_rss_mb,
+        "seconds": stats.seconds,
+        "throughput_mb_s": stats.throughput_mb_s,
+        "backend": stats.backend,
+        "device": stats.device,
+        "threads": threads(args.threads)?,
+        "filter": job.kernel.as_ref().map(|k| json!({
+            "taps": k.len(),
+            "method": format!("{:?}", backend::cpu::fir::FirMethod::choose(k.len())),
+            "conv_mode": job.conv_mode,
+        })),
+        "detector": job.detector.as_ref().map(|d| format!("{d:?}")),
+        "outputs": {
+            "signal": signal_path.map(|p| p.display().to_string()),
+            "events": events_path.map(|p| p.display().to_string()),
+        },
+    });
+    Ok((entry, stats))
+}
+
+/// `sigstream demo`: returns the exit code (1 if the events found do not
+/// match those injected).
+pub fn demo(args: &DemoArgs) -> Result<i32> {
+    let threads = threads(args.threads)?;
+    if args.chunk_size == 0 {
+        return Err(Error::usage("--chunk-size must be at least 1"));
+    }
+    let positions = demo::event_positions(args.samples, args.events, args.seed)?;
+    let dir = tempfile::Builder::new()
+        .prefix("sigstream-demo-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join("signal.f32");
+    let size_mb = args.samples as f64 * 4.0 / 1e6;
+    out(&format!(
+        "=== sigstream demo: memory-efficient stream processing ===\n\
+         Creating {} sample signal (~{size_mb:.0} MB) with {} injected events...\n",
+        group(args.samples),
+        group(args.events as u64)
+    ))?;
+    demo::write_signal(&path, args.samples, &positions, args.seed)?;
+    out(
+        "Processing with memory mapping (3-tap moving average, classic STA/LTA 100/1000, on 4, off 1.5)...\n",
+    )?;
+    let job = Job {
+        kernel: Some(demo::KERNEL.to_vec()),
+        conv_mode: ConvMode::Same,
+        detector: Some(DetectorChoice::Builtin(demo::detector())),
+        fir_method: None,
+    };
+    let config = StreamConfig {
+        chunk_size: args.chunk_size,
+        threads,
+        ..StreamConfig::default()
+    };
+    let processor = StreamProcessor::new(config, job);
+    let mut events: Vec<Event> = Vec::new();
+    let bar = progress_bar(args.quiet, "demo", Some(args.samples));
+    let mut on_progress = |p: &Progress| bar.set_position(p.frames);
+    let stats = processor.process_file(
+        &path,
+        &SourceOptions::default(),
+        Sinks {
+            signal: None,
+            events: Some(&mut events),
+            progress: Some(&mut on_progress),
+        },
+    )?;
+    bar.finish_and_clear();
+    let check = demo::check(&positions, &events);
+    let file_mib = args.samples as f64 * 4.0 / (1024.0 * 1024.0);
+    out(&format!(
+        "\nResults:\n\
+         \x20 Total samples:      {}\n\
+         \x20 Chunks processed:   {} of {} samples\n\
+         \x20 Events found:       {} ({} of {} injected recovered, {} missed, {} spurious)\n\
+         \x20 Peak memory:        {:.1} MiB (whole process, file pages included)\n\
+         \x20 Time:               {:.3} s\n\
+         \x20 Throughput:         {:.0} MB/s\n\
+         \x20 Memory efficiency:  {:.1}x (file size {:.0} MiB / peak memory)\n",
+        group(stats.samples),
+        group(stats.chunks),
+        group(stats.chunk_size as u64),
+        group(stats.events),
+        group(check.recovered as u64),
+        group(positions.len() as u64),
+        check.missed,
+        check.spurious,
+        stats.peak_rss_mb,
+        stats.seconds,
+        stats.throughput_mb_s,
+        file_mib / stats.peak_rss_mb.max(1e-9),
+        file_mib,
+    ))?;
+    if check.recovered == positions.len() && check.spurious == 0 {
+        out("OK: every injected event was found, and nothing else.\n")?;
+        Ok(0)
+    } else {
+        eprintln!("sigstream: demo: the events found do not match the injected ones");
+        Ok(1)
+    }
+}

@@ -1,0 +1,308 @@
+//! Event detection: characteristic functions and ObsPy's trigger logic.
+//!
+//! Why this module exists: detection runs over every sample of inputs far
+//! larger than memory, one chunk at a time, and its answer must not depend on
+//! where the chunk boundaries fall. Every detector here therefore carries all
+//! of its state across [`Detector::process`] calls (running sums, recursion
+//! state, warm-up counter, the trigger's state machine and the open event's
+//! peak), works through its input in fixed sub-blocks of [`BLOCK`] samples
+//! with scratch space allocated once at construction, and performs the same
+//! arithmetic, in the same order, for each sample whatever the split. Results
+//! are bit-for-bit identical for any chunking (checked by `tests/detect.rs`).
+//!
+//! The detectors reproduce ObsPy (`obspy/signal/trigger.py`,
+//! `obspy/signal/src/stalta.c`, `obspy/signal/src/recstalta.c`); the
+//! characteristic function (cft) is computed in `f64` from the `f32` samples:
+//!
+//! * **Threshold**: cft = |y|.
+//! * **Classic STA/LTA** (`classic_sta_lta`, C version): with `a` the sample
+//!   as `f64`, `sta` and `lta` are the sums of `a²` over the last `nsta` and
+//!   `nlta` samples (current included), kept as running sums
+//!   `sum += a² − a_old²` exactly as `stalta.c` does (the difference is taken
+//!   first, so the dependency chain is one add per sample), and
+//!   cft = `sta / lta * (nlta / nsta)`. ObsPy sets cft[0 .. nlta−1) = 0; the
+//!   first ratio is at index `nlta − 1`, where the long window is first full.
+//!   (The Python twin `classic_sta_lta_py` uses a cumulative sum instead;
+//!   same zeros, values equal up to rounding.) Where the long window holds
+//!   only zeros the cft is `0/0 = NaN`, as in the C code (the Python twins
+//!   clamp `lta` to the smallest normal number and give 0); neither triggers
+//!   unless `on <= 0`. The same holds for the recursive detector.
+//! * **Recursive STA/LTA** (`recstalta.c`): `csta = 1/nsta`, `clta = 1/nlta`,
+//!   `sta = csta·a² + (1−csta)·sta` (same for `lta`), both starting at 0 and
+//!   updated from index 1 on: sample 0 never enters the recursion.
+//!   cft = `sta / lta`, and cft[0 .. nlta) = 0.
+//! * **Trigger** ([`Trigger`], ObsPy's current `trigger_onset`): an onset is
+//!   the start of a run of samples with cft `>=` on (`>=`, not `>`: older
+//!   ObsPy versions compared with `>`); the event ends at the last sample of
+//!   the first run with cft `>=` off that ends at or after the onset; onsets
+//!   up to that end are swallowed. With `max_len` (and without
+//!   `max_len_delete`, which we do not offer) an event whose end would lie
+//!   more than `max_len` samples after its onset ends at `onset + max_len`
+//!   (so it spans `max_len + 1` samples), and the next event needs a new run
+//!   start above `on` after that cut. An event still open when the data ends
+//!   ends at the last sample. The peak is the first maximum of cft within
+//!   `[start, end]`.
+//!
+//! `off > on` is allowed, as in ObsPy, and behaves as ObsPy's code does: the
+//! onset is still the start of a run `>= on`, but the event then lasts until
+//! the end of the first run `>= off` that ends at or after the onset, even if
+//! that run begins later, after cft has dropped below `on` in between.
+//!
+//! Where we differ from ObsPy, on purpose:
+//!
+//! * An event open at the end whose cft never reached `off` after its onset
+//!   (possible only with `off > on`) ends at the last sample; ObsPy reports
+//!   `len(charfct)`, one past the data, or raises `IndexError` when no sample
+//!   at all reaches `off`.
+//! * Warm-up zeros do not depend on the length of the input: ObsPy's C
+//!   `recstalta` zeroes cft[0 .. nlta) only when the trace is longer than
+//!   `nlta`, and `stalta.c` refuses traces shorter than `nlta`; a stream's
+//!   length is unknown until its end, so we always zero the warm-up.
+//! * Drift: running sums over billions of samples accumulate rounding error
+//!   (and keep a residue after a loud burst leaves the window, which turns a
+//!   stretch of exact zeros into a ratio of two residues). The classic
+//!   detector therefore recomputes both window sums from its history buffer
+//!   every `nlta + BLOCK` samples, at fixed absolute sample counts (so the
+//!   result still does not depend on chunking). Up to the first resync,
+//!   at sample `nlta + BLOCK − 1`, the cft is bit-for-bit that of
+//!   `stalta.c`; from there on it agrees to rounding (and is closer to the
+//!   exact window sums).
+//! * Non-finite samples (NaN, ±Inf): in ObsPy one NaN poisons the running
+//!   sums, and the recursive state, for the rest of the trace (`NaN − NaN`
+//!   stays NaN), so nothing after it is ever detected. Here a non-finite
+//!   sample enters the sums (or the recursion) as `a² = 0`, which is exact to
+//!   add and later to subtract, so the sums recover completely once it
+//!   leaves the window; and the cft is NaN (never triggers, ends an open
+//!   event) at that sample and the `nlta − 1` samples after it, i.e. for as
+//!   long as it lies inside the long window. For the recursive detector the
+//!   same `nlta`-sample NaN stretch is used. The threshold detector's cft is
+//!   |y| itself: NaN never triggers, ±Inf is a (huge) value like any other.
+//!   Warm-up zeros take precedence over that NaN stretch.
+
+mod classic;
+mod recursive;
+mod threshold;
+mod trigger;
+
+pub use trigger::Trigger;
+
+/// Samples per sub-block inside the built-in detectors: the size of their
+/// scratch buffers, allocated once at construction, so `process` never
+/// allocates whatever the chunk size.
+pub const BLOCK: usize = 4096;
+
+/// One detected event, in sample indices of the detector's input stream.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// Channel (0-based).
+    pub channel: usize,
+    /// First sample of the event (onset, inclusive).
+    pub start: u64,
+    /// Last sample of the event (inclusive).
+    pub end: u64,
+    /// Index of the largest characteristic-function value in the event.
+    pub peak_index: u64,
+    /// That value.
+    pub peak_value: f64,
+}
+
+/// A detector that consumes one channel's samples chunk by chunk and keeps
+/// whatever state it needs across chunk boundaries.
+pub trait Detector: Send {
+    /// Looks at `samples`, whose first sample has absolute index `offset`,
+    /// and appends the events that are complete to `events`.
+    fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>);
+    /// The input has ended: appends any event still open.
+    fn finish(&mut self, events: &mut Vec<Event>);
+    /// The onset of an event that has begun but is not finished yet, if any.
+    /// The pipeline uses it to write events in order of start across
+    /// channels while streaming. A detector that reports each event as soon
+    /// as it is complete and never one that started before the current chunk
+    /// may keep the default.
+    fn open_event_start(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The built-in detectors and their parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectorSpec {
+    /// Characteristic function |y|.
+    Threshold {
+        /// Trigger-on level.
+        on: f64,
+        /// Trigger-off level.
+        off: f64,
+        /// Longest event in samples.
+        max_len: Option<u64>,
+    },
+    /// ObsPy's `classic_sta_lta`.
+    ClassicStaLta {
+        /// Short window in samples.
+        nsta: usize,
+        /// Long window in samples.
+        nlta: usize,
+        /// Trigger-on level.
+        on: f64,
+        /// Trigger-off level.
+        off: f64,
+        /// Longest event in samples.
+        max_len: Option<u64>,
+    },
+    /// ObsPy's `recursive_sta_lta`.
+    RecursiveStaLta {
+        /// Short window in samples.
+        nsta: usize,
+        /// Long window in samples.
+        nlta: usize,
+        /// Trigger-on level.
+        on: f64,
+        /// Trigger-off level.
+        off: f64,
+        /// Longest event in samples.
+        max_len: Option<u64>,
+    },
+}
+
+impl DetectorSpec {
+    /// Samples of the past the detector looks at (its longest window).
+    pub fn history(&self) -> usize {
+        match self {
+            DetectorSpec::Threshold { .. } => 0,
+            DetectorSpec::ClassicStaLta { nlta, .. }
+            | DetectorSpec::RecursiveStaLta { nlta, .. } => *nlta,
+        }
+    }
+
+    /// Checks the parameters; the message names the offending command-line
+    /// option (`--sta`, `--lta`, `--on`, `--off`, `--max-len`).
+    ///
+    /// Requires `nsta >= 1`, `nlta > nsta`, finite `on` and `off` and
+    /// `max_len >= 1`. `off > on` is allowed (see the module docs).
+    pub fn validate(&self) -> Result<(), String> {
+        let (on, off, max_len) = self.levels();
+        if let Self::ClassicStaLta { nsta, nlta, .. } | Self::RecursiveStaLta { nsta, nlta, .. } =
+            *self
+        {
+            if nsta < 1 {
+                return Err("--sta must be at least 1 sample".to_owned());
+            }
+            if nlta <= nsta {
+                return Err(format!(
+                    "--lta must be longer than --sta (got --lta {nlta} and --sta {nsta} samples)"
+                ));
+            }
+        }
+        if !on.is_finite() {
+            return Err(format!("--on must be a finite number (got {on})"));
+        }
+        if !off.is_finite() {
+            return Err(format!("--off must be a finite number (got {off})"));
+        }
+        if max_len == Some(0) {
+            return Err("--max-len must be at least 1 sample".to_owned());
+        }
+        Ok(())
+    }
+
+    /// A fresh detector for one channel; its events carry channel 0 (see
+    /// [`DetectorSpec::build_for_channel`]).
+    ///
+    /// # Panics
+    /// If [`DetectorSpec::validate`] fails: validate user input first.
+    pub fn build(&self) -> Box<dyn Detector> {
+        self.build_for_channel(0)
+    }
+
+    /// A fresh detector whose events carry `channel`.
+    ///
+    /// Allocates everything it will ever need here: a scratch buffer of
+    /// [`BLOCK`] values, plus, for the classic STA/LTA, a history of
+    /// `nlta + BLOCK` values (8 bytes each).
+    ///
+    /// # Panics
+    /// If [`DetectorSpec::validate`] fails: validate user input first.
+    pub fn build_for_channel(&self, channel: usize) -> Box<dyn Detector> {
+        if let Err(msg) = self.validate() {
+            panic!("invalid detector parameters: {msg}");
+        }
+        let (on, off, max_len) = self.levels();
+        let trigger = Trigger::new(on, off, max_len).with_channel(channel);
+        match *self {
+            Self::Threshold { .. } => Box::new(threshold::Threshold::new(trigger)),
+            Self::ClassicStaLta { nsta, nlta, .. } => {
+                Box::new(classic::ClassicStaLta::new(nsta, nlta, trigger))
+            }
+            Self::RecursiveStaLta { nsta, nlta, .. } => {
+                Box::new(recursive::RecursiveStaLta::new(nsta, nlta, trigger))
+            }
+        }
+    }
+
+    /// The trigger parameters shared by every variant.
+    fn levels(&self) -> (f64, f64, Option<u64>) {
+        match *self {
+            Self::Threshold { on, off, max_len }
+            | Self::ClassicStaLta {
+                on, off, max_len, ..
+            }
+            | Self::RecursiveStaLta {
+                on, off, max_len, ..
+            } => (on, off, max_len),
+        }
+    }
+}
+
+/// Squares of `samples` as `f64` into `out` (same length), with non-finite
+/// samples entering as 0 (see the module docs); returns whether any sample
+/// was non-finite. Written branch-free so that it vectorises.
+fn squares_into(out: &mut [f64], samples: &[f32]) -> bool {
+    debug_assert_eq!(out.len(), samples.len());
+    let mut any_bad = false;
+    for (o, &x) in out.iter_mut().zip(samples) {
+        let a = f64::from(x);
+        let finite = x.is_finite();
+        // Squares of f32 values are exact in f64 (48 significant bits).
+        *o = if finite { a * a } else { 0.0 };
+        any_bad |= !finite;
+    }
+    any_bad
+}
+
+/// Tracks where the cft must be NaN because a non-finite sample lies in the
+/// long window, and where it must be 0 for the warm-up. Shared by both
+/// STA/LTA detectors; counts are detector-internal (samples seen since
+/// construction), not stream offsets.
+#[derive(Debug, Clone)]
+struct Masks {
+    /// Samples whose cft is forced to 0 (ObsPy's warm-up zeros).
+    warm_up: u64,
+    /// How many samples a non-finite sample poisons (itself included).
+    poison_len: u64,
+    /// The cft is NaN for sample counts below this.
+    bad_until: u64,
+}
+
+impl Masks {
+    /// Applies NaN stretches and warm-up zeros to `cft`, the cft of
+    /// `samples`, whose first sample is sample number `seen`. `any_bad` says
+    /// whether `samples` holds a non-finite value.
+    fn apply(&mut self, cft: &mut [f64], samples: &[f32], seen: u64, any_bad: bool) {
+        if any_bad || self.bad_until > seen {
+            for (k, (c, x)) in cft.iter_mut().zip(samples).enumerate() {
+                let count = seen + k as u64;
+                if !x.is_finite() {
+                    self.bad_until = count + self.poison_len;
+                }
+                if count < self.bad_until {
+                    *c = f64::NAN;
+                }
+            }
+        }
+        if seen < self.warm_up {
+            let zeros =
+                usize::try_from(self.warm_up - seen).map_or(cft.len(), |z| z.min(cft.len()));
+            cft[..zeros].fill(0.0);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Trigger`]: ObsPy's `trigger_onset` as a streaming state machine.
+//!
+//! Why a state machine: ObsPy's version needs the whole cft at once (it
+//! collects the indices above each level and pairs them through two deques).
+//! Here the same pairing is decided sample by sample, so a cft of any length
+//! can be pushed in pieces, and the built-in detectors and a user's own
+//! characteristic function all share one implementation of the rules (see
+//! the parent module's docs for the rules and for `off > on`).
+//!
+//! Speed: most of a long recording is quiet. While no event is open, the
+//! trigger only looks for `cft >= on`, first over groups of [`IDLE_GROUP`]
+//! values with a branch-free reduction (which the compiler vectorises), and
+//! steps sample by sample only inside a group that has a hit.
+
+use super::Event;
+
+/// Values checked at once while no event is open.
+const IDLE_GROUP: usize = 64;
+
+/// ObsPy's `trigger_onset` over a characteristic function pushed in pieces.
+///
+/// Feed it with [`Trigger::push`] (contiguous pieces, in order) and call
+/// [`Trigger::finish`] at the end of the stream. Events are appended as soon
+/// as they are complete; the output is the same for any split of the cft.
+///
+/// ```
+/// use sigstream::detect::Trigger;
+///
+/// let cft = [0.0, 3.0, 2.0, 1.0, 0.0, 5.0, 5.0];
+/// let mut trigger = Trigger::new(2.5, 1.0, None);
+/// let mut events = Vec::new();
+/// trigger.push(&cft[..3], 0, &mut events);
+/// trigger.push(&cft[3..], 3, &mut events);
+/// trigger.finish(&mut events);
+/// let spans: Vec<_> = events.iter().map(|e| (e.start, e.end, e.peak_index)).collect();
+/// assert_eq!(spans, [(1, 3, 1), (5, 6, 5)]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    on: f64,
+    off: f64,
+    max_len: Option<u64>,
+    channel: usize,
+    /// Whether the last value pushed was `>= on` (an onset needs a value
+    /// `>= on` after one that is not: the start of a run).
+    above_on: bool,
+    /// The event being built, if any.
+    open: Option<Open>,
+    /// Index after the last value pushed, once something was pushed.
+    next: Option<u64>,
+}
+
+/// An event whose end has not been seen yet.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    start: u64,
+    peak_index: u64,
+    peak_value: f64,
+    /// Whether the last value pushed was `>= off`: the event ends when that
+    /// run of values `>= off` ends.
+    above_off: bool,
+    /// Index at which `max_len` cuts the event, if it gets that far.
+    cut_at: Option<u64>,
+}
+
+impl Trigger {
+    /// A trigger with ObsPy's levels: an onset needs cft `>= on`, an event
+    /// lasts while cft `>= off`, and, with `max_len`, ends at the latest
+    /// `max_len` samples after its onset. Events carry channel 0 unless set
+    /// with [`Trigger::with_channel`].
+    pub fn new(on: f64, off: f64, max_len: Option<u64>) -> Self {
+        Trigger {
+            on,
+            off,
+            max_len,
+            channel: 0,
+            above_on: false,
+            open: None,
+            next: None,
+        }
+    }
+
+    /// The same trigger, with events labelled `channel`.
+    #[must_use]
+    pub fn with_channel(mut self, channel: usize) -> Self {
+        self.channel = channel;
+        self
+    }
+
+    /// Whether an event has started and not yet ended.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The onset of the event that has started and not yet ended, if any.
+    pub fn open_start(&self) -> Option<u64> {
+        self.open.map(|o| o.start)
+    }
+
+    /// Consumes `cft`, whose first value is at absolute index `offset`, and
+    /// appends the events that end inside it to `events`.
+    ///
+    /// Pieces must be pushed in order and without gaps: `offset` is the
+    /// previous `offset` plus the previous length (checked in debug builds).
+    pub fn push(&mut self, cft: &[f64], offset: u64, events: &mut Vec<Event>) {
+        if cft.is_empty() {
+            return;
+        }
+        debug_assert!(
+            self.next.is_none_or(|next| next == offset),
+            "trigger fed out of order: expected index {:?}, got {offset}",
+            self.next
+        );
+        let mut i = 0;
+        while i < cft.len() {
+            i = match self.open {
+                Some(open) => self.scan_open(open, cft, i, offset, events),
+                None => self.scan_idle(cft, i, offset),
+            };
+        }
+        self.next = Some(offset + cft.len() as u64);
+    }
+
+    /// Consumes a single value at absolute index `index`; the same as
+    /// [`Trigger::push`] with a one-element slice.
+    pub fn push_one(&mut self, cft: f64, index: u64, events: &mut Vec<Event>) {
+        self.push(std::slice::from_ref(&cft), index, events);
+    }
+
+    /// The cft has ended: an open event ends at the last value pushed. The
+    /// trigger is then as new and may start another stream.
+    pub fn finish(&mut self, events: &mut Vec<Event>) {
+        if let (Some(open), Some(next)) = (self.open.take(), self.next) {
+            self.emit(open, next - 1, events);
+        }
+        self.above_on = false;
+        self.next = None;
+    }
+
+    /// Looks for an onset in `cft[from..]`; opens the event and returns the
+    /// index after it, or `cft.len()` if there is none.
+    fn scan_idle(&mut self, cft: &[f64], from: usize, offset: u64) -> usize {
+        let on = self.on;
+        let mut i = from;
+        while i < cft.len() {
+            let end = (i + IDLE_GROUP).min(cft.len());
+            let group = &cft[i..end];
+            // Branch-free on purpose: a short-circuiting `any` would not
+            // vectorise. NaN compares false, like NumPy's `np.where`.
+            if !group.iter().fold(false, |hit, &c| hit | (c >= on)) {
+                self.above_on = false;
+                i = end;
+                continue;
+            }
+            for (k, &c) in group.iter().enumerate() {
+                let above = c >= on;
+                if above && !self.above_on {
+                    self.above_on = true;
+                    let start = offset + (i + k) as u64;
+                    self.open = Some(Open {
+                        start,
+                        peak_index: start,
+                        peak_value: c,
+                        above_off: c >= self.off,
+                        cut_at: self.max_len.and_then(|m| start.checked_add(m)),
+                    });
+                    return i + k + 1;
+                }
+                self.above_on = above;
+            }
+            i = end;
+        }
+        i
+    }
+
+    /// Follows the open event through `cft[from..]`; returns the index after
+    /// the sample at which it ended, or `cft.len()` if it is still open.
+    fn scan_open(
+        &mut self,
+        mut open: Open,
+        cft: &[f64],
+        from: usize,
+        offset: u64,
+        events: &mut Vec<Event>,
+    ) -> usize {
+        for (k, &c) in cft[from..].iter().enumerate() {
+            let index = offset + (from + k) as u64;
+            let above_off = c >= self.off;
+            self.above_on = c >= self.on;
+            if open.above_off && !above_off {
+                // The run >= off that ends at or after the onset has ended
+                // at the previous sample. This sample cannot be an onset:
+                // with off <= on it is below on, with off > on the previous
+                // one was above on.
+                self.open = None;
+                self.emit(open, index - 1, events);
+                return from + k + 1;
+            }
+            open.above_off = above_off;
+            if c > open.peak_value {
+                open.peak_value = c;
+                open.peak_index = index;
+            }
+            if open.cut_at == Some(index) {
+                // ObsPy: the event is cut here, and onsets up to and
+                // including this index are dropped, so the next event needs
+                // a run start after it.
+                self.open = None;
+                self.emit(open, index, events);
+                return from + k + 1;
+            }
+        }
+        self.open = Some(open);
+        cft.len()
+    }
+
+    fn emit(&self, open: Open, end: u64, events: &mut Vec<Event>) {
+        events.push(Event {
+            channel: self.channel,
+            start: open.start,
+            end,
+            peak_index: open.peak_index,
+            peak_value: open.peak_value,
+        });
+    }
+}

@@ -1,0 +1,102 @@
+//! In-memory helpers: whole arrays through the same chunk engine.
+//!
+//! Why: the seed's `ChunkedArrayProcessor.chunked_convolve(signal, kernel)`
+//! lets a user filter an array they already hold with the streaming code
+//! path (same results as on files, chunk size included), without writing it
+//! to disk first.
+
+use std::path::PathBuf;
+
+use crate::backend::Job;
+use crate::error::Result;
+use crate::filter::ConvMode;
+use crate::pool::Block;
+use crate::sink::VecSink;
+use crate::source::{ChunkSource, Dtype, Endian, Format, SignalInfo};
+
+use super::{Sinks, StreamConfig, StreamProcessor};
+
+/// A [`ChunkSource`] over interleaved `f32` samples in memory.
+pub struct MemorySource<'a> {
+    data: &'a [f32],
+    pos: usize,
+    info: SignalInfo,
+}
+
+impl<'a> MemorySource<'a> {
+    /// A source over `data`, `channels` interleaved channels.
+    ///
+    /// # Panics
+    /// If `channels` is 0 or does not divide `data.len()`.
+    pub fn new(data: &'a [f32], channels: usize, sample_rate: Option<f64>) -> Self {
+        assert!(
+            channels > 0 && data.len().is_multiple_of(channels),
+            "{} samples are not a whole number of {channels}-channel frames",
+            data.len()
+        );
+        MemorySource {
+            data,
+            pos: 0,
+            info: SignalInfo {
+                path: PathBuf::from("<memory>"),
+                format: Format::Raw,
+                dtype: Dtype::F32,
+                endian: Endian::Little,
+                channels,
+                frames: Some((data.len() / channels) as u64),
+                sample_rate,
+                data_offset: 0,
+            },
+        }
+    }
+}
+
+impl ChunkSource for MemorySource<'_> {
+    fn info(&self) -> &SignalInfo {
+        &self.info
+    }
+
+    fn read_block(&mut self, block: &mut Block) -> Result<usize> {
+        let c = self.info.channels;
+        let frames = ((self.data.len() - self.pos) / c).min(block.capacity());
+        let src = &self.data[self.pos..self.pos + frames * c];
+        for (ch, dst) in block.channels_capacity_mut().enumerate() {
+            for (d, s) in dst.iter_mut().zip(src.iter().skip(ch).step_by(c)) {
+                *d = *s;
+            }
+        }
+        block.set_frames(frames);
+        self.pos += frames * c;
+        Ok(frames)
+    }
+}
+
+/// Convolves `signal` (one channel) with `kernel` like
+/// `numpy.convolve(signal, kernel, mode)`, streaming it through the chunk
+/// engine in chunks of `chunk_size` samples.
+pub fn chunked_convolve(
+    signal: &[f32],
+    kernel: &[f32],
+    mode: ConvMode,
+    chunk_size: usize,
+) -> Result<Vec<f32>> {
+    let job = Job {
+        kernel: Some(kernel.to_vec()),
+        conv_mode: mode,
+        ..Job::default()
+    };
+    let config = StreamConfig {
+        chunk_size,
+        ..StreamConfig::default()
+    };
+    let mut out = Vec::with_capacity(mode.output_len(signal.len() as u64, kernel.len()) as usize);
+    let mut source = MemorySource::new(signal, 1, None);
+    StreamProcessor::new(config, job).process_source(
+        &mut source,
+        Sinks {
+            signal: Some(Box::new(VecSink { out: &mut out })),
+            ..Sinks::default()
+        },
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! Sinks: where results go — the filtered signal, the events, the report.
+//!
+//! Why this module: every output must be all-or-nothing. Each file is
+//! written to a temporary file beside its target ([`AtomicFile`]) and renamed
+//! over the target only when the whole run has succeeded, so a failed or
+//! killed run never leaves a half-written output under the target's name.
+
+mod signal;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::detect::Event;
+use crate::error::{Error, Result};
+pub use signal::{SignalFormat, SignalSink, VecSink, open_signal_sink};
+
+/// A file written under a temporary name beside its target and renamed to the
+/// target by [`AtomicFile::commit`]; dropped uncommitted, it is removed.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file in `target`'s directory.
+    pub fn create(target: &Path) -> Result<Self> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".sigstream-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::open(target, e))?;
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// The target path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Flushes the data to disk and renames the file to its target.
+    pub fn commit(self) -> Result<()> {
+        let target = self.target;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&target, e))?;
+        self.tmp
+            .persist(&target)
+            .map_err(|e| Error::io(&target, e.error))?;
+        Ok(())
+    }
+}
+
+/// Receives events as they are found, in order of start (then channel).
+pub trait EventSink: Send {
+    /// One event.
+    fn event(&mut self, e: &Event) -> Result<()>;
+}
+
+impl EventSink for Vec<Event> {
+    fn event(&mut self, e: &Event) -> Result<()> {
+        self.push(*e);
+        Ok(())
+    }
+}
+
+/// Writes events as CSV with the header
+/// `channel,start,end,peak_index,peak_value` (0-based sample indices).
+pub struct CsvEvents {
+    out: BufWriter<AtomicFile>,
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+impl CsvEvents {
+    /// Starts the CSV file (under a temporary name) for `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut out = BufWriter::with_capacity(64 * 1024, AtomicFile::create(path)?);
+        out.write_all(b"channel,start,end,peak_index,peak_value\n")
+            .map_err(|e| Error::io(path, e))?;
+        Ok(CsvEvents { out })
+    }
+
+    /// Finishes the file and renames it to its target.
+    pub fn commit(self) -> Result<()> {
+        let file = self.out.into_inner().map_err(|e| {
+            let (err, writer) = e.into_parts();
+            Error::io(writer.get_ref().target(), err)
+        })?;
+        file.commit()
+    }
+}
+
+impl EventSink for CsvEvents {
+    fn event(&mut self, e: &Event) -> Result<()> {
+        writeln!(
+            self.out,
+            "{},{},{},{},{}",
+            e.channel, e.start, e.end, e.peak_index, e.peak_value
+        )
+        .map_err(|err| Error::io(self.out.get_ref().target(), err))
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Runtime {
+        msg: format!("{}: cannot encode the report: {e}", path.display()),
+    })?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.write_all(b"\n"))
+        .map_err(|e| Error::io(path, e))?;
+    file.commit()
+}

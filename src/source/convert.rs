@@ -1,0 +1,296 @@
+//! Stored samples (any [`Dtype`], either byte order, interleaved channels)
+//! to planar `f32`: the hottest loop of the program.
+//!
+//! Why it looks like this: every byte of every input passes through here, so
+//! the choice of loop is made once per input, not once per sample. Each
+//! (dtype, byte order, mono/interleaved, normalize) combination is its own
+//! monomorphized function, picked when the source opens and called through
+//! one function pointer per block; the inner loops contain no branch on the
+//! dtype, the byte order or the channel. Little-endian `f32` mono is a plain
+//! `memcpy` into the block.
+//!
+//! Values: integer samples keep their integer values (int16 `32767` becomes
+//! `32767.0`, u8 `200` becomes `200.0`), as `numpy.load` and
+//! `scipy.io.wavfile.read` give them. 24-bit samples become their true
+//! sign-extended 24-bit value (−8388608..=8388607); note that scipy instead
+//! returns them left-justified in an int32 (the value × 256) — we
+//! deliberately do not. `i32` values beyond ±2^24 round to the nearest
+//! `f32`, and `f64` samples round to the nearest `f32` (`as f32`).
+//!
+//! With `normalize`, signed integers are divided by 2^(bits−1), giving
+//! [−1, 1); unsigned ones are centred first: u8 → (v−128)/128,
+//! u16 → (v−32768)/32768. Floats are never scaled (their bits pass through
+//! unchanged, NaN payloads included, except for the rounding of `f64`).
+
+use super::{Dtype, Endian};
+use crate::pool::Block;
+
+/// Converts whole frames of `src` into the first frames of each channel of
+/// the block; the `usize` is the channel count.
+type ConvertFn = fn(&[u8], usize, &mut Block);
+
+/// The conversion for one input, chosen once when it opens.
+#[derive(Clone, Copy)]
+pub(super) struct Converter {
+    f: ConvertFn,
+    channels: usize,
+    frame_bytes: usize,
+}
+
+impl std::fmt::Debug for Converter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Converter")
+            .field("channels", &self.channels)
+            .field("frame_bytes", &self.frame_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Converter {
+    /// The conversion for samples of `dtype` in `endian` order, `channels`
+    /// interleaved, scaled to [−1, 1) when `normalize` and integer.
+    pub(super) fn new(dtype: Dtype, endian: Endian, channels: usize, normalize: bool) -> Self {
+        use Endian::{Big, Little};
+        let f: ConvertFn = match (dtype, endian) {
+            (Dtype::F32, Little) if channels == 1 && cfg!(target_endian = "little") => {
+                copy_f32_le_mono
+            }
+            (Dtype::F32, Little) => select::<F32Le>(channels, normalize),
+            (Dtype::F32, Big) => select::<F32Be>(channels, normalize),
+            (Dtype::F64, Little) => select::<F64Le>(channels, normalize),
+            (Dtype::F64, Big) => select::<F64Be>(channels, normalize),
+            (Dtype::I8, _) => select::<I8>(channels, normalize),
+            (Dtype::U8, _) => select::<U8>(channels, normalize),
+            (Dtype::I16, Little) => select::<I16Le>(channels, normalize),
+            (Dtype::I16, Big) => select::<I16Be>(channels, normalize),
+            (Dtype::U16, Little) => select::<U16Le>(channels, normalize),
+            (Dtype::U16, Big) => select::<U16Be>(channels, normalize),
+            (Dtype::I24, Little) => select::<I24Le>(channels, normalize),
+            (Dtype::I24, Big) => select::<I24Be>(channels, normalize),
+            (Dtype::I32, Little) => select::<I32Le>(channels, normalize),
+            (Dtype::I32, Big) => select::<I32Be>(channels, normalize),
+        };
+        Converter {
+            f,
+            channels,
+            frame_bytes: channels * dtype.size(),
+        }
+    }
+
+    /// Bytes of one stored frame.
+    pub(super) fn frame_bytes(&self) -> usize {
+        self.frame_bytes
+    }
+
+    /// Converts the whole frames in `src` into `block`, sets its frame count
+    /// and returns it.
+    ///
+    /// # Panics
+    /// If `src` holds more frames than the block's capacity, or the block
+    /// has another channel count (bugs in the caller).
+    pub(super) fn convert(&self, src: &[u8], block: &mut Block) -> usize {
+        debug_assert_eq!(src.len() % self.frame_bytes, 0, "partial frame");
+        assert_eq!(block.channels(), self.channels, "block of the wrong shape");
+        let frames = src.len() / self.frame_bytes;
+        assert!(
+            frames <= block.capacity(),
+            "{frames} frames do not fit a block of {}",
+            block.capacity()
+        );
+        (self.f)(&src[..frames * self.frame_bytes], self.channels, block);
+        block.set_frames(frames);
+        frames
+    }
+}
+
+/// The loop for decoder `D` and `channels` interleaved channels,
+/// normalizing or not.
+fn select<D: Decode>(channels: usize, normalize: bool) -> ConvertFn {
+    if normalize {
+        select_channels::<D, true>(channels)
+    } else {
+        select_channels::<D, false>(channels)
+    }
+}
+
+/// Mono, 2 to 4 channels with the frame size known at compile time (so the
+/// strided loads vectorize), or any other count.
+fn select_channels<D: Decode, const NORM: bool>(channels: usize) -> ConvertFn {
+    match channels {
+        1 => convert_mono::<D, NORM>,
+        2 => convert_interleaved::<D, NORM, 2>,
+        3 => convert_interleaved::<D, NORM, 3>,
+        4 => convert_interleaved::<D, NORM, 4>,
+        _ => convert_interleaved::<D, NORM, 0>,
+    }
+}
+
+/// Little-endian `f32` mono on a little-endian machine: the stored bytes
+/// are already the block's bytes.
+fn copy_f32_le_mono(src: &[u8], _channels: usize, block: &mut Block) {
+    let frames = src.len() / 4;
+    let dst = &mut block.channel_capacity_mut(0)[..frames];
+    bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(src);
+}
+
+/// One channel: consecutive samples.
+fn convert_mono<D: Decode, const NORM: bool>(src: &[u8], _channels: usize, block: &mut Block) {
+    let dst = block.channel_capacity_mut(0);
+    for (d, s) in dst.iter_mut().zip(src.chunks_exact(D::SIZE)) {
+        *d = D::get::<NORM>(s);
+    }
+}
+
+/// Several channels: channel by channel, each a strided walk over the
+/// frames (every write is sequential, and the bounds check on the sample's
+/// place in its frame is the same for every frame, so it leaves the loop).
+/// `CH` is the channel count when fixed at compile time, 0 when it is not.
+fn convert_interleaved<D: Decode, const NORM: bool, const CH: usize>(
+    src: &[u8],
+    channels: usize,
+    block: &mut Block,
+) {
+    let channels = if CH == 0 { channels } else { CH };
+    let frame = D::SIZE * channels;
+    for (c, dst) in block.channels_capacity_mut().enumerate() {
+        let at = c * D::SIZE;
+        for (d, f) in dst.iter_mut().zip(src.chunks_exact(frame)) {
+            *d = D::get::<NORM>(&f[at..at + D::SIZE]);
+        }
+    }
+}
+
+/// How one stored sample type becomes an `f32`.
+trait Decode {
+    /// Bytes per sample.
+    const SIZE: usize;
+    /// Whether `normalize` scales it (integers yes, floats no).
+    const INTEGER: bool;
+    /// Subtracted before scaling (the midpoint of unsigned types).
+    const BIAS: f32;
+    /// 1 / 2^(bits − 1).
+    const SCALE: f32;
+    /// The sample's value; `b` holds at least `SIZE` bytes.
+    fn value(b: &[u8]) -> f32;
+
+    /// The sample's value, normalized when `NORM` and an integer.
+    #[inline(always)]
+    fn get<const NORM: bool>(b: &[u8]) -> f32 {
+        let v = Self::value(b);
+        if NORM && Self::INTEGER {
+            (v - Self::BIAS) * Self::SCALE
+        } else {
+            v
+        }
+    }
+}
+
+/// Declares a unit type implementing [`Decode`]; `|b| expr` turns the
+/// sample's bytes `b: [u8; size]` into an `f32`.
+macro_rules! decoder {
+    ($(#[$doc:meta])* $name:ident, $size:literal, integer: $int:literal, bias: $bias:expr,
+     scale: $scale:expr, |$b:ident| $value:expr) => {
+        $(#[$doc])*
+        struct $name;
+        impl Decode for $name {
+            const SIZE: usize = $size;
+            const INTEGER: bool = $int;
+            const BIAS: f32 = $bias;
+            const SCALE: f32 = $scale;
+            #[inline(always)]
+            fn value(b: &[u8]) -> f32 {
+                let $b: [u8; $size] = b[..$size].try_into().unwrap_or([0; $size]);
+                $value
+            }
+        }
+    };
+}
+
+/// 2^-7, 2^-15, 2^-23, 2^-31: exact powers of two, so scaling is exact.
+const INV_2_7: f32 = 1.0 / 128.0;
+const INV_2_15: f32 = 1.0 / 32768.0;
+const INV_2_23: f32 = 1.0 / 8_388_608.0;
+const INV_2_31: f32 = 1.0 / 2_147_483_648.0;
+
+decoder!(/// Little-endian f32.
+    F32Le, 4, integer: false, bias: 0.0, scale: 1.0, |b| f32::from_le_bytes(b));
+decoder!(/// Big-endian f32.
+    F32Be, 4, integer: false, bias: 0.0, scale: 1.0, |b| f32::from_be_bytes(b));
+decoder!(/// Little-endian f64, rounded to f32.
+    F64Le, 8, integer: false, bias: 0.0, scale: 1.0, |b| f64::from_le_bytes(b) as f32);
+decoder!(/// Big-endian f64, rounded to f32.
+    F64Be, 8, integer: false, bias: 0.0, scale: 1.0, |b| f64::from_be_bytes(b) as f32);
+decoder!(/// Signed 8-bit.
+    I8, 1, integer: true, bias: 0.0, scale: INV_2_7, |b| f32::from(i8::from_le_bytes(b)));
+decoder!(/// Unsigned 8-bit (WAV's 8-bit PCM).
+    U8, 1, integer: true, bias: 128.0, scale: INV_2_7, |b| f32::from(b[0]));
+decoder!(/// Little-endian signed 16-bit.
+    I16Le, 2, integer: true, bias: 0.0, scale: INV_2_15, |b| f32::from(i16::from_le_bytes(b)));
+decoder!(/// Big-endian signed 16-bit.
+    I16Be, 2, integer: true, bias: 0.0, scale: INV_2_15, |b| f32::from(i16::from_be_bytes(b)));
+decoder!(/// Little-endian unsigned 16-bit.
+    U16Le, 2, integer: true, bias: 32768.0, scale: INV_2_15, |b| f32::from(u16::from_le_bytes(b)));
+decoder!(/// Big-endian unsigned 16-bit.
+    U16Be, 2, integer: true, bias: 32768.0, scale: INV_2_15, |b| f32::from(u16::from_be_bytes(b)));
+decoder!(/// Little-endian signed 24-bit, packed: placed in the top three bytes
+    /// of an i32 and shifted back down, which sign-extends.
+    I24Le, 3, integer: true, bias: 0.0, scale: INV_2_23,
+    |b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32);
+decoder!(/// Big-endian signed 24-bit, packed.
+    I24Be, 3, integer: true, bias: 0.0, scale: INV_2_23,
+    |b| (i32::from_be_bytes([b[0], b[1], b[2], 0]) >> 8) as f32);
+decoder!(/// Little-endian signed 32-bit (rounded to the nearest f32 beyond ±2^24).
+    I32Le, 4, integer: true, bias: 0.0, scale: INV_2_31, |b| i32::from_le_bytes(b) as f32);
+decoder!(/// Big-endian signed 32-bit.
+    I32Be, 4, integer: true, bias: 0.0, scale: INV_2_31, |b| i32::from_be_bytes(b) as f32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(dtype: Dtype, endian: Endian, channels: usize, norm: bool, src: &[u8]) -> Block {
+        let frames = src.len() / (dtype.size() * channels);
+        let mut block = Block::new(channels, frames.max(1));
+        Converter::new(dtype, endian, channels, norm).convert(src, &mut block);
+        block
+    }
+
+    #[test]
+    fn i24_extremes_sign_extend() {
+        // 0x7FFFFF, 0x800000, 0xFFFFFF, 1 — little endian.
+        let src = [
+            0xFF, 0xFF, 0x7F, 0x00, 0x00, 0x80, 0xFF, 0xFF, 0xFF, 1, 0, 0,
+        ];
+        let b = convert(Dtype::I24, Endian::Little, 1, false, &src);
+        assert_eq!(b.channel(0), &[8_388_607.0, -8_388_608.0, -1.0, 1.0]);
+        let be = [
+            0x7F, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0, 0, 1,
+        ];
+        let b = convert(Dtype::I24, Endian::Big, 1, false, &be);
+        assert_eq!(b.channel(0), &[8_388_607.0, -8_388_608.0, -1.0, 1.0]);
+        let b = convert(Dtype::I24, Endian::Little, 1, true, &src);
+        assert_eq!(b.channel(0)[1], -1.0);
+        assert_eq!(b.channel(0)[0], 8_388_607.0 / 8_388_608.0);
+    }
+
+    #[test]
+    fn unsigned_normalization_is_centred() {
+        let b = convert(Dtype::U8, Endian::Little, 1, true, &[0, 128, 255]);
+        assert_eq!(b.channel(0), &[-1.0, 0.0, 127.0 / 128.0]);
+        let src: Vec<u8> = [0u16, 32768, 65535]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let b = convert(Dtype::U16, Endian::Big, 1, true, &src);
+        assert_eq!(b.channel(0), &[-1.0, 0.0, 32767.0 / 32768.0]);
+    }
+
+    #[test]
+    fn interleaved_goes_planar() {
+        let src: Vec<u8> = (0i16..6).flat_map(|v| v.to_le_bytes()).collect();
+        let b = convert(Dtype::I16, Endian::Little, 3, false, &src);
+        assert_eq!(b.channel(0), &[0.0, 3.0]);
+        assert_eq!(b.channel(1), &[1.0, 4.0]);
+        assert_eq!(b.channel(2), &[2.0, 5.0]);
+    }
+}
