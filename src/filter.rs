@@ -304,4 +304,128 @@ mod tests {
             assert_eq!(ConvMode::Valid.output_len(20, m), 20 - m as u64 + 1);
         }
     }
+
+    /// Taps printed by scipy 1.17.1 (`scipy.signal.firwin(..., fs=100)`),
+    /// an independent implementation of the same design.
+    const SCIPY_LOWPASS_11_10HZ: [f64; 11] = [
+        7.391423150963729e-19,
+        0.009304283145018147,
+        0.04757776613441745,
+        0.12236354636114467,
+        0.20224655842984032,
+        0.23701569185915894,
+        0.20224655842984032,
+        0.12236354636114467,
+        0.04757776613441745,
+        0.009304283145018147,
+        7.391423150963729e-19,
+    ];
+    const SCIPY_HIGHPASS_11_10HZ: [f64; 11] = [
+        2.4963101798827748e-18,
+        -0.007855854095023694,
+        -0.04017117526343438,
+        -0.10331480155755132,
+        -0.1707621564694342,
+        0.8004746478394128,
+        -0.1707621564694342,
+        -0.10331480155755132,
+        -0.04017117526343438,
+        -0.007855854095023694,
+        2.4963101798827748e-18,
+    ];
+    const SCIPY_BANDPASS_12_5_20HZ: [f64; 12] = [
+        -0.00247359790571682,
+        -0.02278260809036635,
+        -0.07809006469649188,
+        -0.07282507833163235,
+        0.11854621159590445,
+        0.3600302458221138,
+        0.3600302458221138,
+        0.11854621159590445,
+        -0.07282507833163235,
+        -0.07809006469649189,
+        -0.022782608090366335,
+        -0.00247359790571682,
+    ];
+
+    /// The taps are returned as f32: agreement to f32 rounding of the f64
+    /// design (half an ulp of values below 1, plus the f64 design's own
+    /// rounding, far smaller).
+    const F32_ROUNDING: f64 = 6e-8;
+
+    #[test]
+    fn designed_filters_match_scipy_firwin() {
+        let cases: [(FilterSpec, &[f64]); 3] = [
+            (
+                FilterSpec::Lowpass {
+                    cutoff: 10.0,
+                    taps: 11,
+                },
+                &SCIPY_LOWPASS_11_10HZ,
+            ),
+            (
+                FilterSpec::Highpass {
+                    cutoff: 10.0,
+                    taps: 11,
+                },
+                &SCIPY_HIGHPASS_11_10HZ,
+            ),
+            (
+                FilterSpec::Bandpass {
+                    low: 5.0,
+                    high: 20.0,
+                    taps: 12,
+                },
+                &SCIPY_BANDPASS_12_5_20HZ,
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = spec.taps(Some(100.0)).unwrap();
+            assert_eq!(got.len(), want.len(), "{spec:?}");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() <= F32_ROUNDING,
+                    "{spec:?} tap {i}: {g} vs scipy {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn design_errors_name_the_option() {
+        let no_rate = FilterSpec::Lowpass {
+            cutoff: 10.0,
+            taps: 11,
+        }
+        .taps(None)
+        .unwrap_err();
+        assert!(
+            no_rate
+                .to_string()
+                .contains("--lowpass needs a sample rate"),
+            "{no_rate}"
+        );
+        let even = FilterSpec::Highpass {
+            cutoff: 10.0,
+            taps: 10,
+        }
+        .taps(Some(100.0))
+        .unwrap_err();
+        assert!(even.to_string().contains("odd number of taps"), "{even}");
+        let above = FilterSpec::Lowpass {
+            cutoff: 60.0,
+            taps: 11,
+        }
+        .taps(Some(100.0))
+        .unwrap_err();
+        assert!(above.to_string().contains("Nyquist"), "{above}");
+        let inverted = FilterSpec::Bandpass {
+            low: 20.0,
+            high: 5.0,
+            taps: 11,
+        }
+        .taps(Some(100.0))
+        .unwrap_err();
+        assert!(inverted.to_string().contains("low edge"), "{inverted}");
+    }
 }

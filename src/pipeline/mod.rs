@@ -5,7 +5,7 @@
 //! - A reader thread fills pooled [`Block`]s from the source (mmap windows or
 //!   a stream) while the compute thread works on the previous block, and a
 //!   writer thread writes the output of the block before that. Bounded
-//!   channels between them (`queue_depth`) cap the blocks in flight, so the
+//!   queues between them (`queue_depth`) cap the blocks in flight, so the
 //!   memory is fixed by the chunk size, not by the file.
 //! - Both pools are filled before the first chunk with every block that can
 //!   be in flight, so the loop itself allocates nothing.
@@ -17,11 +17,11 @@
 //!   one that starts earlier (see [`ChunkProcessor::horizon`]).
 
 mod memory;
+mod queue;
 pub mod stats;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use crate::backend::{Backend, ChunkProcessor, Job, cpu::CpuBackend};
@@ -31,6 +31,7 @@ use crate::pool::{Block, MemoryPool};
 use crate::sink::{EventSink, SignalSink};
 use crate::source::{self, ChunkSource, SourceOptions};
 pub use memory::{MemorySource, chunked_convolve};
+use queue::{CloseOnDrop, Queue};
 pub use stats::Stats;
 
 /// Default frames per chunk: 2^18 (1 MiB of f32 per channel) keeps a chunk
@@ -161,8 +162,8 @@ impl StreamProcessor {
         in_pool.prefill(depth + 2);
         let out_pool = MemoryPool::new(channels, processor.output_capacity(), depth + 2);
         out_pool.prefill(depth + 2);
-        let (in_tx, in_rx) = sync_channel::<Result<Block>>(depth);
-        let (out_tx, out_rx) = sync_channel::<Block>(depth);
+        let in_queue = Queue::<Result<Block>>::new(depth);
+        let out_queue = Queue::<Block>::new(depth);
 
         let mut stats = Stats {
             channels,
@@ -182,9 +183,10 @@ impl StreamProcessor {
         };
 
         std::thread::scope(|s| -> Result<()> {
-            let in_pool = &in_pool;
-            let out_pool = &out_pool;
+            let (in_pool, out_pool) = (&in_pool, &out_pool);
+            let (in_queue, out_queue) = (&in_queue, &out_queue);
             s.spawn(move || {
+                let _close = CloseOnDrop(in_queue);
                 let mut start = 0u64;
                 loop {
                     let mut block = in_pool.get();
@@ -198,14 +200,15 @@ impl StreamProcessor {
                         Err(e) => Err(e),
                     };
                     let failed = msg.is_err();
-                    if in_tx.send(msg).is_err() || failed {
+                    if in_queue.push(msg).is_err() || failed {
                         break;
                     }
                 }
             });
             let writer = signal.take().map(|mut sink| {
                 s.spawn(move || -> Result<Box<dyn SignalSink + '_>> {
-                    for block in out_rx {
+                    let _close = CloseOnDrop(out_queue);
+                    while let Some(block) = out_queue.pop() {
                         sink.write(&block)?;
                         out_pool.put(block);
                     }
@@ -213,16 +216,18 @@ impl StreamProcessor {
                 })
             });
 
+            // Hands an output block to the writer (or back to the pool when
+            // nothing is written); false if the writer has stopped.
             let deliver = |block: Block| -> bool {
                 if has_signal {
-                    out_tx.send(block).is_ok()
+                    out_queue.push(block).is_ok()
                 } else {
                     out_pool.put(block);
                     true
                 }
             };
             let mut run = || -> Result<()> {
-                for msg in &in_rx {
+                while let Some(msg) = in_queue.pop() {
                     let block = msg?;
                     let mut out = out_pool.get();
                     processor.process(&block, &mut out, &mut events)?;
@@ -260,8 +265,8 @@ impl StreamProcessor {
                 order.flush()
             };
             let result = run();
-            drop(in_rx); // stops the reader if we stopped early
-            drop(out_tx);
+            in_queue.close(); // stops the reader if we stopped early
+            out_queue.close(); // the writer drains what is queued and ends
             let written = writer.map(|w| {
                 w.join().map_err(|_| Error::Runtime {
                     msg: "the writer thread panicked".into(),
