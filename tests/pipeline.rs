@@ -275,7 +275,7 @@ fn custom_detector_sees_contiguous_chunks() {
             );
             for (i, v) in samples.iter().enumerate() {
                 let idx = offset + i as u64;
-                if idx % 1000 == 0 {
+                if idx.is_multiple_of(1000) {
                     events.push(Event {
                         channel: 0,
                         start: idx,
