@@ -82,6 +82,14 @@ fn info_json(info: &SignalInfo) -> Value {
     v
 }
 
+/// The lower-case name serde gives a unit enum (`npy`, `i16`, `little`).
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn info_text(info: &SignalInfo) -> String {
     let samples = info.frames.map_or("unknown (stream)".into(), |n| {
         format!("{} per channel", group(n))
@@ -91,16 +99,14 @@ fn info_text(info: &SignalInfo) -> String {
         .map_or("unknown".into(), |r| format!("{r} Hz"));
     let dur = duration(info).map_or("unknown".into(), |d| format!("{d:.3} s"));
     format!(
-        "{}\n  format:      {:?}\n  dtype:       {:?} ({:?} endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  data offset: {} bytes\n",
+        "{}\n  format:      {}\n  dtype:       {} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  data offset: {} bytes\n",
         info.path.display(),
-        info.format,
-        info.dtype,
-        info.endian,
+        name(&info.format),
+        name(&info.dtype),
+        name(&info.endian),
         info.channels,
         info.data_offset
     )
-    .to_lowercase()
-    .replacen(&info.path.display().to_string().to_lowercase(), &info.path.display().to_string(), 1)
 }
 
 /// 50000000 → "50,000,000".

@@ -1,4 +1,58 @@
-//! sigstream: signal files of any size, filtered and searched for events with constant memory.
+//! # sigstream
+//!
+//! Filter and detect events in signal recordings of any size — seismic,
+//! vibration, audio, RF, neural — with constant memory.
+//!
+//! Data flows one way: a [`source`] (memory-mapped windows of a file, or a
+//! stream) fills pooled [`pool::Block`]s; the [`pipeline`] hands them to a
+//! [`backend`] that filters ([`filter`]) and detects ([`detect`]) chunk by
+//! chunk, carrying each stage's history across chunk boundaries; [`sink`]s
+//! write the filtered signal, the events and the report. Results do not
+//! depend on the chunk size, bit for bit.
+//!
+//! The seed's example, in Rust: process a file through mmap and read the
+//! statistics.
+//!
+//! ```no_run
+//! use sigstream::backend::{DetectorChoice, Job};
+//! use sigstream::detect::{DetectorSpec, Event};
+//! use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
+//! use sigstream::source::SourceOptions;
+//!
+//! # fn main() -> sigstream::Result<()> {
+//! let config = StreamConfig { chunk_size: 1_000_000, ..StreamConfig::default() };
+//! let job = Job {
+//!     kernel: Some(vec![0.25, 0.5, 0.25]),
+//!     detector: Some(DetectorChoice::Builtin(DetectorSpec::Threshold {
+//!         on: 5.0,
+//!         off: 2.0,
+//!         max_len: None,
+//!     })),
+//!     ..Job::default()
+//! };
+//! let processor = StreamProcessor::new(config, job);
+//! let mut events: Vec<Event> = Vec::new();
+//! let stats = processor.process_file(
+//!     "signal.bin".as_ref(),
+//!     &SourceOptions::default(), // raw little-endian f32, one channel
+//!     Sinks { events: Some(&mut events), ..Sinks::default() },
+//! )?;
+//! println!("Peak memory: {:.1} MiB", stats.peak_rss_mb);
+//! println!("Events found: {}", stats.events);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Arrays already in memory go through the same engine:
+//!
+//! ```
+//! use sigstream::filter::ConvMode;
+//! use sigstream::pipeline::chunked_convolve;
+//!
+//! let signal: Vec<f32> = (0..10_000).map(|i| (i as f32 * 0.01).sin()).collect();
+//! let filtered = chunked_convolve(&signal, &[0.25, 0.5, 0.25], ConvMode::Same, 1000).unwrap();
+//! assert_eq!(filtered.len(), signal.len());
+//! ```
 
 pub mod backend;
 pub mod cli;
@@ -12,4 +66,10 @@ pub mod pool;
 pub mod sink;
 pub mod source;
 
+pub use backend::{Backend, BackendChoice, DetectorChoice, Job};
+pub use detect::{Detector, DetectorSpec, Event};
 pub use error::{Error, Result};
+pub use filter::ConvMode;
+pub use pipeline::{Sinks, StreamConfig, StreamProcessor, chunked_convolve};
+pub use pool::MemoryPool;
+pub use source::SourceOptions;

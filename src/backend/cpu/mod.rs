@@ -44,16 +44,19 @@ impl Backend for CpuBackend {
     }
 }
 
-/// One channel's filter and detector state.
-struct Channel {
-    fir: Option<Fir>,
-    detector: Option<Box<dyn Detector>>,
-    events: Vec<Event>,
-}
-
 /// Per-chunk work on the CPU for one stream. See the module docs.
+///
+/// When a detector runs, the processor is a two-stage pipeline: while chunk
+/// `k` is filtered, the detector runs over the filtered chunk `k − 1`
+/// (`rayon::join`), so the sequential detector overlaps the filter instead
+/// of following it. Output blocks therefore leave one call late; the filtered
+/// block waits in `pending`, and blocks are swapped, not copied.
 pub struct CpuProcessor {
-    channels: Vec<Channel>,
+    firs: Vec<Option<Fir>>,
+    detectors: Vec<Box<dyn Detector>>,
+    events: Vec<Vec<Event>>,
+    /// Filtered but not yet detected (only with detectors).
+    pending: Block,
     /// Full-convolution outputs dropped at the start (conv mode).
     skip: u64,
     /// Zeros still to push after the input ends (conv mode's tail).
@@ -62,9 +65,14 @@ pub struct CpuProcessor {
     produced: u64,
     /// Outputs emitted after trimming (per channel).
     emitted: u64,
+    /// Outputs the detectors have seen.
+    detected: u64,
+    /// The filter's tail has been flushed.
+    flushed: bool,
     zeros: Vec<f32>,
+    pool: Option<Arc<rayon::ThreadPool>>,
     /// Parallelise across channels (else inside each channel's filter).
-    across_channels: Option<Arc<rayon::ThreadPool>>,
+    across_channels: bool,
     chunk: usize,
     out_capacity: usize,
 }
@@ -85,49 +93,65 @@ impl CpuProcessor {
         } else {
             None
         };
-        let across_channels = if channels > 1 { pool.clone() } else { None };
-        let fir_pool = if channels > 1 { None } else { pool };
+        let across_channels = channels > 1 && pool.is_some();
+        let fir_pool = if across_channels { None } else { pool.clone() };
         let taps = job.taps();
-        let mut out_capacity = chunk;
-        let channels = (0..channels)
+        let firs: Vec<Option<Fir>> = (0..channels)
             .map(|_| {
-                let fir = job.kernel.as_ref().map(|k| {
+                job.kernel.as_ref().map(|k| {
                     let method = job.fir_method.unwrap_or_else(|| FirMethod::choose(k.len()));
                     Fir::new(k, chunk, method, fir_pool.clone())
-                });
-                if let Some(f) = &fir {
-                    out_capacity = f.max_output();
-                }
-                Channel {
-                    fir,
-                    detector: job.detector.as_ref().map(|d| d.build()),
-                    events: Vec::with_capacity(256),
-                }
+                })
             })
             .collect();
+        let out_capacity = firs
+            .first()
+            .and_then(|f| f.as_ref())
+            .map_or(chunk, |f| f.max_output());
+        let detectors: Vec<Box<dyn Detector>> = match &job.detector {
+            Some(d) => (0..channels).map(|_| d.build()).collect(),
+            None => Vec::new(),
+        };
         Ok(CpuProcessor {
-            channels,
+            events: (0..detectors.len())
+                .map(|_| Vec::with_capacity(256))
+                .collect(),
+            pending: Block::new(
+                channels,
+                if detectors.is_empty() {
+                    0
+                } else {
+                    out_capacity
+                },
+            ),
+            firs,
+            detectors,
             skip: job.conv_mode.skip(taps) as u64,
             pad_left: job.conv_mode.pad(taps) as u64,
             produced: 0,
             emitted: 0,
+            detected: 0,
+            flushed: false,
             zeros: if job.kernel.is_some() {
                 vec![0.0; chunk]
             } else {
                 Vec::new()
             },
+            pool,
             across_channels,
             chunk,
             out_capacity,
         })
     }
 
-    /// Runs every channel on its input slice (`None`: the flush at the end).
-    fn step(&mut self, input: Option<&Block>, zeros: usize, output: &mut Block) -> usize {
-        let (skip, produced, emitted) = (self.skip, self.produced, self.emitted);
+    /// One filter step over every channel: `input`, or (without input)
+    /// `zeros` zeros of the tail, or the final flush. Writes the trimmed
+    /// outputs to `output`.
+    fn filter(&mut self, input: Option<&Block>, zeros: usize, output: &mut Block) {
+        let (skip, produced) = (self.skip, self.produced);
         let zeros_buf = &self.zeros[..zeros];
-        let run = |(c, (ch, out)): (usize, (&mut Channel, &mut [f32]))| -> (usize, usize) {
-            let n = match (&mut ch.fir, input) {
+        let run = |(c, (fir, out)): (usize, (&mut Option<Fir>, &mut [f32]))| -> (usize, usize) {
+            let n = match (fir, input) {
                 (Some(fir), Some(block)) => fir.push(block.channel(c), out),
                 (Some(fir), None) if zeros > 0 => fir.push(zeros_buf, out),
                 (Some(fir), None) => fir.flush(out),
@@ -143,45 +167,93 @@ impl CpuProcessor {
             if drop > 0 {
                 out.copy_within(drop..n, 0);
             }
-            let kept = n - drop;
-            if let Some(det) = &mut ch.detector {
-                det.process(&out[..kept], emitted, &mut ch.events);
-            }
-            (n, kept)
+            (n, n - drop)
         };
         let stride = output.capacity();
-        let (n, kept) = match &self.across_channels {
-            Some(pool) => {
-                let planes = output.planes_mut();
-                pool.install(|| {
-                    self.channels
-                        .par_iter_mut()
-                        .zip(planes.par_chunks_exact_mut(stride))
-                        .enumerate()
-                        .map(run)
-                        .reduce(|| (0, 0), |a, b| a.max(b))
-                })
-            }
-            None => {
-                let planes = output.planes_mut();
-                self.channels
-                    .iter_mut()
-                    .zip(planes.chunks_exact_mut(stride))
+        let planes = output.planes_mut();
+        let (n, kept) = match (&self.pool, self.across_channels) {
+            (Some(pool), true) => pool.install(|| {
+                self.firs
+                    .par_iter_mut()
+                    .zip(planes.par_chunks_exact_mut(stride))
                     .enumerate()
                     .map(run)
-                    .fold((0, 0), |a, b| a.max(b))
-            }
+                    .reduce(|| (0, 0), |a, b| a.max(b))
+            }),
+            _ => self
+                .firs
+                .iter_mut()
+                .zip(planes.chunks_exact_mut(stride))
+                .enumerate()
+                .map(run)
+                .fold((0, 0), |a, b| a.max(b)),
         };
         output.start = self.emitted;
         output.set_frames(kept);
         self.produced += n as u64;
         self.emitted += kept as u64;
-        kept
+    }
+
+    /// Runs every channel's detector over `block`.
+    fn detect(
+        detectors: &mut [Box<dyn Detector>],
+        events: &mut [Vec<Event>],
+        block: &Block,
+        parallel: bool,
+    ) {
+        let run = |(c, (det, ev)): (usize, (&mut Box<dyn Detector>, &mut Vec<Event>))| {
+            det.process(block.channel(c), block.start, ev);
+        };
+        if parallel {
+            detectors
+                .par_iter_mut()
+                .zip(events.par_iter_mut())
+                .enumerate()
+                .for_each(run);
+        } else {
+            detectors
+                .iter_mut()
+                .zip(events.iter_mut())
+                .enumerate()
+                .for_each(run);
+        }
+    }
+
+    /// Filters one step into `output` while detecting the pending block,
+    /// then swaps them: `output` leaves holding the detected block.
+    fn step(&mut self, input: Option<&Block>, zeros: usize, output: &mut Block) {
+        if self.detectors.is_empty() {
+            self.filter(input, zeros, output);
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut detectors = std::mem::take(&mut self.detectors);
+        let mut events = std::mem::take(&mut self.events);
+        let across = self.across_channels;
+        match self.pool.clone() {
+            Some(pool) => {
+                pool.install(|| {
+                    rayon::join(
+                        || self.filter(input, zeros, output),
+                        || Self::detect(&mut detectors, &mut events, &pending, across),
+                    )
+                });
+            }
+            None => {
+                self.filter(input, zeros, output);
+                Self::detect(&mut detectors, &mut events, &pending, false);
+            }
+        };
+        self.detected += pending.frames() as u64;
+        std::mem::swap(output, &mut pending);
+        self.pending = pending;
+        self.detectors = detectors;
+        self.events = events;
     }
 
     fn collect_events(&mut self, events: &mut Vec<Event>) {
-        for (c, ch) in self.channels.iter_mut().enumerate() {
-            events.extend(ch.events.drain(..).map(|mut e| {
+        for (c, ev) in self.events.iter_mut().enumerate() {
+            events.extend(ev.drain(..).map(|mut e| {
                 e.channel = c;
                 e
             }));
@@ -206,18 +278,22 @@ impl ChunkProcessor for CpuProcessor {
     }
 
     fn finish(&mut self, output: &mut Block, events: &mut Vec<Event>) -> Result<bool> {
-        let has_fir = self.channels.first().is_some_and(|c| c.fir.is_some());
+        let has_fir = self.firs.first().is_some_and(|f| f.is_some());
         let more = if has_fir && self.pad_left > 0 {
             let z = (self.pad_left as usize).min(self.chunk);
             self.pad_left -= z as u64;
             self.step(None, z, output);
             true
-        } else {
+        } else if !self.flushed {
+            self.flushed = true;
             self.step(None, 0, output);
-            for ch in &mut self.channels {
-                if let Some(det) = &mut ch.detector {
-                    det.finish(&mut ch.events);
-                }
+            // With detectors, the flushed block is still pending.
+            !self.detectors.is_empty()
+        } else {
+            // Detect the last pending block, then close open events.
+            self.step(None, 0, output);
+            for (det, ev) in self.detectors.iter_mut().zip(self.events.iter_mut()) {
+                det.finish(ev);
             }
             false
         };
@@ -226,11 +302,11 @@ impl ChunkProcessor for CpuProcessor {
     }
 
     fn horizon(&self) -> u64 {
-        self.channels
+        self.detectors
             .iter()
-            .filter_map(|c| c.detector.as_ref().and_then(|d| d.open_event_start()))
+            .filter_map(|d| d.open_event_start())
             .min()
-            .unwrap_or(self.emitted)
-            .min(self.emitted)
+            .unwrap_or(self.detected)
+            .min(self.detected)
     }
 }
