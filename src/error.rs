@@ -12,7 +12,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input could not be opened or read (missing, a directory, no
-    /// permission). Counts as bad input.
+    /// permission), or an output could not be created (its directory is
+    /// missing, no permission). Counts as bad input.
     #[error("{}: {}", .path.display(), io_message(.source))]
     Open {
         /// The input that failed.

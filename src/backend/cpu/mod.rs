@@ -1,4 +1,4 @@
-//! The CPU backend: FIR filtering with rustfft/realfft or direct loops, and
+//! The CPU backend: FIR filtering with rustfft or direct loops, and
 //! the detectors of [`crate::detect`], channel by channel.
 //!
 //! Why it looks like this: each channel is an independent stream (its own
