@@ -323,7 +323,11 @@ fn process_one(
         "threads": threads(args.threads)?,
         "filter": job.kernel.as_ref().map(|k| json!({
             "taps": k.len(),
-            "method": format!("{:?}", backend::cpu::fir::FirMethod::choose(k.len())),
+            "method": format!(
+                "{:?}",
+                job.fir_method
+                    .unwrap_or_else(|| backend::cpu::fir::FirMethod::choose(k.len()))
+            ),
             "conv_mode": job.conv_mode,
         })),
         "detector": job.detector.as_ref().map(|d| format!("{d:?}")),
