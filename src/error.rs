@@ -48,6 +48,14 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The GPU failed: no adapter, an adapter that cannot run our kernels, a
+    /// shader or pipeline the driver rejects, or the device lost mid-run. A
+    /// failure at run time.
+    #[error("gpu: {msg}")]
+    Gpu {
+        /// What went wrong, with the adapter's name where known.
+        msg: String,
+    },
     /// Any other failure at run time, with its context.
     #[error("{msg}")]
     Runtime {
@@ -62,7 +70,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Open { .. } | Error::Format { .. } | Error::Usage { .. } => 2,
-            Error::Io { .. } | Error::Runtime { .. } => 1,
+            Error::Io { .. } | Error::Gpu { .. } | Error::Runtime { .. } => 1,
         }
     }
 
@@ -85,6 +93,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Shorthand for [`Error::Gpu`].
+    pub fn gpu(msg: impl Into<String>) -> Self {
+        Error::Gpu { msg: msg.into() }
     }
 
     /// Shorthand for [`Error::Open`].

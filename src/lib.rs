@@ -61,6 +61,7 @@ pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod filter;
+pub mod kernels;
 pub mod pipeline;
 pub mod pool;
 pub mod sink;

@@ -9,6 +9,7 @@
 //! without forking the pipeline.
 
 pub mod cpu;
+pub mod gpu;
 
 use std::sync::Arc;
 

@@ -1,0 +1,9 @@
+//! CPU twins of the WGSL kernels in `shaders/`.
+//!
+//! Why they exist (as in vello's `cpu/` shaders): each twin mirrors its
+//! shader's bindings and its loop over workgroups and invocations, step for
+//! step, in plain Rust. Tests run the twin and the shader on the same input:
+//! when the GPU backend and the CPU backend disagree, the twins show which
+//! stage diverges, on any machine, with a debugger. The twins are not the
+//! CPU backend (which is tuned for CPUs); they are executable specifications
+//! of the shaders.
