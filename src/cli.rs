@@ -37,6 +37,33 @@ pub enum Command {
     /// Generate a synthetic recording with known events, process it through
     /// mmap, and check that every event is found.
     Demo(DemoArgs),
+    /// Run the same `process` job on every backend (CPU, GPU) and compare
+    /// time, throughput, peak memory and results.
+    Bench(BenchArgs),
+}
+
+/// `sigstream bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The input file.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Backends to run, the first being the reference others are compared
+    /// to (default: cpu, then gpu when an adapter exists).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub backends: Vec<BackendArg>,
+    /// Runs per backend; the table shows the median time.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: usize,
+    /// `process` options for the job (filter, detector, input format,
+    /// chunk size...), as for `sigstream process`; outputs and --backend are
+    /// set by bench.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OPS"
+    )]
+    pub ops: Vec<String>,
 }
 
 /// How to read an input (raw data needs these; npy and wav carry their own).
@@ -129,7 +156,7 @@ impl InputArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Input files (`-` for standard input).
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "gpus", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// How to read raw input.
     #[command(flatten)]
@@ -137,6 +164,9 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List the GPU adapters (names for --gpu-adapter) instead.
+    #[arg(long)]
+    pub gpus: bool,
 }
 
 /// numpy.convolve modes.
@@ -164,10 +194,93 @@ pub enum DetectArg {
 /// Backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// The best available.
+    /// A hardware GPU if there is one, else the CPU (never a software GPU).
     Auto,
     /// The CPU.
     Cpu,
+    /// The GPU, software adapters (lavapipe) included; an error without one.
+    Gpu,
+}
+
+/// Where to compute (shared by the commands that compute).
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto, help_heading = "Run")]
+    pub backend: BackendArg,
+    /// Use the GPU adapter whose name contains NAME (case-insensitive), when
+    /// there are several; `sigstream info --gpus` lists them.
+    #[arg(long, value_name = "NAME", help_heading = "Run")]
+    pub gpu_adapter: Option<String>,
+}
+
+impl BackendArgs {
+    /// The backend choice.
+    pub fn choice(&self) -> BackendChoice {
+        match self.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Gpu => BackendChoice::Gpu,
+        }
+    }
+
+    /// Opens the chosen backend.
+    ///
+    /// For `auto`, the adapters are listed by a child process (`sigstream
+    /// info --gpus --json`): enumerating them loads every installed Vulkan
+    /// driver into the process, and a software one (Mesa's lavapipe, with
+    /// LLVM) adds ~60 MB to the peak RSS of what then runs on the CPU. Only
+    /// when the child reports a hardware adapter is it opened here.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn crate::backend::Backend>> {
+        use crate::backend::{BackendChoice, select};
+        let adapter = self.gpu_adapter.as_deref();
+        if self.choice() != BackendChoice::Auto {
+            return select(self.choice(), adapter);
+        }
+        match probe_hardware_adapter(adapter) {
+            Some(Some(name)) => select(BackendChoice::Auto, Some(&name)),
+            Some(None) if adapter.is_some() => {
+                // Let `select` say which adapters there are.
+                select(BackendChoice::Auto, adapter)
+            }
+            Some(None) => select(BackendChoice::Cpu, None),
+            // The child could not run: probe here instead.
+            None => select(BackendChoice::Auto, adapter),
+        }
+    }
+}
+
+/// The first hardware adapter (whose name contains `wanted`, if given), as
+/// listed by `sigstream info --gpus --json` in a child process: `Some(None)`
+/// when there is none, `None` when the child could not be run.
+fn probe_hardware_adapter(wanted: Option<&str>) -> Option<Option<String>> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .args(["info", "--gpus", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let wanted = wanted.map(str::to_lowercase);
+    Some(
+        list.as_array()?
+            .iter()
+            .filter(|a| a["software"] == false)
+            .filter_map(|a| a["name"].as_str())
+            .find(|name| {
+                wanted
+                    .as_deref()
+                    .is_none_or(|w| name.to_lowercase().contains(w))
+            })
+            .map(str::to_owned),
+    )
 }
 
 /// `sigstream process`.
@@ -264,8 +377,8 @@ pub struct ProcessArgs {
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub threads: Option<usize>,
     /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto, help_heading = "Run")]
-    pub backend: BackendArg,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// No progress bar.
     #[arg(short, long, help_heading = "Run")]
     pub quiet: bool,
@@ -289,6 +402,9 @@ pub struct DemoArgs {
     /// Seed of the random signal.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Where to compute.
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -314,14 +430,6 @@ impl ProcessArgs {
             threads: threads(self.threads)?,
             ..StreamConfig::default()
         })
-    }
-
-    /// The backend choice.
-    pub fn backend(&self) -> BackendChoice {
-        match self.backend {
-            BackendArg::Auto => BackendChoice::Auto,
-            BackendArg::Cpu => BackendChoice::Cpu,
-        }
     }
 
     /// The filter as described, without taps yet (designed filters need the
@@ -371,7 +479,7 @@ impl ProcessArgs {
                 ConvModeArg::Valid => ConvMode::Valid,
             },
             detector,
-            fir_method: None,
+            ..Job::default()
         })
     }
 

@@ -11,8 +11,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::backend::{self, DetectorChoice, Job};
-use crate::cli::{DemoArgs, InfoArgs, ProcessArgs, input_stem, threads};
+use crate::backend::{DetectorChoice, Job};
+use crate::cli::{BackendArg, BenchArgs, DemoArgs, InfoArgs, ProcessArgs, input_stem, threads};
 use crate::demo;
 use crate::detect::Event;
 use crate::error::{Error, Result};
@@ -41,6 +41,9 @@ fn report_failure(e: &Error, code: &mut i32) {
 
 /// `sigstream info`: returns the exit code.
 pub fn info(args: &InfoArgs) -> Result<i32> {
+    if args.gpus {
+        return gpus(args.json);
+    }
     let opts = args.input.source_options()?;
     let mut code = 0;
     let mut all = Vec::new();
@@ -180,7 +183,7 @@ pub fn process(args: &ProcessArgs) -> Result<i32> {
     let filter = args.filter_spec()?;
     // Validate what does not depend on the input before touching any file.
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
-    let backend = backend::select(args.backend())?;
+    let backend = args.backend.open()?;
     let inputs = expand_inputs(&args.inputs)?;
     if inputs.len() > 1
         && args.output_dir.is_none()
@@ -323,11 +326,7 @@ fn process_one(
         "threads": threads(args.threads)?,
         "filter": job.kernel.as_ref().map(|k| json!({
             "taps": k.len(),
-            "method": format!(
-                "{:?}",
-                job.fir_method
-                    .unwrap_or_else(|| backend::cpu::fir::FirMethod::choose(k.len()))
-            ),
+            "method": stats.fir_method,
             "conv_mode": job.conv_mode,
         })),
         "detector": job.detector.as_ref().map(|d| format!("{d:?}")),
@@ -367,14 +366,15 @@ pub fn demo(args: &DemoArgs) -> Result<i32> {
         kernel: Some(demo::KERNEL.to_vec()),
         conv_mode: ConvMode::Same,
         detector: Some(DetectorChoice::Builtin(demo::detector())),
-        fir_method: None,
+        ..Job::default()
     };
     let config = StreamConfig {
         chunk_size: args.chunk_size,
         threads,
         ..StreamConfig::default()
     };
-    let processor = StreamProcessor::new(config, job);
+    let backend = args.backend.open()?;
+    let processor = StreamProcessor::new(config, job).with_backend(backend);
     let mut events: Vec<Event> = Vec::new();
     let bar = progress_bar(args.quiet, "demo", Some(args.samples));
     let mut on_progress = |p: &Progress| bar.set_position(p.frames);
@@ -392,6 +392,7 @@ pub fn demo(args: &DemoArgs) -> Result<i32> {
     let file_mib = args.samples as f64 * 4.0 / (1024.0 * 1024.0);
     out(&format!(
         "\nResults:\n\
+         \x20 Backend:            {} on {}\n\
          \x20 Total samples:      {}\n\
          \x20 Chunks processed:   {} of {} samples\n\
          \x20 Events found:       {} ({} of {} injected recovered, {} missed, {} spurious)\n\
@@ -399,6 +400,8 @@ pub fn demo(args: &DemoArgs) -> Result<i32> {
          \x20 Time:               {:.3} s\n\
          \x20 Throughput:         {:.0} MB/s\n\
          \x20 Memory efficiency:  {:.1}x (file size {:.0} MiB / peak memory)\n",
+        stats.backend,
+        stats.device,
         group(stats.samples),
         group(stats.chunks),
         group(stats.chunk_size as u64),
@@ -420,4 +423,91 @@ pub fn demo(args: &DemoArgs) -> Result<i32> {
         eprintln!("sigstream: demo: the events found do not match the injected ones");
         Ok(1)
     }
+}
+
+/// `sigstream info --gpus`: the adapters wgpu sees.
+fn gpus(json: bool) -> Result<i32> {
+    let adapters = crate::backend::gpu::context::adapters();
+    if json {
+        let list: Vec<Value> = adapters
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "name": a.name,
+                    "type": format!("{:?}", a.device_type),
+                    "backend": format!("{:?}", a.backend),
+                    "driver": a.driver,
+                    "driver_info": a.driver_info,
+                    "software": a.device_type == wgpu::DeviceType::Cpu,
+                })
+            })
+            .collect();
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&Value::Array(list)).unwrap_or_default()
+        ))?;
+    } else if adapters.is_empty() {
+        out("no GPU adapters (is a Vulkan, Metal or DX12 driver installed?)\n")?;
+    } else {
+        for a in &adapters {
+            let soft = if a.device_type == wgpu::DeviceType::Cpu {
+                "  [software: used only with --backend gpu]"
+            } else {
+                ""
+            };
+            out(&format!(
+                "{} ({:?}, {:?}, {} {}){soft}\n",
+                a.name, a.device_type, a.backend, a.driver, a.driver_info
+            ))?;
+        }
+    }
+    Ok(0)
+}
+
+/// `sigstream bench`: runs the job on every backend and prints the table.
+pub fn bench(args: &BenchArgs) -> Result<i32> {
+    const OWN: [&str; 6] = [
+        "-o",
+        "--output",
+        "--events",
+        "--report",
+        "--backend",
+        "--gpu-adapter",
+    ];
+    if let Some(bad) = args.ops.iter().find(|o| {
+        OWN.iter()
+            .any(|own| o.as_str() == *own || o.starts_with(&format!("{own}=")))
+    }) {
+        return Err(Error::usage(format!(
+            "bench sets {bad} itself; give only the job's options"
+        )));
+    }
+    if args.repeat == 0 {
+        return Err(Error::usage("--repeat must be at least 1"));
+    }
+    if !args.input.is_file() {
+        return Err(match std::fs::metadata(&args.input) {
+            Err(e) => Error::open(&args.input, e),
+            Ok(_) => Error::format(
+                &args.input,
+                "not a regular file (bench reads it several times)",
+            ),
+        });
+    }
+    let backends: Vec<String> = if args.backends.is_empty() {
+        crate::bench::available_backends()
+    } else {
+        args.backends
+            .iter()
+            .map(|b| match b {
+                BackendArg::Auto => "auto",
+                BackendArg::Cpu => "cpu",
+                BackendArg::Gpu => "gpu",
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let results = crate::bench::run(&args.input, &args.ops, &backends, args.repeat)?;
+    out(&crate::bench::table(&results))?;
+    Ok(0)
 }

@@ -55,6 +55,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod demo;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info(args),
         Command::Process(args) => commands::process(args),
         Command::Demo(args) => commands::demo(args),
+        Command::Bench(args) => commands::bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

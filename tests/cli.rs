@@ -31,7 +31,13 @@ macro_rules! args {
 /// Runs `sigstream args` in `dir`, with `stdin` piped in when given (written
 /// from a thread, so a child that stops reading early cannot block us).
 fn sigstream_in(dir: &Path, args: &[OsString], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sigstream"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sigstream"));
+    // Mesa's drivers print a warning on every device creation when
+    // XDG_RUNTIME_DIR is unset; a private temporary directory will do.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", dir);
+    }
+    let mut child = command
         .args(args)
         .current_dir(dir)
         .stdin(if stdin.is_some() {
@@ -1508,4 +1514,158 @@ fn version_is_printed() {
     let run = sigstream(dir.path(), &args!["--version"]);
     assert_ok(&run, "--version");
     assert!(run.stdout.starts_with("sigstream "), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------- GPU
+
+/// Whether `sigstream info --gpus` lists an adapter; without one, GPU tests
+/// skip, unless `REQUIRE_GPU=1` (set by scripts/test) makes that a failure.
+fn have_gpu(d: &Path) -> bool {
+    let run = sigstream(d, &args!["info", "--gpus", "--json"]);
+    assert_ok(&run, "info --gpus");
+    let list: serde_json::Value =
+        serde_json::from_str(&run.stdout).expect("info --gpus --json is JSON");
+    let any = list.as_array().is_some_and(|a| !a.is_empty());
+    if !any && std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_GPU=1 but sigstream info --gpus lists no adapter");
+    }
+    any
+}
+
+#[test]
+fn the_gpu_backend_matches_the_cpu_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if !have_gpu(d) {
+        return;
+    }
+    let channels = two_channel_bursts(20_000);
+    write_f32(&d.join("x.f32"), &interleave(&channels));
+    let job = args![
+        "process",
+        "x.f32",
+        "--channels",
+        "2",
+        "--moving-average",
+        "5",
+        "--detect",
+        "threshold",
+        "--on",
+        "6",
+        "--off",
+        "3",
+        "--chunk-size",
+        "3000",
+        "-q"
+    ];
+    for backend in ["cpu", "gpu"] {
+        let mut a = job.clone();
+        a.extend(args![
+            "--backend",
+            backend,
+            "-o",
+            format!("{backend}.f32"),
+            "--events",
+            format!("{backend}.csv"),
+            "--report",
+            format!("{backend}.json")
+        ]);
+        assert_ok(&sigstream(d, &a), backend);
+    }
+    let (cpu, gpu) = (read_f32(&d.join("cpu.f32")), read_f32(&d.join("gpu.f32")));
+    assert_eq!(cpu.len(), gpu.len());
+    // A 5-tap moving average in f32, direct sums in both backends: a few
+    // ulps of the largest |x| apart at most.
+    const MA_ABS_TOL: f32 = 1e-5;
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
+        assert!(
+            (a - b).abs() <= MA_ABS_TOL * scale,
+            "sample {i}: cpu {a} gpu {b}"
+        );
+    }
+    let ev = |name: &str| parse_events(&std::fs::read_to_string(d.join(name)).unwrap());
+    let (ev_cpu, ev_gpu) = (ev("cpu.csv"), ev("gpu.csv"));
+    assert!(!ev_cpu.is_empty());
+    let key = |e: &Ev| (e.channel, e.start, e.end, e.peak_index);
+    assert_eq!(
+        ev_cpu.iter().map(key).collect::<Vec<_>>(),
+        ev_gpu.iter().map(key).collect::<Vec<_>>(),
+        "same events"
+    );
+    for (a, b) in ev_cpu.iter().zip(&ev_gpu) {
+        // Peaks are |y| of the filtered samples compared above.
+        assert!((a.peak_value - b.peak_value).abs() <= f64::from(MA_ABS_TOL * scale));
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("gpu.json")).unwrap()).unwrap();
+    assert_eq!(report["backend"], "gpu");
+    assert!(
+        report["device"].as_str().is_some_and(|s| !s.is_empty()),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_missing_gpu_adapter_is_a_runtime_error_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("x.f32"), &[0.0; 100]);
+    let run = sigstream(
+        d,
+        &args![
+            "process",
+            "x.f32",
+            "--backend",
+            "gpu",
+            "--gpu-adapter",
+            "no-such-gpu-xyz",
+            "-o",
+            "y.f32"
+        ],
+    );
+    assert_error(
+        &run,
+        1,
+        "gpu",
+        "no GPU adapter named like \"no-such-gpu-xyz\"",
+        "missing adapter",
+    );
+    assert!(!d.join("y.f32").exists(), "no output after a failed start");
+}
+
+#[test]
+fn bench_compares_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gpu = have_gpu(d);
+    write_f32(&d.join("x.f32"), &interleave(&two_channel_bursts(20_000)));
+    let run = sigstream(
+        d,
+        &args![
+            "bench",
+            "x.f32",
+            "--channels",
+            "2",
+            "--moving-average",
+            "3",
+            "--detect",
+            "threshold",
+            "--on",
+            "6"
+        ],
+    );
+    assert_ok(&run, "bench");
+    let rows: Vec<&str> = run.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), if gpu { 2 } else { 1 }, "{}", run.stdout);
+    assert!(rows[0].starts_with("cpu "), "{}", run.stdout);
+    if gpu {
+        let cols: Vec<&str> = rows[1].split_whitespace().collect();
+        assert_eq!(cols[0], "gpu");
+        assert_eq!(cols[7], "yes", "identical events: {}", run.stdout);
+        let rel: f64 = cols[6].parse().expect("a relative difference");
+        assert!(rel <= 1e-5, "{}", run.stdout);
+    }
+    let bad = sigstream(d, &args!["bench", "x.f32", "-o", "y.f32"]);
+    assert_error(&bad, 2, "-o", "bench sets -o itself", "bench with -o");
 }

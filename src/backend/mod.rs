@@ -62,6 +62,10 @@ pub struct Job {
     /// Forces the FIR method (benchmarks and tests); `None` lets the backend
     /// choose.
     pub fir_method: Option<cpu::fir::FirMethod>,
+    /// Nobody reads the filtered signal (only events): a backend may skip
+    /// producing output blocks. The pipeline sets it when there is no signal
+    /// sink; the GPU backend then copies back only event candidates.
+    pub discard_signal: bool,
 }
 
 impl Job {
@@ -98,6 +102,11 @@ pub trait ChunkProcessor: Send {
     /// No event reported later will start before this output index (used to
     /// order events across channels while streaming).
     fn horizon(&self) -> u64;
+    /// Output frames (per channel) produced so far, whether or not they were
+    /// written to output blocks (see [`Job::discard_signal`]).
+    fn emitted(&self) -> u64;
+    /// How the filter is computed (for the report), if there is one.
+    fn fir_method(&self) -> Option<String>;
 }
 
 /// Where the chunk work runs.
@@ -120,16 +129,41 @@ pub trait Backend: Send + Sync {
 /// The `--backend` choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// The best backend available.
+    /// A hardware GPU when there is one, else the CPU. Never a software
+    /// rasteriser (lavapipe, llvmpipe, WARP): those are slower than the CPU
+    /// backend on the same CPU.
     #[default]
     Auto,
     /// The CPU backend.
     Cpu,
+    /// The GPU backend on any adapter, software ones included; an error
+    /// when there is none.
+    Gpu,
 }
 
-/// The backend for a choice.
-pub fn select(choice: BackendChoice) -> Result<Arc<dyn Backend>, Error> {
+/// The backend for a choice; `adapter` restricts the GPU to adapters whose
+/// name contains it (`--gpu-adapter`).
+///
+/// [`BackendChoice::Auto`] enumerates the adapters in this process, which
+/// loads every installed GPU driver (a software one adds ~60 MB of resident
+/// memory even when the CPU is then chosen); the CLI probes in a child
+/// process instead (see `cli::BackendArgs::open`).
+///
+/// # Errors
+/// [`Error::Gpu`] for [`BackendChoice::Gpu`] without a usable adapter, or
+/// for [`BackendChoice::Auto`] when `adapter` is given and matches none.
+pub fn select(choice: BackendChoice, adapter: Option<&str>) -> Result<Arc<dyn Backend>, Error> {
+    let options = gpu::GpuOptions {
+        adapter: adapter.map(str::to_owned),
+        allow_software: choice == BackendChoice::Gpu,
+    };
     match choice {
-        BackendChoice::Auto | BackendChoice::Cpu => Ok(Arc::new(cpu::CpuBackend)),
+        BackendChoice::Cpu => Ok(Arc::new(cpu::CpuBackend)),
+        BackendChoice::Gpu => Ok(Arc::new(gpu::GpuBackend::new(&options)?)),
+        BackendChoice::Auto => match gpu::GpuBackend::new(&options) {
+            Ok(gpu) => Ok(Arc::new(gpu)),
+            Err(e) if adapter.is_some() => Err(e),
+            Err(_) => Ok(Arc::new(cpu::CpuBackend)),
+        },
     }
 }

@@ -155,7 +155,13 @@ impl StreamProcessor {
         }
         let channels = info.channels;
         let threads = self.config.threads.max(1);
-        let mut processor = self.backend.plan(&self.job, channels, chunk, threads)?;
+        let mut signal = sinks.signal.take();
+        let has_signal = signal.is_some();
+        let job = Job {
+            discard_signal: self.job.discard_signal || !has_signal,
+            ..self.job.clone()
+        };
+        let mut processor = self.backend.plan(&job, channels, chunk, threads)?;
         let depth = self.config.queue_depth.max(1);
         // In flight: `depth` queued + one being filled/written + one in use.
         let in_pool = MemoryPool::new(channels, chunk, depth + 2);
@@ -173,8 +179,6 @@ impl StreamProcessor {
             chunk_size: chunk,
             ..Stats::default()
         };
-        let mut signal = sinks.signal.take();
-        let has_signal = signal.is_some();
         let mut events = Vec::with_capacity(1024);
         let mut order = EventOrder {
             held: Vec::with_capacity(1024),
@@ -234,7 +238,6 @@ impl StreamProcessor {
                     stats.samples += block.frames() as u64;
                     stats.chunks += 1;
                     in_pool.put(block);
-                    stats.output_samples += out.frames() as u64;
                     if !deliver(out) {
                         return Ok(()); // the writer failed; its error is reported below
                     }
@@ -253,7 +256,6 @@ impl StreamProcessor {
                 loop {
                     let mut out = out_pool.get();
                     let more = processor.finish(&mut out, &mut events)?;
-                    stats.output_samples += out.frames() as u64;
                     if !deliver(out) {
                         return Ok(());
                     }
@@ -262,6 +264,8 @@ impl StreamProcessor {
                         break;
                     }
                 }
+                stats.output_samples = processor.emitted();
+                stats.fir_method = processor.fir_method();
                 order.flush()
             };
             let result = run();

@@ -55,4 +55,6 @@ pub struct Stats {
     pub overlap: usize,
     /// Frames per chunk.
     pub chunk_size: usize,
+    /// How the backend computed the filter, if there was one.
+    pub fir_method: Option<String>,
 }

@@ -29,3 +29,16 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
 pub fn require_gpu() -> bool {
     std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1")
 }
+
+/// Noise with loud bursts, interleaved over `channels`, so the detectors have
+/// events to find in every channel.
+pub fn bursts(frames: usize, channels: usize, seed: u64) -> Vec<f32> {
+    let mut rng = sigstream::demo::Rng::new(seed);
+    let mut x = vec![0.0f32; frames * channels];
+    for (i, v) in x.iter_mut().enumerate() {
+        let frame = i / channels;
+        let loud = (frame / 397 + i % channels) % 11 == 3;
+        *v = rng.normal_pair().0 * if loud { 12.0 } else { 1.0 };
+    }
+    x
+}

@@ -309,4 +309,15 @@ impl ChunkProcessor for CpuProcessor {
             .unwrap_or(self.detected)
             .min(self.detected)
     }
+
+    fn emitted(&self) -> u64 {
+        self.emitted
+    }
+
+    fn fir_method(&self) -> Option<String> {
+        self.firs
+            .first()
+            .and_then(|f| f.as_ref())
+            .map(|f| format!("{:?}", f.method()))
+    }
 }

@@ -1,9 +1,78 @@
 //! The GPU backend: wgpu compute shaders (one WGSL file per kernel under
 //! `shaders/`, each with a CPU twin in [`crate::kernels`]).
+//!
+//! Why a backend and not a pipeline of its own: the chunk engine (reading,
+//! pooling, ordering, writing, the error contract) is the same whatever
+//! computes. [`GpuBackend`] plans a [`GpuProcessor`] that implements the same
+//! [`ChunkProcessor`] trait as the CPU's, and inside it fuses the stages on
+//! the device: upload, filter, characteristic function, candidate
+//! compaction, readback.
+//!
+//! Modules: [`context`] (adapter, device, limits, errors), [`staging`]
+//! (upload/readback slots), [`processor`] (the per-chunk steps), and one
+//! module per stage, each driving its shaders: [`fft`], [`fir`], [`detect`].
 
 pub mod context;
+pub mod processor;
+pub mod staging;
+
+use std::sync::Arc;
+
+use crate::backend::{Backend, ChunkProcessor, Job};
+use crate::error::Result;
 
 pub use context::{GpuContext, GpuOptions};
+pub use processor::GpuProcessor;
+
+/// The GPU backend, on one device.
+#[derive(Debug, Clone)]
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+}
+
+impl GpuBackend {
+    /// Opens the adapter `options` choose.
+    ///
+    /// # Errors
+    /// [`crate::Error::Gpu`] when there is none.
+    pub fn new(options: &GpuOptions) -> Result<Self> {
+        Ok(GpuBackend {
+            ctx: GpuContext::new(options)?,
+        })
+    }
+
+    /// The backend on an already open device.
+    pub fn with_context(ctx: Arc<GpuContext>) -> Self {
+        GpuBackend { ctx }
+    }
+
+    /// The device.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+}
+
+impl Backend for GpuBackend {
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn device(&self) -> String {
+        self.ctx.describe()
+    }
+
+    fn plan(
+        &self,
+        job: &Job,
+        channels: usize,
+        chunk: usize,
+        _threads: usize,
+    ) -> Result<Box<dyn ChunkProcessor>> {
+        Ok(Box::new(GpuProcessor::new(
+            &self.ctx, job, channels, chunk,
+        )?))
+    }
+}
 
 /// Per-step parameters every kernel of a step reads from one small uniform
 /// buffer (WGSL: `struct Step` in each shader, same field order).
