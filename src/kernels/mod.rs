@@ -7,3 +7,7 @@
 //! stage diverges, on any machine, with a debugger. The twins are not the
 //! CPU backend (which is tuned for CPUs); they are executable specifications
 //! of the shaders.
+
+pub mod fft_stockham;
+pub mod fir_direct;
+pub mod fir_overlap_save;

@@ -37,3 +37,6 @@ pub struct StepParams {
 
 /// Size of [`StepParams`] in bytes, as the uniform buffer's size.
 pub const STEP_PARAMS_SIZE: u64 = std::mem::size_of::<StepParams>() as u64;
+
+pub mod fft;
+pub mod fir;
