@@ -69,6 +69,12 @@ fn root(m: usize, n: usize) -> C32 {
     [a.cos() as f32, a.sin() as f32]
 }
 
+/// The local twiddle table of a single-workgroup transform of `n`:
+/// `exp(-2πi m / n)` for `m < n`, computed in f64, stored as f32.
+pub fn local_twiddles(n: usize) -> Vec<C32> {
+    (0..n).map(|m| root(m, n)).collect()
+}
+
 /// Plans a transform of `n` (a power of two >= 2) for `batch` signals, with
 /// at most `max_local` complex values per workgroup (a power of two >= 4,
 /// capped at [`FFT_MAX_LOCAL`]).
@@ -101,7 +107,7 @@ pub fn plan(n: usize, batch: usize, max_local: usize, inverse: bool) -> Result<F
         .map(|i| bits / count + usize::from(i < bits % count))
         .collect();
     let local_len = 1usize << radix_bits[0];
-    let mut twiddles: Vec<C32> = (0..local_len).map(|m| root(m, local_len)).collect();
+    let mut twiddles = local_twiddles(local_len);
     let (mut lo_bits, mut lo_off, mut hi_off) = (0, 0, 0);
     if count > 1 {
         lo_bits = bits.div_ceil(2);
