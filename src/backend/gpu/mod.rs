@@ -2,6 +2,7 @@
 //! `shaders/`, each with a CPU twin in [`crate::kernels`]).
 
 pub mod context;
+pub mod detect;
 
 pub use context::{GpuContext, GpuOptions};
 

@@ -1,0 +1,253 @@
+//! GPU detection ([`GpuDetect`]) against the CPU detectors, the CPU twins of
+//! its kernels and an f64 reference window sum.
+//!
+//! Runs on any adapter, lavapipe included (skipped without one unless
+//! `REQUIRE_GPU=1`); every signal is at most 10^5 samples so the software
+//! rasteriser stays quick.
+
+mod common;
+
+use std::sync::Arc;
+
+use sigstream::backend::gpu::detect::GpuDetect;
+use sigstream::backend::gpu::{GpuContext, STEP_PARAMS_SIZE, StepParams};
+use sigstream::detect::{DetectorSpec, Event};
+use sigstream::kernels;
+
+/// Peak values: the CPU's cft is f64, the GPU's f32 with sums formed in a
+/// different order (pyramid segments, scans of affine maps); a few f32 ulps
+/// (6e-8 each) per operation over O(log n) operations stays far below 1e-4,
+/// while a formula slip would be off by whole percent.
+const PEAK_REL_TOL: f64 = 1e-4;
+
+/// Shader vs CPU twin: same operations in the same order; only fused
+/// multiply-adds or a different division rounding in the driver could
+/// differ, by an ulp or two.
+const TWIN_REL_TOL: f32 = 1e-6;
+
+/// Pyramid window sums vs exact f64 sums of the same f32 squares: each
+/// f32 addition of non-negative terms adds at most half an ulp (6e-8)
+/// relative, over at most ~2·log2(nlta) + 1 additions and one f32 squaring;
+/// 2e-6 is a loose bound for nlta up to 2^16. A prefix-sum difference after
+/// the loud burst below would be off by orders of magnitude.
+const PYRAMID_REL_TOL: f64 = 2e-6;
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo) as u64) as usize
+    }
+
+    fn normal(&mut self) -> f64 {
+        let u = 1.0 - self.uniform();
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Unit-variance noise with `bursts` louder stretches (x3 .. x30).
+fn noisy_signal(seed: u64, n: usize, bursts: usize) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    let mut gain = vec![1.0f64; n];
+    for _ in 0..bursts {
+        let start = rng.range(0, n);
+        let len = rng.range(30, 400);
+        let amp = 3.0 + 27.0 * rng.uniform();
+        for g in gain.iter_mut().skip(start).take(len) {
+            *g = amp;
+        }
+    }
+    gain.iter().map(|g| (g * rng.normal()) as f32).collect()
+}
+
+fn specs() -> Vec<DetectorSpec> {
+    vec![
+        DetectorSpec::Threshold {
+            on: 12.0,
+            off: 3.0,
+            max_len: None,
+        },
+        DetectorSpec::ClassicStaLta {
+            nsta: 20,
+            nlta: 200,
+            on: 3.0,
+            off: 1.5,
+            max_len: Some(300),
+        },
+        DetectorSpec::RecursiveStaLta {
+            nsta: 20,
+            nlta: 200,
+            on: 2.5,
+            off: 1.2,
+            max_len: None,
+        },
+    ]
+}
+
+/// Everything a test needs to drive one [`GpuDetect`] step by step, as the
+/// pipeline would: y and the step uniform written per step (`ctx.write`,
+/// fine in tests), two candidate slots used in turn.
+struct Harness {
+    ctx: Arc<GpuContext>,
+    det: GpuDetect,
+    step: wgpu::Buffer,
+    y: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    chunk: usize,
+    channels: usize,
+    base: u64,
+    steps: usize,
+}
+
+impl Harness {
+    fn new(ctx: &Arc<GpuContext>, spec: &DetectorSpec, channels: usize, chunk: usize) -> Self {
+        let step = ctx
+            .uniform("step", &StepParams::default())
+            .expect("uniform");
+        assert_eq!(STEP_PARAMS_SIZE, 32);
+        // A stride larger than the chunk, to check the kernels use it.
+        let stride = chunk + 3;
+        let y = ctx.storage("y", (channels * stride * 4) as u64);
+        let det = GpuDetect::new(ctx, spec, channels, chunk, &step, &y, stride, 2).expect("plan");
+        let readback = ctx.storage("readback", det.readback_size());
+        Harness {
+            ctx: ctx.clone(),
+            det,
+            step,
+            y,
+            readback,
+            chunk,
+            channels,
+            base: 0,
+            steps: 0,
+        }
+    }
+
+    /// Runs one step over `data[c][base .. base + n]` and stitches it.
+    fn step(&mut self, data: &[Vec<f32>], n: usize, events: &mut Vec<Event>) {
+        assert!(n <= self.chunk);
+        let stride = self.chunk + 3;
+        for (c, x) in data.iter().enumerate() {
+            let b = self.base as usize;
+            self.ctx.write(&self.y, (c * stride * 4) as u64, &x[b..b + n]);
+        }
+        let warm_up = u32::try_from(self.det.warm_up().saturating_sub(self.base)).unwrap_or(u32::MAX);
+        let params = StepParams {
+            frames: n as u32,
+            drop: 0,
+            out_frames: n as u32,
+            warm_up,
+            base_lo: self.base as u32,
+            base_hi: (self.base >> 32) as u32,
+            pad: [0; 2],
+        };
+        self.ctx.write(&self.step, 0, &[params]);
+        let slot = self.steps % 2;
+        let mut enc = self.ctx.encoder("step");
+        self.det.encode(&mut enc, slot, n);
+        self.det.encode_readback(&mut enc, slot, &self.readback, 0);
+        self.ctx.run(enc).expect("run");
+        let bytes: Vec<u8> = self
+            .ctx
+            .read(&self.readback, 0, self.det.readback_size() as usize)
+            .expect("read");
+        self.det
+            .stitch(&bytes, slot, self.base, n, events)
+            .expect("stitch");
+        self.base += n as u64;
+        self.steps += 1;
+    }
+}
+
+/// GPU events of `data` (one Vec per channel) fed in steps of `sizes`
+/// (cycled, clamped to the chunk and the data), sorted by channel and start.
+fn gpu_events(
+    ctx: &Arc<GpuContext>,
+    spec: &DetectorSpec,
+    data: &[Vec<f32>],
+    sizes: &[usize],
+    chunk: usize,
+) -> Vec<Event> {
+    let mut h = Harness::new(ctx, spec, data.len(), chunk);
+    let n = data[0].len();
+    let mut events = Vec::new();
+    for &s in sizes.iter().cycle() {
+        let left = n - h.base as usize;
+        if left == 0 {
+            break;
+        }
+        h.step(data, s.min(chunk).min(left), &mut events);
+    }
+    h.det.finish(&mut events);
+    events.sort_by_key(|e| (e.channel, e.start));
+    events
+}
+
+fn cpu_events(spec: &DetectorSpec, data: &[Vec<f32>]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (c, x) in data.iter().enumerate() {
+        let mut d = spec.build_for_channel(c);
+        d.process(x, 0, &mut events);
+        d.finish(&mut events);
+    }
+    events.sort_by_key(|e| (e.channel, e.start));
+    events
+}
+
+fn assert_same_events(got: &[Event], want: &[Event], what: &str) {
+    let spans = |e: &[Event]| -> Vec<_> {
+        e.iter()
+            .map(|e| (e.channel, e.start, e.end, e.peak_index))
+            .collect()
+    };
+    assert_eq!(spans(got), spans(want), "{what}: events differ");
+    for (g, w) in got.iter().zip(want) {
+        let scale = w.peak_value.abs().max(f64::MIN_POSITIVE);
+        assert!(
+            (g.peak_value - w.peak_value).abs() <= PEAK_REL_TOL * scale
+                || (g.peak_value.is_infinite() && g.peak_value == w.peak_value),
+            "{what}: peak at {} is {} on the GPU, {} on the CPU",
+            w.peak_index,
+            g.peak_value,
+            w.peak_value
+        );
+    }
+}
+
+#[test]
+fn events_match_the_cpu_detectors_for_any_step_sizes() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 12_000;
+    let one = vec![noisy_signal(1, n, 12)];
+    let three: Vec<_> = (0..3).map(|c| noisy_signal(10 + c, n, 10)).collect();
+    for spec in specs() {
+        for data in [&one, &three] {
+            let want = cpu_events(&spec, data);
+            assert!(want.len() >= 5, "{spec:?}: test signal should trigger");
+            // Whole chunks, steps shorter than nlta, ragged steps.
+            for (sizes, chunk) in [
+                (vec![4096], 4096),
+                (vec![150, 37, 199, 1], 256),
+                (vec![2500, 1100, 7], 2600),
+            ] {
+                let got = gpu_events(&ctx, &spec, data, &sizes, chunk);
+                let what = format!("{spec:?}, {} channels, steps {sizes:?}", data.len());
+                assert_same_events(&got, &want, &what);
+            }
+        }
+    }
+}
