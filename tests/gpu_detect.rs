@@ -111,6 +111,7 @@ struct Harness {
     channels: usize,
     base: u64,
     steps: usize,
+    last_readback: Vec<u8>,
 }
 
 impl Harness {
@@ -134,6 +135,7 @@ impl Harness {
             channels,
             base: 0,
             steps: 0,
+            last_readback: Vec::new(),
         }
     }
 
@@ -170,6 +172,36 @@ impl Harness {
             .expect("stitch");
         self.base += n as u64;
         self.steps += 1;
+        self.last_readback = bytes;
+    }
+
+    /// The cft of the last step, `chunk` values per channel.
+    fn cft(&self) -> Vec<f32> {
+        self.ctx
+            .read(self.det.cft_buffer(), 0, self.channels * self.chunk)
+            .expect("read cft")
+    }
+
+    /// The last step's candidates per channel from its readback (only the
+    /// fast region), sorted by index.
+    fn candidates(&self) -> Vec<Vec<(u32, u32)>> {
+        let b = &self.last_readback;
+        let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let fast = self.det.fast();
+        let at = (self.channels * 4).next_multiple_of(8);
+        (0..self.channels)
+            .map(|c| {
+                let n = (word(c * 4) as usize).min(fast);
+                let mut v: Vec<_> = (0..n)
+                    .map(|j| {
+                        let p = at + (c * fast + j) * 8;
+                        (word(p), word(p + 4))
+                    })
+                    .collect();
+                v.sort_unstable();
+                v
+            })
+            .collect()
     }
 }
 
@@ -247,6 +279,162 @@ fn events_match_the_cpu_detectors_for_any_step_sizes() {
                 let got = gpu_events(&ctx, &spec, data, &sizes, chunk);
                 let what = format!("{spec:?}, {} channels, steps {sizes:?}", data.len());
                 assert_same_events(&got, &want, &what);
+            }
+        }
+    }
+}
+
+/// The twins' state for one detector, stepped alongside the GPU.
+enum Twin {
+    Threshold(kernels::detect_threshold::Params),
+    Classic {
+        p: kernels::detect_classic::Params,
+        hist: Vec<f32>,
+        pyr: Vec<f32>,
+    },
+    Recursive {
+        p: kernels::detect_recursive::Params,
+        tiles: Vec<kernels::detect_recursive::Map>,
+        state: Vec<kernels::detect_recursive::State>,
+        starts: Vec<kernels::detect_recursive::State>,
+    },
+}
+
+impl Twin {
+    fn new(spec: &DetectorSpec, channels: usize, chunk: usize, stride: usize) -> Self {
+        use kernels::detect_recursive as r;
+        match *spec {
+            DetectorSpec::Threshold { .. } => Twin::Threshold(kernels::detect_threshold::Params {
+                y_stride: stride,
+                chunk,
+            }),
+            DetectorSpec::ClassicStaLta { nsta, nlta, .. } => {
+                let p = kernels::detect_classic::Params::new(nsta, nlta, chunk, stride);
+                Twin::Classic {
+                    hist: vec![0.0; channels * (nlta - 1)],
+                    pyr: vec![0.0; channels * p.pstride],
+                    p,
+                }
+            }
+            DetectorSpec::RecursiveStaLta { nsta, nlta, .. } => {
+                let p = r::Params {
+                    y_stride: stride,
+                    chunk,
+                    max_tiles: chunk.div_ceil(r::TILE),
+                    nlta,
+                    csta: (1.0 / nsta as f64) as f32,
+                    clta: (1.0 / nlta as f64) as f32,
+                };
+                let zero = r::State {
+                    sta: 0.0,
+                    lta: 0.0,
+                    bad: 0,
+                    started: 0,
+                };
+                Twin::Recursive {
+                    tiles: vec![r::IDENTITY; channels * p.max_tiles],
+                    state: vec![zero; channels],
+                    starts: vec![zero; channels * p.max_tiles],
+                    p,
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, channels: usize, step: &StepParams, y: &[f32], cft: &mut [f32]) {
+        use kernels::detect_recursive as r;
+        match self {
+            Twin::Threshold(p) => kernels::detect_threshold::main(p, channels, step, y, cft),
+            Twin::Classic { p, hist, pyr } => {
+                kernels::detect_classic::run_step(p, channels, step, y, hist, pyr, cft);
+            }
+            Twin::Recursive {
+                p,
+                tiles,
+                state,
+                starts,
+            } => {
+                r::tile_maps(p, channels, step, y, tiles);
+                r::carry(p, channels, step, tiles, state, starts);
+                r::values(p, channels, step, y, starts, cft);
+            }
+        }
+    }
+}
+
+fn with_non_finite(mut x: Vec<f32>, at: &[(usize, f32)]) -> Vec<f32> {
+    for &(i, v) in at {
+        x[i] = v;
+    }
+    x
+}
+
+#[test]
+fn kernels_match_their_cpu_twins() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 6000;
+    let chunk = 1500;
+    let stride = chunk + 3;
+    let data = vec![
+        with_non_finite(noisy_signal(3, n, 6), &[(900, f32::NAN), (3100, f32::INFINITY)]),
+        with_non_finite(noisy_signal(4, n, 6), &[(0, f32::NEG_INFINITY), (1499, f32::NAN)]),
+    ];
+    for spec in specs() {
+        let mut h = Harness::new(&ctx, &spec, data.len(), chunk);
+        let mut twin = Twin::new(&spec, data.len(), chunk, stride);
+        let low = match spec {
+            DetectorSpec::Threshold { on, off, .. }
+            | DetectorSpec::ClassicStaLta { on, off, .. }
+            | DetectorSpec::RecursiveStaLta { on, off, .. } => on.min(off) as f32,
+        };
+        let cp = kernels::detect_compact::Params {
+            chunk,
+            fast: h.det.fast(),
+            channels: data.len(),
+            low,
+        };
+        let mut events = Vec::new();
+        for &size in [700, 150, 1500, 37, 1500, 1500, 613].iter() {
+            let base = h.base as usize;
+            let mut y = vec![0.0f32; data.len() * stride];
+            for (c, x) in data.iter().enumerate() {
+                y[c * stride..c * stride + size].copy_from_slice(&x[base..base + size]);
+            }
+            let warm_up = u32::try_from(h.det.warm_up().saturating_sub(h.base)).unwrap_or(u32::MAX);
+            let params = StepParams {
+                frames: size as u32,
+                out_frames: size as u32,
+                warm_up,
+                base_lo: base as u32,
+                ..StepParams::default()
+            };
+            h.step(&data, size, &mut events);
+            let gpu = h.cft();
+            let mut cpu = vec![0.0f32; data.len() * chunk];
+            twin.step(data.len(), &params, &y, &mut cpu);
+            for c in 0..data.len() {
+                for i in 0..size {
+                    let (g, t) = (gpu[c * chunk + i], cpu[c * chunk + i]);
+                    assert!(
+                        (g.is_nan() && t.is_nan()) || g == t || (g - t).abs() <= TWIN_REL_TOL * t.abs(),
+                        "{spec:?}: channel {c}, output {} of the stream: GPU {g}, twin {t}",
+                        base + i
+                    );
+                }
+            }
+            // Compaction twin over the GPU's own cft: the same candidates.
+            let mut counts = vec![0u32; data.len()];
+            let mut cands = vec![[0u32; 2]; data.len() * chunk];
+            kernels::detect_compact::main(&cp, &params, &gpu, &mut counts, &mut cands);
+            let got = h.candidates();
+            for (c, g) in got.iter().enumerate() {
+                let want: Vec<(u32, u32)> = (0..(counts[c] as usize).min(cp.fast))
+                    .map(|j| {
+                        let [i, v] = cands[kernels::detect_compact::slot(&cp, c, j)];
+                        (i, v)
+                    })
+                    .collect();
+                assert_eq!(g, &want, "{spec:?}: candidates of channel {c}");
             }
         }
     }

@@ -7,3 +7,8 @@
 //! stage diverges, on any machine, with a debugger. The twins are not the
 //! CPU backend (which is tuned for CPUs); they are executable specifications
 //! of the shaders.
+
+pub mod detect_classic;
+pub mod detect_compact;
+pub mod detect_recursive;
+pub mod detect_threshold;

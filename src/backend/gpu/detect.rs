@@ -357,6 +357,12 @@ impl GpuDetect {
         self.warm_up
     }
 
+    /// Candidates per channel in each step's readback (more are read from
+    /// the GPU synchronously in [`GpuDetect::stitch`]).
+    pub fn fast(&self) -> usize {
+        self.fast
+    }
+
     /// The cft of the last step encoded: channel c's at element
     /// `c * chunk ..` (f32; for tests and diagnostics, compared with the
     /// kernels' CPU twins).
