@@ -439,3 +439,123 @@ fn kernels_match_their_cpu_twins() {
         }
     }
 }
+
+/// A loud burst (x10^4) followed by quiet: the classic cft after the burst
+/// has left the windows must match window sums computed directly in f64 from
+/// the same samples (a prefix-sum difference in f32 would be all rounding).
+#[test]
+fn classic_cft_has_no_cancellation_after_a_loud_burst() {
+    let Some(ctx) = common::gpu() else { return };
+    let (nsta, nlta) = (30, 1000);
+    let spec = DetectorSpec::ClassicStaLta {
+        nsta,
+        nlta,
+        on: 3.0,
+        off: 1.5,
+        max_len: None,
+    };
+    let n = 20_000;
+    let mut x = noisy_signal(7, n, 0);
+    for v in &mut x[5000..5600] {
+        *v *= 1e4;
+    }
+    for v in &mut x[9000..] {
+        *v *= 1e-3;
+    }
+    let chunk = 2048;
+    let mut h = Harness::new(&ctx, &spec, 1, chunk);
+    let mut events = Vec::new();
+    let data = vec![x.clone()];
+    let sq: Vec<f64> = x.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
+    let window = |end: usize, len: usize| -> f64 {
+        sq[(end + 1).saturating_sub(len)..=end].iter().sum()
+    };
+    let mut worst = 0.0f64;
+    while (h.base as usize) < n {
+        let base = h.base as usize;
+        let size = chunk.min(n - base);
+        h.step(&data, size, &mut events);
+        let cft = h.cft();
+        for i in 0..size {
+            let at = base + i;
+            if at < nlta - 1 {
+                assert_eq!(cft[i], 0.0, "warm-up at {at}");
+                continue;
+            }
+            let want = window(at, nsta) / window(at, nlta) * (nlta as f64 / nsta as f64);
+            let rel = (f64::from(cft[i]) - want).abs() / want;
+            worst = worst.max(rel);
+            assert!(
+                rel <= PYRAMID_REL_TOL,
+                "output {at}: GPU {} vs f64 {want} (relative error {rel:e})",
+                cft[i]
+            );
+        }
+    }
+    eprintln!("worst relative error of the classic cft: {worst:e}");
+}
+
+/// NaN and ±Inf samples: no crash, the CPU's NaN stretches, and the same
+/// events as the CPU detectors, including events right after the stretch.
+#[test]
+fn non_finite_samples_give_the_cpu_events() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 15_000;
+    let bad = [
+        (10, f32::NAN),
+        (2000, f32::INFINITY),
+        (2001, f32::NEG_INFINITY),
+        (6100, f32::NAN),
+        (11_999, f32::INFINITY),
+    ];
+    let data = vec![
+        with_non_finite(noisy_signal(21, n, 14), &bad),
+        noisy_signal(22, n, 14),
+    ];
+    for spec in specs() {
+        let want = cpu_events(&spec, &data);
+        for (sizes, chunk) in [(vec![1000, 333], 1000), (vec![4096], 4096)] {
+            let got = gpu_events(&ctx, &spec, &data, &sizes, chunk);
+            assert_same_events(&got, &want, &format!("{spec:?} with non-finite samples"));
+        }
+    }
+}
+
+/// With `on <= 0` every finite sample is a candidate, far more than the
+/// fast readback holds: the rest are read from the GPU, and the events are
+/// still the CPU's.
+#[test]
+fn candidates_beyond_the_fast_readback_are_read_back() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 20_000;
+    let data: Vec<_> = (0..3).map(|c| noisy_signal(30 + c, n, 8)).collect();
+    let specs = [
+        DetectorSpec::Threshold {
+            on: 0.0,
+            off: 2.0,
+            max_len: Some(500),
+        },
+        DetectorSpec::RecursiveStaLta {
+            nsta: 10,
+            nlta: 100,
+            on: -1.0,
+            off: 1.1,
+            max_len: Some(1000),
+        },
+        DetectorSpec::ClassicStaLta {
+            nsta: 10,
+            nlta: 100,
+            on: 4.0,
+            off: 0.0,
+            max_len: None,
+        },
+    ];
+    for spec in specs {
+        let want = cpu_events(&spec, &data);
+        let chunk = 8192;
+        let h = Harness::new(&ctx, &spec, 3, chunk);
+        assert!(h.det.fast() < chunk, "the test must overflow the fast region");
+        let got = gpu_events(&ctx, &spec, &data, &[chunk, 5000], chunk);
+        assert_same_events(&got, &want, &format!("{spec:?} (every sample a candidate)"));
+    }
+}
