@@ -145,9 +145,11 @@ impl Harness {
         let stride = self.chunk + 3;
         for (c, x) in data.iter().enumerate() {
             let b = self.base as usize;
-            self.ctx.write(&self.y, (c * stride * 4) as u64, &x[b..b + n]);
+            self.ctx
+                .write(&self.y, (c * stride * 4) as u64, &x[b..b + n]);
         }
-        let warm_up = u32::try_from(self.det.warm_up().saturating_sub(self.base)).unwrap_or(u32::MAX);
+        let warm_up =
+            u32::try_from(self.det.warm_up().saturating_sub(self.base)).unwrap_or(u32::MAX);
         let params = StepParams {
             frames: n as u32,
             drop: 0,
@@ -376,8 +378,14 @@ fn kernels_match_their_cpu_twins() {
     let chunk = 1500;
     let stride = chunk + 3;
     let data = vec![
-        with_non_finite(noisy_signal(3, n, 6), &[(900, f32::NAN), (3100, f32::INFINITY)]),
-        with_non_finite(noisy_signal(4, n, 6), &[(0, f32::NEG_INFINITY), (1499, f32::NAN)]),
+        with_non_finite(
+            noisy_signal(3, n, 6),
+            &[(900, f32::NAN), (3100, f32::INFINITY)],
+        ),
+        with_non_finite(
+            noisy_signal(4, n, 6),
+            &[(0, f32::NEG_INFINITY), (1499, f32::NAN)],
+        ),
     ];
     for spec in specs() {
         let mut h = Harness::new(&ctx, &spec, data.len(), chunk);
@@ -416,7 +424,9 @@ fn kernels_match_their_cpu_twins() {
                 for i in 0..size {
                     let (g, t) = (gpu[c * chunk + i], cpu[c * chunk + i]);
                     assert!(
-                        (g.is_nan() && t.is_nan()) || g == t || (g - t).abs() <= TWIN_REL_TOL * t.abs(),
+                        (g.is_nan() && t.is_nan())
+                            || g == t
+                            || (g - t).abs() <= TWIN_REL_TOL * t.abs(),
                         "{spec:?}: channel {c}, output {} of the stream: GPU {g}, twin {t}",
                         base + i
                     );
@@ -467,28 +477,26 @@ fn classic_cft_has_no_cancellation_after_a_loud_burst() {
     let mut events = Vec::new();
     let data = vec![x.clone()];
     let sq: Vec<f64> = x.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
-    let window = |end: usize, len: usize| -> f64 {
-        sq[(end + 1).saturating_sub(len)..=end].iter().sum()
-    };
+    let window =
+        |end: usize, len: usize| -> f64 { sq[(end + 1).saturating_sub(len)..=end].iter().sum() };
     let mut worst = 0.0f64;
     while (h.base as usize) < n {
         let base = h.base as usize;
         let size = chunk.min(n - base);
         h.step(&data, size, &mut events);
         let cft = h.cft();
-        for i in 0..size {
+        for (i, &got) in cft[..size].iter().enumerate() {
             let at = base + i;
             if at < nlta - 1 {
-                assert_eq!(cft[i], 0.0, "warm-up at {at}");
+                assert_eq!(got, 0.0, "warm-up at {at}");
                 continue;
             }
             let want = window(at, nsta) / window(at, nlta) * (nlta as f64 / nsta as f64);
-            let rel = (f64::from(cft[i]) - want).abs() / want;
+            let rel = (f64::from(got) - want).abs() / want;
             worst = worst.max(rel);
             assert!(
                 rel <= PYRAMID_REL_TOL,
-                "output {at}: GPU {} vs f64 {want} (relative error {rel:e})",
-                cft[i]
+                "output {at}: GPU {got} vs f64 {want} (relative error {rel:e})"
             );
         }
     }
@@ -554,7 +562,10 @@ fn candidates_beyond_the_fast_readback_are_read_back() {
         let want = cpu_events(&spec, &data);
         let chunk = 8192;
         let h = Harness::new(&ctx, &spec, 3, chunk);
-        assert!(h.det.fast() < chunk, "the test must overflow the fast region");
+        assert!(
+            h.det.fast() < chunk,
+            "the test must overflow the fast region"
+        );
         let got = gpu_events(&ctx, &spec, &data, &[chunk, 5000], chunk);
         assert_same_events(&got, &want, &format!("{spec:?} (every sample a candidate)"));
     }

@@ -50,7 +50,14 @@ impl Params {
 
 /// Entry point `squares`: level 0 = the carried squares then this step's
 /// (`+inf` for a non-finite sample).
-pub fn squares(p: &Params, channels: usize, step: &StepParams, y: &[f32], hist: &[f32], pyr: &mut [f32]) {
+pub fn squares(
+    p: &Params,
+    channels: usize,
+    step: &StepParams,
+    y: &[f32],
+    hist: &[f32],
+    pyr: &mut [f32],
+) {
     let h = p.nlta - 1;
     let ext = h + step.out_frames as usize;
     for c in 0..channels {

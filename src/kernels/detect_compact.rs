@@ -43,7 +43,13 @@ pub fn slot(p: &Params, c: usize, j: usize) -> usize {
 
 /// Entry point `main` (bindings: `step`, `cft`, `counts`, `cands` as
 /// (index, cft bits) pairs).
-pub fn main(p: &Params, step: &StepParams, cft: &[f32], counts: &mut [u32], cands: &mut [[u32; 2]]) {
+pub fn main(
+    p: &Params,
+    step: &StepParams,
+    cft: &[f32],
+    counts: &mut [u32],
+    cands: &mut [[u32; 2]],
+) {
     let n = step.out_frames as usize;
     for c in 0..p.channels {
         for wg in 0..n.div_ceil(WG * ITEMS) {

@@ -186,9 +186,9 @@ pub fn carry(
                 started: 0,
             };
         }
-        for lid in 0..WG {
+        for (lid, pre) in prefix.iter().enumerate() {
             let first = lid * per;
-            let mut at = apply(prefix[lid], s);
+            let mut at = apply(*pre, s);
             for t in first..(first + per).min(n) {
                 starts[c * p.max_tiles + t] = at;
                 at = apply(tiles[c * p.max_tiles + t], at);
@@ -204,7 +204,14 @@ pub fn carry(
 
 /// Entry point `values`: cft = sta / lta, NaN within nlta outputs of a
 /// non-finite sample or where lta is 0, 0 during the warm-up.
-pub fn values(p: &Params, channels: usize, step: &StepParams, y: &[f32], starts: &[State], cft: &mut [f32]) {
+pub fn values(
+    p: &Params,
+    channels: usize,
+    step: &StepParams,
+    y: &[f32],
+    starts: &[State],
+    cft: &mut [f32],
+) {
     let n = step.out_frames as usize;
     for c in 0..channels {
         for tile in 0..n.div_ceil(TILE) {

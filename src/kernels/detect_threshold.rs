@@ -23,7 +23,8 @@ pub fn main(p: &Params, channels: usize, step: &StepParams, y: &[f32], cft: &mut
             for lid in 0..256 {
                 let i = wg * 256 + lid;
                 if i < n {
-                    cft[c * p.chunk + i] = f32::from_bits(y[c * p.y_stride + i].to_bits() & 0x7fff_ffff);
+                    cft[c * p.chunk + i] =
+                        f32::from_bits(y[c * p.y_stride + i].to_bits() & 0x7fff_ffff);
                 }
             }
         }

@@ -171,7 +171,9 @@ impl GpuDetect {
         }
         let check = |what: &str, elems: u64, size: u64| -> Result<u64> {
             let bytes = elems * size;
-            let limit = u64::from(ctx.limits.max_storage_buffer_binding_size)
+            let limit = ctx
+                .limits
+                .max_storage_buffer_binding_size
                 .min(ctx.limits.max_buffer_size);
             if bytes > limit || elems > u64::from(u32::MAX) {
                 return Err(Error::gpu(format!(
@@ -268,8 +270,14 @@ impl GpuDetect {
             DetectorSpec::RecursiveStaLta { nsta, nlta, .. } => {
                 let max_tiles = ck.div_ceil(TILE);
                 // Map: 5 words; State: 4 words.
-                let tiles = ctx.storage("detect_recursive tiles", check("tiles", ch * max_tiles * 5, 4)?);
-                let starts = ctx.storage("detect_recursive starts", check("starts", ch * max_tiles * 4, 4)?);
+                let tiles = ctx.storage(
+                    "detect_recursive tiles",
+                    check("tiles", ch * max_tiles * 5, 4)?,
+                );
+                let starts = ctx.storage(
+                    "detect_recursive starts",
+                    check("starts", ch * max_tiles * 4, 4)?,
+                );
                 let state = ctx.storage("detect_recursive state", ch * 16);
                 let src = include_str!("../../../shaders/detect_recursive.wgsl");
                 let consts = [
@@ -329,7 +337,11 @@ impl GpuDetect {
         for _ in 0..slots {
             let counts = ctx.storage("detect_compact counts", ch * 4);
             let cands = ctx.storage("detect_compact candidates", cand_bytes);
-            let g = ctx.bind("detect_compact", &compact, &[step, &cft_buf, &counts, &cands]);
+            let g = ctx.bind(
+                "detect_compact",
+                &compact,
+                &[step, &cft_buf, &counts, &cands],
+            );
             slot_bufs.push((counts, cands, g));
         }
         let triggers = (0..channels)
@@ -494,7 +506,9 @@ impl GpuDetect {
                 ),
             });
         }
-        let word = |at: usize| u32::from_le_bytes([mapped[at], mapped[at + 1], mapped[at + 2], mapped[at + 3]]);
+        let word = |at: usize| {
+            u32::from_le_bytes([mapped[at], mapped[at + 1], mapped[at + 2], mapped[at + 3]])
+        };
         let cands_at = self.counts_bytes() as usize;
         let end = base + out_frames as u64;
         for c in 0..self.channels {
@@ -515,7 +529,8 @@ impl GpuDetect {
                 let rest = n - self.fast;
                 let first = (self.channels * self.fast + c * (self.chunk - self.fast)) as u64;
                 let more: Vec<[u32; 2]> =
-                    self.ctx.read(&self.slots[slot].1, first * CAND_BYTES, rest)?;
+                    self.ctx
+                        .read(&self.slots[slot].1, first * CAND_BYTES, rest)?;
                 self.scratch
                     .extend(more.iter().map(|&[i, v]| (i, f32::from_bits(v))));
             }
