@@ -127,6 +127,46 @@ impl Trigger {
         self.push(std::slice::from_ref(&cft), index, events);
     }
 
+    /// Consumes `len` values at `offset ..` that are below every level (NaN,
+    /// or anything `< min(on, off)`), in O(1): exactly the same as pushing
+    /// `len` NaN values.
+    ///
+    /// Why: the GPU backend sends back only the samples that reach
+    /// `min(on, off)` (the candidates); a gap between two candidates is a
+    /// run of values that can neither start an event, nor keep a run `>= off`
+    /// alive, nor raise a peak, so only its length matters. An open event
+    /// whose last value was `>= off` ends at `offset − 1`; otherwise one whose
+    /// `max_len` cut falls inside the gap ends at the cut; otherwise it stays
+    /// open. Afterwards the last value is below `on`.
+    pub fn push_below(&mut self, offset: u64, len: u64, events: &mut Vec<Event>) {
+        if len == 0 {
+            return;
+        }
+        debug_assert!(
+            self.next.is_none_or(|next| next == offset),
+            "trigger fed out of order: expected index {:?}, got {offset}",
+            self.next
+        );
+        if let Some(mut open) = self.open {
+            if open.above_off {
+                // The first value of the gap ends the run >= off.
+                self.open = None;
+                self.emit(open, offset - 1, events);
+            } else if let Some(cut) = open
+                .cut_at
+                .filter(|&cut| cut.checked_sub(offset).is_some_and(|d| d < len))
+            {
+                self.open = None;
+                self.emit(open, cut, events);
+            } else {
+                open.above_off = false;
+                self.open = Some(open);
+            }
+        }
+        self.above_on = false;
+        self.next = Some(offset + len);
+    }
+
     /// The cft has ended: an open event ends at the last value pushed. The
     /// trigger is then as new and may start another stream.
     pub fn finish(&mut self, events: &mut Vec<Event>) {

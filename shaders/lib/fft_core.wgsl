@@ -1,0 +1,118 @@
+// Library prepended (by concatenation, at load time) to the kernels that
+// transform in workgroup memory: fft_stockham.wgsl and fir_overlap_save.wgsl.
+// It is not a kernel (no entry point); tests/shaders.rs validates it alone
+// and each kernel with it in front. CPU twin: src/kernels/fft_stockham.rs
+// (`fft_shared`).
+//
+// Conventions it imposes on the kernels that include it: binding 1 of group
+// 0 is the twiddle table, whose first entries are exp(-2πi m / TL) for
+// m < TL (TL = the largest local length the plan uses; computed in f64 on
+// the host, stored as f32); invocations per workgroup are FFT_WG.
+
+// Complex values the workgroup array holds (set per pipeline from the
+// device's workgroup-memory limit and the plan: at most FFT_MAX_LOCAL).
+override SHARED: u32 = 2048u;
+
+// Invocations per workgroup (WebGPU's default limit, on every device).
+const FFT_WG: u32 = 256u;
+
+// Values one invocation keeps in registers between two barriers: a radix-4
+// stage of length L gives each invocation L / (4 FFT_WG) butterflies of 4
+// values, so L <= FFT_WG * FFT_REGS = 4096.
+const FFT_REGS: u32 = 16u;
+
+@group(0) @binding(1) var<storage, read> fft_twiddles: array<vec2<f32>>;
+
+var<workgroup> sh: array<vec2<f32>, SHARED>;
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+fn conj(a: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x, -a.y);
+}
+
+// Forward FFT (exponent sign -1, unnormalised) of sh[0..n] in place, natural
+// order in and out. `n` is a power of two <= min(SHARED, FFT_WG * FFT_REGS);
+// `tw_step` = TL / n, so that exp(-2πi m / n) = fft_twiddles[m * tw_step].
+// Stockham autosort: radix-4 stages, then one radix-2 stage when log2(n) is
+// odd. Each stage reads its inputs into registers, waits at a barrier,
+// writes its outputs to their autosorted places, and waits again, so one
+// array suffices. Every invocation of the workgroup must call it (it has
+// barriers) with the same uniform `n` and `tw_step`; the caller puts a
+// barrier between filling sh and the call, and between the call and reading.
+fn fft_shared(tid: u32, n: u32, tw_step: u32) {
+    var regs: array<vec2<f32>, FFT_REGS>;
+    var ns = 1u;
+    let q4 = n / 4u;
+    let per4 = (q4 + FFT_WG - 1u) / FFT_WG;
+    loop {
+        if ns * 4u > n {
+            break;
+        }
+        // exp(-2πi r k / (4 ns)) = table[r k n / (4 ns) * tw_step]
+        let step = (n / (ns * 4u)) * tw_step;
+        for (var i = 0u; i < per4; i++) {
+            let j = tid + i * FFT_WG;
+            if j < q4 {
+                let k = j & (ns - 1u);
+                let a0 = sh[j];
+                let a1 = cmul(sh[j + q4], fft_twiddles[k * step]);
+                let a2 = cmul(sh[j + 2u * q4], fft_twiddles[2u * k * step]);
+                let a3 = cmul(sh[j + 3u * q4], fft_twiddles[3u * k * step]);
+                let t0 = a0 + a2;
+                let t1 = a0 - a2;
+                let t2 = a1 + a3;
+                let d = a1 - a3;
+                // (a1 - a3) * (-i)
+                let t3 = vec2<f32>(d.y, -d.x);
+                regs[4u * i] = t0 + t2;
+                regs[4u * i + 1u] = t1 + t3;
+                regs[4u * i + 2u] = t0 - t2;
+                regs[4u * i + 3u] = t1 - t3;
+            }
+        }
+        workgroupBarrier();
+        for (var i = 0u; i < per4; i++) {
+            let j = tid + i * FFT_WG;
+            if j < q4 {
+                let k = j & (ns - 1u);
+                let d = (j - k) * 4u + k;
+                sh[d] = regs[4u * i];
+                sh[d + ns] = regs[4u * i + 1u];
+                sh[d + 2u * ns] = regs[4u * i + 2u];
+                sh[d + 3u * ns] = regs[4u * i + 3u];
+            }
+        }
+        workgroupBarrier();
+        ns = ns * 4u;
+    }
+    if ns < n {
+        // Radix-2 tail: ns * 2 == n.
+        let q2 = n / 2u;
+        let per2 = (q2 + FFT_WG - 1u) / FFT_WG;
+        let step = (n / (ns * 2u)) * tw_step;
+        for (var i = 0u; i < per2; i++) {
+            let j = tid + i * FFT_WG;
+            if j < q2 {
+                let k = j & (ns - 1u);
+                let a0 = sh[j];
+                let a1 = cmul(sh[j + q2], fft_twiddles[k * step]);
+                regs[2u * i] = a0 + a1;
+                regs[2u * i + 1u] = a0 - a1;
+            }
+        }
+        workgroupBarrier();
+        for (var i = 0u; i < per2; i++) {
+            let j = tid + i * FFT_WG;
+            if j < q2 {
+                let k = j & (ns - 1u);
+                let d = (j - k) * 2u + k;
+                sh[d] = regs[2u * i];
+                sh[d + ns] = regs[2u * i + 1u];
+            }
+        }
+        workgroupBarrier();
+    }
+}
