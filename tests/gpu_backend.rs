@@ -247,6 +247,7 @@ fn a_custom_detector_runs_on_the_read_back_signal() {
     let x = common::bursts(10_000, 1, 5);
     let job = Job {
         kernel: Some(vec![0.5, 0.5]),
+        conv_mode: ConvMode::Full,
         detector: Some(DetectorChoice::Custom(Arc::new(|| {
             Box::new(Chunks(0)) as Box<dyn Detector>
         }))),
