@@ -150,6 +150,26 @@ fn gpu_matches_f64_reference_for_every_power_of_two() {
     eprintln!("2^1..2^20 took {:?}", start.elapsed());
 }
 
+/// The largest size the brief asks for, 2^24 (128 MiB of data): slow on a
+/// software adapter, so run on request (`cargo test -- --ignored`).
+#[test]
+#[ignore = "2^24 values, 128 MiB: slow on a software adapter"]
+fn gpu_matches_f64_reference_at_2_pow_24() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 1 << 24;
+    let x = signal(n, 24);
+    let fft = GpuFft::new(&ctx, n, 1, false).unwrap();
+    let start = std::time::Instant::now();
+    let y = gpu_run(&ctx, &fft, &x);
+    let took = start.elapsed();
+    let e = rel_l2(&y, &reference(&x, n, false));
+    eprintln!(
+        "n=2^24 radices {:?}: rel L2 {e:.2e} ({took:?})",
+        fft.radices()
+    );
+    assert!(e <= REF_TOL, "n=2^24: rel L2 {e:.3e}");
+}
+
 #[test]
 fn gpu_matches_twin() {
     let Some(ctx) = common::gpu() else { return };

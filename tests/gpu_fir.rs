@@ -91,7 +91,6 @@ fn params(frames: usize, drop: usize) -> StepParams {
 /// Streams `x` (planar, per channel) through the GPU stage, all steps in
 /// one submission, the step uniform and input filled by copies from
 /// buffers prepared up front (as the chunk engine does).
-#[expect(clippy::too_many_arguments, reason = "test driver")]
 fn run_gpu(
     ctx: &Arc<GpuContext>,
     kernel: &[f32],

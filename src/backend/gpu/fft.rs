@@ -179,7 +179,16 @@ impl GpuFft {
 
     /// The bind groups for transforming `data` (at least `batch * n`
     /// complex values, signal `b` at values `b n .. (b + 1) n`) in place.
+    ///
+    /// # Panics
+    /// If `data` is smaller than `batch * n` complex values.
     pub fn bind(&self, data: &wgpu::Buffer) -> FftBinding {
+        let bytes = (self.n * self.batch) as u64 * COMPLEX_BYTES;
+        assert!(
+            data.size() >= bytes,
+            "FFT buffer of {} bytes, {bytes} needed",
+            data.size()
+        );
         let ctx = &self.ctx;
         let groups = match &self.scratch {
             None => vec![ctx.bind(
