@@ -185,7 +185,7 @@ fn pipeline(c: &mut Criterion) {
             kernel: Some(kernel),
             conv_mode: ConvMode::Same,
             detector: Some(DetectorChoice::Builtin(spec)),
-            fir_method: None,
+            ..Job::default()
         };
         let processor = StreamProcessor::new(StreamConfig::default(), job);
         g.bench_function(name, |b| {

@@ -69,7 +69,7 @@ fn no_allocation_in_the_steady_state() {
                 off: 1.5,
                 max_len: None,
             })),
-            fir_method: None,
+            ..Job::default()
         };
         let config = StreamConfig {
             chunk_size: chunk,

@@ -172,7 +172,7 @@ proptest! {
             kernel: Some(k.clone()),
             conv_mode: mode,
             detector: detector.map(DetectorChoice::Builtin),
-            fir_method: None,
+            ..Job::default()
         };
         let (whole, whole_events) = run(&x, channels, &job, frames, 1);
         check_against_reference(&x, channels, &k, mode, &whole);

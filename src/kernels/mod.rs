@@ -8,10 +8,10 @@
 //! CPU backend (which is tuned for CPUs); they are executable specifications
 //! of the shaders.
 
-pub mod fft_stockham;
-pub mod fir_direct;
-pub mod fir_overlap_save;
 pub mod detect_classic;
 pub mod detect_compact;
 pub mod detect_recursive;
 pub mod detect_threshold;
+pub mod fft_stockham;
+pub mod fir_direct;
+pub mod fir_overlap_save;

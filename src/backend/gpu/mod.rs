@@ -12,7 +12,6 @@
 //! (upload/readback slots), [`processor`] (the per-chunk steps), and one
 //! module per stage, each driving its shaders: [`fft`], [`fir`], [`detect`].
 
-
 pub mod context;
 pub mod detect;
 pub mod fft;
@@ -110,4 +109,3 @@ pub struct StepParams {
 
 /// Size of [`StepParams`] in bytes, as the uniform buffer's size.
 pub const STEP_PARAMS_SIZE: u64 = std::mem::size_of::<StepParams>() as u64;
-

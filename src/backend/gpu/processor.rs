@@ -75,7 +75,7 @@ pub struct GpuProcessor {
     /// Zeros still to push after the input ends.
     pad_left: u64,
     /// Outputs produced (after the drop) by submitted steps.
-    emitted: u64,
+    submitted_out: u64,
     /// Outputs read back and stitched.
     completed: u64,
     /// Detector warm-up in outputs (see [`StepParams::warm_up`]).
@@ -102,8 +102,10 @@ impl GpuProcessor {
         let channels = channels.max(1);
         // The largest buffers are `channels × piece` f32 (the detector's
         // pyramid is twice that): keep them within one storage binding.
-        let limit =
-            u64::from(ctx.limits.max_storage_buffer_binding_size).min(ctx.limits.max_buffer_size);
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
         let per_frame = channels as u64 * F32 * 2;
         let piece = (chunk as u64).min((limit / per_frame).max(1)) as usize;
         let taps = job.taps();
@@ -169,7 +171,7 @@ impl GpuProcessor {
             } else {
                 0
             },
-            emitted: 0,
+            submitted_out: 0,
             completed: 0,
             warm_up: warm,
             finished: false,
@@ -194,7 +196,7 @@ impl GpuProcessor {
         let drop = self.skip_left.min(frames as u64) as usize;
         self.skip_left -= drop as u64;
         let out_frames = frames - drop;
-        let base = self.emitted;
+        let base = self.submitted_out;
         let params = StepParams {
             frames: frames as u32,
             drop: drop as u32,
@@ -264,7 +266,7 @@ impl GpuProcessor {
             base,
             out_frames,
         });
-        self.emitted += out_frames as u64;
+        self.submitted_out += out_frames as u64;
         Ok(())
     }
 
