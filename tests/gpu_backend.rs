@@ -261,3 +261,26 @@ fn a_custom_detector_runs_on_the_read_back_signal() {
         "full mode: n + taps − 1 outputs, each seen once"
     );
 }
+
+#[test]
+fn chunks_split_into_several_gpu_steps_give_the_same_results() {
+    let Some(ctx) = common::gpu() else { return };
+    // Steps of 1000 frames inside chunks of 4096: each process call submits
+    // five steps (the last one short) and reads back all but the last.
+    let split: Arc<dyn Backend> = Arc::new(GpuBackend::with_context(ctx).with_max_step(1000));
+    let x = common::bursts(15_000, 2, 6);
+    let det = DetectorSpec::ClassicStaLta {
+        nsta: 40,
+        nlta: 400,
+        on: 3.0,
+        off: 1.5,
+        max_len: None,
+    };
+    compare(
+        &split,
+        &x,
+        2,
+        &job(Some(lowpass(65)), ConvMode::Same, Some(det)),
+        4096,
+    );
+}

@@ -31,6 +31,7 @@ pub use processor::GpuProcessor;
 #[derive(Debug, Clone)]
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
+    max_step: usize,
 }
 
 impl GpuBackend {
@@ -41,12 +42,25 @@ impl GpuBackend {
     pub fn new(options: &GpuOptions) -> Result<Self> {
         Ok(GpuBackend {
             ctx: GpuContext::new(options)?,
+            max_step: usize::MAX,
         })
     }
 
     /// The backend on an already open device.
     pub fn with_context(ctx: Arc<GpuContext>) -> Self {
-        GpuBackend { ctx }
+        GpuBackend {
+            ctx,
+            max_step: usize::MAX,
+        }
+    }
+
+    /// Splits every chunk into GPU steps of at most `frames` frames (chunks
+    /// are split anyway when they exceed the device's binding limits; tests
+    /// use this to exercise the split on small data).
+    #[must_use]
+    pub fn with_max_step(mut self, frames: usize) -> Self {
+        self.max_step = frames.max(1);
+        self
     }
 
     /// The device.
@@ -72,7 +86,11 @@ impl Backend for GpuBackend {
         _threads: usize,
     ) -> Result<Box<dyn ChunkProcessor>> {
         Ok(Box::new(GpuProcessor::new(
-            &self.ctx, job, channels, chunk,
+            &self.ctx,
+            job,
+            channels,
+            chunk,
+            self.max_step,
         )?))
     }
 }

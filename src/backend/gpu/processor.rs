@@ -94,20 +94,30 @@ fn warm_up(spec: &DetectorSpec) -> u64 {
 
 impl GpuProcessor {
     /// Plans `job` for `channels` channels in blocks of at most `chunk`
-    /// frames on `ctx`.
+    /// frames on `ctx`, in steps of at most `max_step` frames (and fewer if
+    /// the device's binding limits require it).
     ///
     /// # Errors
     /// [`Error::Gpu`] if a kernel cannot be built on this device.
-    pub fn new(ctx: &Arc<GpuContext>, job: &Job, channels: usize, chunk: usize) -> Result<Self> {
+    pub fn new(
+        ctx: &Arc<GpuContext>,
+        job: &Job,
+        channels: usize,
+        chunk: usize,
+        max_step: usize,
+    ) -> Result<Self> {
         let channels = channels.max(1);
-        // The largest buffers are `channels × piece` f32 (the detector's
-        // pyramid is twice that): keep them within one storage binding.
+        // The largest buffer is the classic STA/LTA's pyramid, up to
+        // 2 × next_pow2(nlta + frames) values per channel, so up to 4 f32
+        // per frame and channel: keep it within one storage binding.
         let limit = ctx
             .limits
             .max_storage_buffer_binding_size
             .min(ctx.limits.max_buffer_size);
-        let per_frame = channels as u64 * F32 * 2;
-        let piece = (chunk as u64).min((limit / per_frame).max(1)) as usize;
+        let per_frame = channels as u64 * F32 * 4;
+        let history = job.history() as u64;
+        let fit = (limit / per_frame).saturating_sub(history).max(1);
+        let piece = (chunk.min(max_step.max(1)) as u64).min(fit) as usize;
         let taps = job.taps();
         let step = ctx.buffer(
             "step params",
