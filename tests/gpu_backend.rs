@@ -284,3 +284,66 @@ fn chunks_split_into_several_gpu_steps_give_the_same_results() {
         4096,
     );
 }
+
+#[test]
+fn a_device_lost_mid_run_fails_the_run_cleanly() {
+    let Some(ctx) = common::gpu() else { return };
+    /// Destroys the device (as a driver reset would lose it) when it sees
+    /// its second chunk of filtered samples.
+    struct Saboteur {
+        ctx: Arc<sigstream::backend::gpu::GpuContext>,
+        calls: usize,
+    }
+    impl Detector for Saboteur {
+        fn process(&mut self, _: &[f32], _: u64, _: &mut Vec<Event>) {
+            self.calls += 1;
+            if self.calls == 2 {
+                self.ctx.device.destroy();
+            }
+        }
+        fn finish(&mut self, _: &mut Vec<Event>) {}
+    }
+    let for_detector = ctx.clone();
+    let job = Job {
+        kernel: Some(vec![0.5, 0.5]),
+        detector: Some(DetectorChoice::Custom(Arc::new(move || {
+            Box::new(Saboteur {
+                ctx: for_detector.clone(),
+                calls: 0,
+            }) as Box<dyn Detector>
+        }))),
+        ..Job::default()
+    };
+    let x = common::bursts(20_000, 1, 7);
+    let mut source = MemorySource::new(&x, 1, None);
+    let mut out = Vec::new();
+    let result = StreamProcessor::new(
+        StreamConfig {
+            chunk_size: 1000,
+            threads: 1,
+            queue_depth: 2,
+        },
+        job,
+    )
+    .with_backend(Arc::new(GpuBackend::with_context(ctx)))
+    .process_source(
+        &mut source,
+        Sinks {
+            signal: Some(Box::new(VecSink { out: &mut out })),
+            ..Sinks::default()
+        },
+    );
+    match result {
+        Err(e @ sigstream::Error::Gpu { .. }) => {
+            assert_eq!(e.exit_code(), 1);
+            let msg = e.to_string();
+            assert!(msg.starts_with("gpu: "), "{msg}");
+            assert!(
+                msg.contains("device lost"),
+                "the message names the cause: {msg}"
+            );
+        }
+        Err(e) => panic!("expected a GPU error, got {e:?}"),
+        Ok(stats) => panic!("the run succeeded after the device was destroyed: {stats:?}"),
+    }
+}

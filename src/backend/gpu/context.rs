@@ -145,9 +145,8 @@ impl GpuContext {
         }));
         let sink = failure.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                record(&sink, format!("device lost ({reason:?}): {msg}"));
-            }
+            // Also when destroyed on purpose: only checked while running.
+            record(&sink, format!("device lost ({reason:?}): {msg}"));
         });
         Ok(Arc::new(GpuContext {
             device,

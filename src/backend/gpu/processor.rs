@@ -351,23 +351,10 @@ impl GpuProcessor {
         }
         Ok(())
     }
-}
 
-impl ChunkProcessor for GpuProcessor {
-    fn output_capacity(&self) -> usize {
-        self.out_capacity
-    }
-
-    fn process(
-        &mut self,
-        input: &Block,
-        output: &mut Block,
-        events: &mut Vec<Event>,
-    ) -> Result<()> {
-        self.push(Some(input), 0, output, events)
-    }
-
-    fn finish(&mut self, output: &mut Block, events: &mut Vec<Event>) -> Result<bool> {
+    /// The end of the input: pushes the convolution's tail, then reads back
+    /// every step still in flight and closes open events.
+    fn finish_steps(&mut self, output: &mut Block, events: &mut Vec<Event>) -> Result<bool> {
         if self.pad_left > 0 {
             let z = (self.pad_left as usize).min(self.piece);
             self.pad_left -= z as u64;
@@ -393,6 +380,37 @@ impl ChunkProcessor for GpuProcessor {
             }
         }
         Ok(false)
+    }
+
+    /// A failure while stepping, replaced by the first error the device
+    /// itself reported (device lost, validation, out of memory), which says
+    /// more than the symptom seen on the host.
+    fn explain(&self, e: Error) -> Error {
+        match self.ctx.check() {
+            Err(reported) => reported,
+            Ok(()) => e,
+        }
+    }
+}
+
+impl ChunkProcessor for GpuProcessor {
+    fn output_capacity(&self) -> usize {
+        self.out_capacity
+    }
+
+    fn process(
+        &mut self,
+        input: &Block,
+        output: &mut Block,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        self.push(Some(input), 0, output, events)
+            .map_err(|e| self.explain(e))
+    }
+
+    fn finish(&mut self, output: &mut Block, events: &mut Vec<Event>) -> Result<bool> {
+        self.finish_steps(output, events)
+            .map_err(|e| self.explain(e))
     }
 
     fn horizon(&self) -> u64 {
