@@ -17,7 +17,7 @@ use rustfft::num_complex::Complex;
 use sigstream::backend::cpu::fir::{Fir, FirMethod};
 use sigstream::backend::gpu::detect::GpuDetect;
 use sigstream::backend::gpu::fft::GpuFft;
-use sigstream::backend::gpu::fir::GpuFir;
+use sigstream::backend::gpu::fir::{GpuFir, GpuFirMethod};
 use sigstream::backend::gpu::{GpuBackend, GpuContext, GpuOptions, STEP_PARAMS_SIZE, StepParams};
 use sigstream::backend::{Backend, DetectorChoice, Job};
 use sigstream::detect::DetectorSpec;
@@ -124,7 +124,13 @@ fn fir(c: &mut Criterion) {
         let mut gpu =
             GpuFir::new(&ctx, &kernel, 1, n, &step, &input, &output, n, None).expect("a FIR plan");
         group.bench_with_input(
-            BenchmarkId::new(format!("gpu_{:?}", gpu.method()), taps),
+            BenchmarkId::new(
+                match gpu.method() {
+                    GpuFirMethod::Direct => "gpu_direct".to_owned(),
+                    GpuFirMethod::OverlapSave { nfft } => format!("gpu_overlap_save_{nfft}"),
+                },
+                taps,
+            ),
             &taps,
             |b, _| {
                 b.iter(|| {

@@ -15,7 +15,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::backend::gpu::context;
 use crate::error::{Error, Result};
 
 /// One backend's run.
@@ -51,10 +50,16 @@ pub struct Diff {
 
 /// The backends this machine can run: always `cpu`, and `gpu` when an
 /// adapter exists (software adapters included, named as such in the device
-/// column).
+/// column). The adapters are listed by a child process: loading the drivers
+/// here would raise this process's peak RSS, which the children it then
+/// starts inherit (Linux keeps `ru_maxrss` across fork and exec).
 pub fn available_backends() -> Vec<String> {
     let mut names = vec!["cpu".to_owned()];
-    if !context::adapters().is_empty() {
+    let any = match crate::cli::adapters_in_child() {
+        Some(list) => !list.is_empty(),
+        None => !crate::backend::gpu::context::adapters().is_empty(),
+    };
+    if any {
         names.push("gpu".to_owned());
     }
     names
@@ -102,7 +107,15 @@ pub fn run(
                 .map_err(|e| Error::io(&exe, e))?;
             if !out.status.success() {
                 let msg = String::from_utf8_lossy(&out.stderr);
-                let msg = msg.trim().trim_start_matches("sigstream: ");
+                // The child's first line says what is wrong (clap adds usage
+                // lines after it).
+                let msg = msg
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("failed")
+                    .trim()
+                    .trim_start_matches("sigstream: ")
+                    .trim_start_matches("error: ");
                 return Err(Error::Runtime {
                     msg: format!("backend {backend}: {msg}"),
                 });

@@ -57,7 +57,8 @@ pub struct BenchArgs {
     pub repeat: usize,
     /// `process` options for the job (filter, detector, input format,
     /// chunk size...), as for `sigstream process`; outputs and --backend are
-    /// set by bench.
+    /// set by bench. Everything after INPUT goes to `process`, so bench's own
+    /// options (--backends, --repeat) come before INPUT.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -253,10 +254,11 @@ impl BackendArgs {
     }
 }
 
-/// The first hardware adapter (whose name contains `wanted`, if given), as
-/// listed by `sigstream info --gpus --json` in a child process: `Some(None)`
-/// when there is none, `None` when the child could not be run.
-fn probe_hardware_adapter(wanted: Option<&str>) -> Option<Option<String>> {
+/// The GPU adapters as (name, is software), listed by `sigstream info
+/// --gpus --json` in a child process, so that their drivers are never loaded
+/// into this one (see [`BackendArgs::open`]); `None` when the child could
+/// not be run.
+pub fn adapters_in_child() -> Option<Vec<(String, bool)>> {
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new(exe)
         .args(["info", "--gpus", "--json"])
@@ -268,18 +270,29 @@ fn probe_hardware_adapter(wanted: Option<&str>) -> Option<Option<String>> {
         return None;
     }
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let wanted = wanted.map(str::to_lowercase);
     Some(
         list.as_array()?
             .iter()
-            .filter(|a| a["software"] == false)
-            .filter_map(|a| a["name"].as_str())
+            .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["software"] != false)))
+            .collect(),
+    )
+}
+
+/// The first hardware adapter (whose name contains `wanted`, if given), as
+/// listed by [`adapters_in_child`]: `Some(None)` when there is none, `None`
+/// when the child could not be run.
+fn probe_hardware_adapter(wanted: Option<&str>) -> Option<Option<String>> {
+    let wanted = wanted.map(str::to_lowercase);
+    Some(
+        adapters_in_child()?
+            .into_iter()
+            .filter(|(_, software)| !software)
+            .map(|(name, _)| name)
             .find(|name| {
                 wanted
                     .as_deref()
                     .is_none_or(|w| name.to_lowercase().contains(w))
-            })
-            .map(str::to_owned),
+            }),
     )
 }
 
