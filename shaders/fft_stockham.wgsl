@@ -3,9 +3,10 @@
 // CPU twin: src/kernels/fft_stockham.rs. Host plan: src/backend/gpu/fft.rs.
 //
 // A transform of length N = R_0 R_1 ... R_{p-1} runs as p passes; each pass
-// is one dispatch whose workgroups each transform R (this pass's radix,
-// <= the workgroup-memory maximum) values entirely in workgroup memory:
-//   j   = the workgroup's index in its signal (0 .. N / R), k = j mod Ns,
+// is one dispatch that transforms the N / R columns of every signal
+// (column j: the values at j + r N/R, r < R, R = this pass's radix, <= the
+// workgroup-memory maximum) entirely in workgroup memory:
+//   k   = j mod Ns,
 //   in  = src[j + r N/R] * exp(-2πi r k / (Ns R)),  r = 0 .. R
 //   out = FFT_R(in), written to dst[(j - k) R + k + r Ns],
 // where Ns = R_0 ... R_{i-1}. This is the four-step decomposition at every
@@ -15,6 +16,20 @@
 // f32 rounding (computed in f64). A transform that fits (p = 1) runs in
 // place through `fft_in_place`; otherwise passes alternate between the data
 // and a scratch buffer through `fft_pass`.
+//
+// Why a workgroup takes C = `cols` consecutive columns (C R <= the
+// workgroup-memory maximum): a pass of short columns (R = 128 of a 2^14
+// transform) would otherwise leave most of the 256 invocations idle, and
+// each load would be a lone value at stride N/R. With C columns, the
+// invocations load row r of C neighbouring columns from consecutive
+// addresses (column index fastest), transform all C columns together
+// (fft_shared_batch), and store so that consecutive invocations write
+// consecutive addresses: r fastest in the first pass (Ns = 1: column j's
+// outputs are dst[j R + r]), column fastest after it (C <= Ns, so the C
+// columns' outputs for one r are neighbours). Columns are numbered across
+// the batch (column g of the dispatch belongs to signal g / (N/R)); in a
+// single pass (N = R) each signal is one column, so C whole signals share a
+// workgroup, loaded and stored r fastest.
 //
 // The inverse transform (unnormalised, like rustfft) is conj(FFT(conj(x))):
 // every pass conjugates on load and on store, and the conjugations between
@@ -36,9 +51,10 @@ struct FftPass {
     hi_off: u32,
     // 1 for the inverse transform.
     inverse: u32,
-    // Workgroups in all: (N / R) * batch.
+    // Columns in all: (N / R) * batch.
     total: u32,
-    pad0: u32,
+    // Columns per workgroup, C (a power of two, C R <= SHARED).
+    cols: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -59,40 +75,69 @@ fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
-// Loads this workgroup's R values into sh, conjugated for the inverse and
-// twiddled; returns the index of the signal's first element in the buffer.
-fn load(tid: u32, g: u32) -> u32 {
+// Element e (< C R) of workgroup g as (column of the dispatch, r), column
+// fastest or r fastest.
+fn element(g: u32, e: u32, r_fastest: bool) -> vec2<u32> {
+    if r_fastest {
+        return vec2<u32>(g * fp.cols + e / fp.radix, e % fp.radix);
+    }
+    return vec2<u32>(g * fp.cols + e % fp.cols, e / fp.cols);
+}
+
+// Index in the buffer of column `col`'s first value.
+fn column_start(col: u32) -> u32 {
     let per_signal = fp.n / fp.radix;
-    let base = (g / per_signal) * fp.n;
-    let j = g % per_signal;
-    let k = j & (fp.ns - 1u);
+    let j = col & (per_signal - 1u);
+    return (col - j) * fp.radix + j;
+}
+
+// Loads workgroup g's C columns into sh (column c at sh[c R ..]),
+// conjugated for the inverse and twiddled.
+fn load(tid: u32, g: u32) {
+    let per_signal = fp.n / fp.radix;
     // exp(-2πi r k / (Ns R)) = exp(-2πi (r k N / (Ns R)) / N)
     let scale = fp.n / (fp.ns * fp.radix);
-    for (var r = tid; r < fp.radix; r += FFT_WG) {
-        var v = src[base + j + r * per_signal];
-        if fp.inverse != 0u {
-            v = conj(v);
+    for (var e = tid; e < fp.cols * fp.radix; e += FFT_WG) {
+        let cr = element(g, e, per_signal == 1u);
+        let col = cr.x;
+        let r = cr.y;
+        if col < fp.total {
+            var v = src[column_start(col) + r * per_signal];
+            if fp.inverse != 0u {
+                v = conj(v);
+            }
+            if fp.ns > 1u {
+                let k = col & (fp.ns - 1u);
+                v = cmul(v, twiddle_n(r * k * scale));
+            }
+            sh[(col - g * fp.cols) * fp.radix + r] = v;
         }
-        if fp.ns > 1u {
-            v = cmul(v, twiddle_n(r * k * scale));
-        }
-        sh[r] = v;
     }
-    return base;
 }
 
-// Where output r of workgroup g goes, relative to its signal's base.
-fn store_index(g: u32, r: u32) -> u32 {
-    let j = g % (fp.n / fp.radix);
+// Where output r of column `col` goes in the buffer.
+fn store_index(col: u32, r: u32) -> u32 {
+    let per_signal = fp.n / fp.radix;
+    let j = col & (per_signal - 1u);
     let k = j & (fp.ns - 1u);
-    return (j - k) * fp.radix + k + r * fp.ns;
+    return (col - j) * fp.radix + (j - k) * fp.radix + k + r * fp.ns;
 }
 
-fn out_value(r: u32) -> vec2<f32> {
+// Output r of column `col` (of workgroup g) and where it goes; the store
+// loops of both entry points are this, r fastest in the first pass.
+fn output(g: u32, e: u32) -> vec3<u32> {
+    let cr = element(g, e, fp.ns == 1u);
+    return vec3<u32>(cr.x, cr.y, store_index(cr.x, cr.y));
+}
+
+// The value stored for output r of column `col` of workgroup g, conjugated
+// back for the inverse.
+fn out_value(g: u32, col: u32, r: u32) -> vec2<f32> {
+    let v = sh[(col - g * fp.cols) * fp.radix + r];
     if fp.inverse != 0u {
-        return conj(sh[r]);
+        return conj(v);
     }
-    return sh[r];
+    return v;
 }
 
 // A single-pass transform (N = R, Ns = 1), written back to src.
@@ -103,14 +148,17 @@ fn fft_in_place(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let g = group_index(wid, nwg);
-    if g >= fp.total {
+    if g * fp.cols >= fp.total {
         return;
     }
-    let base = load(tid, g);
+    load(tid, g);
     workgroupBarrier();
-    fft_shared(tid, fp.radix, fp.tw_step);
-    for (var r = tid; r < fp.radix; r += FFT_WG) {
-        src[base + store_index(g, r)] = out_value(r);
+    fft_shared_batch(tid, fp.radix, fp.cols, fp.tw_step);
+    for (var e = tid; e < fp.cols * fp.radix; e += FFT_WG) {
+        let o = output(g, e);
+        if o.x < fp.total {
+            src[o.z] = out_value(g, o.x, o.y);
+        }
     }
 }
 
@@ -122,13 +170,16 @@ fn fft_pass(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let g = group_index(wid, nwg);
-    if g >= fp.total {
+    if g * fp.cols >= fp.total {
         return;
     }
-    let base = load(tid, g);
+    load(tid, g);
     workgroupBarrier();
-    fft_shared(tid, fp.radix, fp.tw_step);
-    for (var r = tid; r < fp.radix; r += FFT_WG) {
-        dst[base + store_index(g, r)] = out_value(r);
+    fft_shared_batch(tid, fp.radix, fp.cols, fp.tw_step);
+    for (var e = tid; e < fp.cols * fp.radix; e += FFT_WG) {
+        let o = output(g, e);
+        if o.x < fp.total {
+            dst[o.z] = out_value(g, o.x, o.y);
+        }
     }
 }

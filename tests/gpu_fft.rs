@@ -246,13 +246,17 @@ fn batched_transforms_are_independent() {
         let e = rel_l2(&y[b * n..(b + 1) * n], &want);
         assert!(e <= REF_TOL, "signal {b}: {e:.3e}");
     }
-    // Large batches fold the grid into y: more than 65535 workgroups.
+    // Large batches fold the grid into y: more than 65535 workgroups (one
+    // signal each with max_local = 4; by default a workgroup takes 1024 of
+    // these short signals).
     let (n, batch) = (4, 70_000);
     let x = signal(n * batch, 12);
-    let fft = GpuFft::new(&ctx, n, batch, false).unwrap();
-    let y = gpu_run(&ctx, &fft, &x);
-    let e = rel_l2(&y, &reference(&x, n, false));
-    assert!(e <= REF_TOL, "n=4 x 70000: {e:.3e}");
+    for max_local in [4, 4096] {
+        let fft = GpuFft::with_max_local(&ctx, n, batch, false, max_local).unwrap();
+        let y = gpu_run(&ctx, &fft, &x);
+        let e = rel_l2(&y, &reference(&x, n, false));
+        assert!(e <= REF_TOL, "n=4 x 70000, max_local {max_local}: {e:.3e}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::Path;
 /// Kernels loaded with a library prepended (`concat!` in the host code):
 /// (kernel file, library file under `shaders/`).
 const PRELUDES: &[(&str, &str)] = &[
+    ("fft_real.wgsl", "lib/fft_core.wgsl"),
     ("fft_stockham.wgsl", "lib/fft_core.wgsl"),
     ("fir_overlap_save.wgsl", "lib/fft_core.wgsl"),
 ];

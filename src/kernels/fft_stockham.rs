@@ -44,10 +44,13 @@ pub struct FftPass {
     pub hi_off: u32,
     /// 1 for the inverse transform.
     pub inverse: u32,
-    /// Workgroups in all: `(N / R) * batch`.
+    /// Columns in all: `(N / R) * batch`.
     pub total: u32,
+    /// Columns per workgroup, C (a power of two, `C R <=` the plan's
+    /// [`FftPlan::shared_len`]).
+    pub cols: u32,
     /// Padding to a multiple of 16 bytes.
-    pub pad: [u32; 3],
+    pub pad: [u32; 2],
 }
 
 /// A transform planned as passes over one twiddle table.
@@ -59,8 +62,10 @@ pub struct FftPlan {
     /// and rounded to f32; the two-level parts only when there are several
     /// passes.
     pub twiddles: Vec<C32>,
-    /// TL: the largest radix, i.e. the workgroup array's length.
+    /// TL: the largest radix, the length of the local twiddle table.
     pub local_len: usize,
+    /// The workgroup array's length: the largest `cols * radix` of a pass.
+    pub shared_len: usize,
 }
 
 /// `exp(-2πi m / n)` computed in f64, rounded to f32.
@@ -80,7 +85,10 @@ pub fn local_twiddles(n: usize) -> Vec<C32> {
 /// capped at [`FFT_MAX_LOCAL`]).
 ///
 /// The passes split `log2 n` as evenly as possible into the fewest parts of
-/// at most `log2 max_local` bits.
+/// at most `log2 max_local` bits. Each pass's workgroups take as many
+/// neighbouring columns as fit in `max_local` values (and as there are
+/// columns in the whole batch), so short radices and short transforms still
+/// fill a workgroup.
 ///
 /// # Errors
 /// [`Error::Usage`] if `n` is not a power of two >= 2, `batch` is 0, or the
@@ -118,8 +126,12 @@ pub fn plan(n: usize, batch: usize, max_local: usize, inverse: bool) -> Result<F
     }
     let mut ns = 1usize;
     let mut passes = Vec::with_capacity(count);
+    let mut shared_len = 0;
     for rb in radix_bits {
         let radix = 1usize << rb;
+        let total = (n / radix) * batch;
+        let cols = (max_local.max(4) / radix).min(total.next_power_of_two());
+        shared_len = shared_len.max(cols * radix);
         passes.push(FftPass {
             n: n as u32,
             radix: radix as u32,
@@ -129,8 +141,9 @@ pub fn plan(n: usize, batch: usize, max_local: usize, inverse: bool) -> Result<F
             lo_off: lo_off as u32,
             hi_off: hi_off as u32,
             inverse: u32::from(inverse),
-            total: ((n / radix) * batch) as u32,
-            pad: [0; 3],
+            total: total as u32,
+            cols: cols as u32,
+            pad: [0; 2],
         });
         ns *= radix;
     }
@@ -138,6 +151,7 @@ pub fn plan(n: usize, batch: usize, max_local: usize, inverse: bool) -> Result<F
         passes,
         twiddles,
         local_len,
+        shared_len,
     })
 }
 
@@ -166,21 +180,31 @@ pub fn complex_mul(a: C32, b: C32) -> C32 {
 /// Twin of `fft_shared` in `fft_core.wgsl`: forward FFT of `sh[..n]` in
 /// place, one workgroup, invocation by invocation between the barriers.
 pub fn fft_shared(sh: &mut [C32], n: usize, tw_step: usize, twiddles: &[C32]) {
+    fft_shared_batch(sh, n, 1, tw_step, twiddles);
+}
+
+/// Twin of `fft_shared_batch` in `fft_core.wgsl`: forward FFTs of `count`
+/// transforms of length `n`, `sh[c n .. (c + 1) n]`, in place, their
+/// butterflies numbered together across the workgroup's invocations.
+pub fn fft_shared_batch(sh: &mut [C32], n: usize, count: usize, tw_step: usize, twiddles: &[C32]) {
     let mut regs = vec![[[0.0f32; 2]; FFT_REGS]; FFT_WG];
     let mut ns = 1;
     let q4 = n / 4;
-    let per4 = q4.div_ceil(FFT_WG);
+    let all4 = q4 * count;
+    let per4 = all4.div_ceil(FFT_WG);
     while ns * 4 <= n {
         let step = (n / (ns * 4)) * tw_step;
         for (tid, reg) in regs.iter_mut().enumerate() {
             for i in 0..per4 {
-                let j = tid + i * FFT_WG;
-                if j < q4 {
+                let jj = tid + i * FFT_WG;
+                if jj < all4 {
+                    let j = jj & (q4 - 1);
+                    let o = (jj - j) * 4 + j;
                     let k = j & (ns - 1);
-                    let a0 = sh[j];
-                    let a1 = cmul(sh[j + q4], twiddles[k * step]);
-                    let a2 = cmul(sh[j + 2 * q4], twiddles[2 * k * step]);
-                    let a3 = cmul(sh[j + 3 * q4], twiddles[3 * k * step]);
+                    let a0 = sh[o];
+                    let a1 = cmul(sh[o + q4], twiddles[k * step]);
+                    let a2 = cmul(sh[o + 2 * q4], twiddles[2 * k * step]);
+                    let a3 = cmul(sh[o + 3 * q4], twiddles[3 * k * step]);
                     let t0 = add(a0, a2);
                     let t1 = sub(a0, a2);
                     let t2 = add(a1, a3);
@@ -196,10 +220,11 @@ pub fn fft_shared(sh: &mut [C32], n: usize, tw_step: usize, twiddles: &[C32]) {
         // workgroupBarrier()
         for (tid, reg) in regs.iter().enumerate() {
             for i in 0..per4 {
-                let j = tid + i * FFT_WG;
-                if j < q4 {
+                let jj = tid + i * FFT_WG;
+                if jj < all4 {
+                    let j = jj & (q4 - 1);
                     let k = j & (ns - 1);
-                    let d = (j - k) * 4 + k;
+                    let d = (jj - j) * 4 + (j - k) * 4 + k;
                     for r in 0..4 {
                         sh[d + r * ns] = reg[4 * i + r];
                     }
@@ -211,15 +236,18 @@ pub fn fft_shared(sh: &mut [C32], n: usize, tw_step: usize, twiddles: &[C32]) {
     }
     if ns < n {
         let q2 = n / 2;
-        let per2 = q2.div_ceil(FFT_WG);
+        let all2 = q2 * count;
+        let per2 = all2.div_ceil(FFT_WG);
         let step = (n / (ns * 2)) * tw_step;
         for (tid, reg) in regs.iter_mut().enumerate() {
             for i in 0..per2 {
-                let j = tid + i * FFT_WG;
-                if j < q2 {
+                let jj = tid + i * FFT_WG;
+                if jj < all2 {
+                    let j = jj & (q2 - 1);
+                    let o = (jj - j) * 2 + j;
                     let k = j & (ns - 1);
-                    let a0 = sh[j];
-                    let a1 = cmul(sh[j + q2], twiddles[k * step]);
+                    let a0 = sh[o];
+                    let a1 = cmul(sh[o + q2], twiddles[k * step]);
                     reg[2 * i] = add(a0, a1);
                     reg[2 * i + 1] = sub(a0, a1);
                 }
@@ -228,10 +256,11 @@ pub fn fft_shared(sh: &mut [C32], n: usize, tw_step: usize, twiddles: &[C32]) {
         // workgroupBarrier()
         for (tid, reg) in regs.iter().enumerate() {
             for i in 0..per2 {
-                let j = tid + i * FFT_WG;
-                if j < q2 {
+                let jj = tid + i * FFT_WG;
+                if jj < all2 {
+                    let j = jj & (q2 - 1);
                     let k = j & (ns - 1);
-                    let d = (j - k) * 2 + k;
+                    let d = (jj - j) * 2 + (j - k) * 2 + k;
                     sh[d] = reg[2 * i];
                     sh[d + ns] = reg[2 * i + 1];
                 }
@@ -248,50 +277,93 @@ fn twiddle_n(fp: &FftPass, twiddles: &[C32], m: usize) -> C32 {
     cmul(hi, lo)
 }
 
-/// Twin of one workgroup of `fft_in_place` / `fft_pass`: loads workgroup
-/// `g`'s values from `src` into `sh` (conjugated for the inverse, twiddled)
-/// and transforms them there.
-fn workgroup(fp: &FftPass, twiddles: &[C32], src: &[C32], g: usize, sh: &mut [C32]) {
-    let (n, radix, ns) = (fp.n as usize, fp.radix as usize, fp.ns as usize);
-    let per_signal = n / radix;
-    let base = (g / per_signal) * n;
-    let j = g % per_signal;
-    let k = j & (ns - 1);
-    let scale = n / (ns * radix);
-    for (r, s) in sh.iter_mut().enumerate().take(radix) {
-        let mut v = src[base + j + r * per_signal];
-        if fp.inverse != 0 {
-            v = conj(v);
-        }
-        if ns > 1 {
-            v = cmul(v, twiddle_n(fp, twiddles, r * k * scale));
-        }
-        *s = v;
+/// `element` of the shader: element `e` (< C R) of workgroup `g` as
+/// (column of the dispatch, r), column fastest or r fastest.
+fn element(fp: &FftPass, g: usize, e: usize, r_fastest: bool) -> (usize, usize) {
+    let (cols, radix) = (fp.cols as usize, fp.radix as usize);
+    if r_fastest {
+        (g * cols + e / radix, e % radix)
+    } else {
+        (g * cols + e % cols, e / cols)
     }
-    fft_shared(sh, radix, fp.tw_step as usize, twiddles);
 }
 
-/// `store_index` of the shader, plus the signal's base: where output `r`
-/// of workgroup `g` goes.
-fn store_index(fp: &FftPass, g: usize, r: usize) -> usize {
-    let (n, radix, ns) = (fp.n as usize, fp.radix as usize, fp.ns as usize);
-    let j = g % (n / radix);
+/// `column_start` of the shader: index of column `col`'s first value.
+fn column_start(fp: &FftPass, col: usize) -> usize {
+    let per_signal = (fp.n / fp.radix) as usize;
+    let j = col & (per_signal - 1);
+    (col - j) * fp.radix as usize + j
+}
+
+/// `store_index` of the shader: where output `r` of column `col` goes.
+fn store_index(fp: &FftPass, col: usize, r: usize) -> usize {
+    let (radix, ns) = (fp.radix as usize, fp.ns as usize);
+    let j = col & ((fp.n / fp.radix) as usize - 1);
     let k = j & (ns - 1);
-    (g / (n / radix)) * n + (j - k) * radix + k + r * ns
+    (col - j) * radix + (j - k) * radix + k + r * ns
 }
 
-fn out_value(fp: &FftPass, v: C32) -> C32 {
-    if fp.inverse != 0 { conj(v) } else { v }
+/// Twin of one workgroup of `fft_in_place` / `fft_pass`: loads workgroup
+/// `g`'s columns from `src` into `sh` (conjugated for the inverse,
+/// twiddled), invocation by invocation, and transforms them there.
+fn workgroup(fp: &FftPass, twiddles: &[C32], src: &[C32], g: usize, sh: &mut [C32]) {
+    let (n, radix, ns, cols) = (
+        fp.n as usize,
+        fp.radix as usize,
+        fp.ns as usize,
+        fp.cols as usize,
+    );
+    let per_signal = n / radix;
+    let scale = n / (ns * radix);
+    for tid in 0..FFT_WG {
+        for e in (tid..cols * radix).step_by(FFT_WG) {
+            let (col, r) = element(fp, g, e, per_signal == 1);
+            if col < fp.total as usize {
+                let mut v = src[column_start(fp, col) + r * per_signal];
+                if fp.inverse != 0 {
+                    v = conj(v);
+                }
+                if ns > 1 {
+                    let k = col & (ns - 1);
+                    v = cmul(v, twiddle_n(fp, twiddles, r * k * scale));
+                }
+                sh[(col - g * cols) * radix + r] = v;
+            }
+        }
+    }
+    // workgroupBarrier()
+    fft_shared_batch(sh, radix, cols, fp.tw_step as usize, twiddles);
+}
+
+/// The store loop of both entry points: every (buffer index, value) of
+/// workgroup `g`, in invocation order.
+fn outputs(fp: &FftPass, g: usize, sh: &[C32]) -> impl Iterator<Item = (usize, C32)> {
+    let (radix, cols) = (fp.radix as usize, fp.cols as usize);
+    (0..FFT_WG).flat_map(move |tid| {
+        (tid..cols * radix).step_by(FFT_WG).filter_map(move |e| {
+            let (col, r) = element(fp, g, e, fp.ns == 1);
+            (col < fp.total as usize).then(|| {
+                let v = sh[(col - g * cols) * radix + r];
+                let v = if fp.inverse != 0 { conj(v) } else { v };
+                (store_index(fp, col, r), v)
+            })
+        })
+    })
+}
+
+/// Workgroups of a pass's dispatch.
+fn groups(fp: &FftPass) -> usize {
+    (fp.total as usize).div_ceil(fp.cols as usize)
 }
 
 /// Twin of the `fft_in_place` entry point: every workgroup of a
 /// single-pass transform, `data` in place.
 pub fn fft_in_place(fp: &FftPass, twiddles: &[C32], data: &mut [C32]) {
-    let mut sh = vec![[0.0; 2]; fp.radix as usize];
-    for g in 0..fp.total as usize {
+    let mut sh = vec![[0.0; 2]; (fp.cols * fp.radix) as usize];
+    for g in 0..groups(fp) {
         workgroup(fp, twiddles, data, g, &mut sh);
-        for (r, &v) in sh.iter().enumerate() {
-            data[store_index(fp, g, r)] = out_value(fp, v);
+        for (i, v) in outputs(fp, g, &sh) {
+            data[i] = v;
         }
     }
 }
@@ -299,11 +371,11 @@ pub fn fft_in_place(fp: &FftPass, twiddles: &[C32], data: &mut [C32]) {
 /// Twin of the `fft_pass` entry point: every workgroup of one pass,
 /// `src` to `dst`.
 pub fn fft_pass(fp: &FftPass, twiddles: &[C32], src: &[C32], dst: &mut [C32]) {
-    let mut sh = vec![[0.0; 2]; fp.radix as usize];
-    for g in 0..fp.total as usize {
+    let mut sh = vec![[0.0; 2]; (fp.cols * fp.radix) as usize];
+    for g in 0..groups(fp) {
         workgroup(fp, twiddles, src, g, &mut sh);
-        for (r, &v) in sh.iter().enumerate() {
-            dst[store_index(fp, g, r)] = out_value(fp, v);
+        for (i, v) in outputs(fp, g, &sh) {
+            dst[i] = v;
         }
     }
 }

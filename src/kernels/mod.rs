@@ -12,6 +12,7 @@ pub mod detect_classic;
 pub mod detect_compact;
 pub mod detect_recursive;
 pub mod detect_threshold;
+pub mod fft_real;
 pub mod fft_stockham;
 pub mod fir_direct;
 pub mod fir_overlap_save;

@@ -6,7 +6,11 @@
 //! [`FFT_MAX_LOCAL`]) never leaves it, one dispatch for the whole batch.
 //! Longer ones are split, four-step style, into the fewest passes whose
 //! radices fit (two passes up to 2^24 with 32 KiB of workgroup memory),
-//! each pass one dispatch of the same workgroup kernel. Everything a pass
+//! each pass one dispatch of the same workgroup kernel. A workgroup takes
+//! as many neighbouring columns (or, for short transforms, whole signals)
+//! as fill its workgroup memory, so that short radices keep all its
+//! invocations busy and its loads and stores touch consecutive addresses.
+//! Everything a pass
 //! needs (its uniform, the twiddle tables, a scratch buffer for passes that
 //! cannot run in place) is made once at plan time, and [`GpuFft::bind`]
 //! makes the bind groups for one data buffer once, so encoding a transform
@@ -123,7 +127,7 @@ impl GpuFft {
             "fft_stockham",
             SOURCE,
             entry,
-            &[("SHARED", plan.local_len as f64)],
+            &[("SHARED", plan.shared_len as f64)],
         )?;
         let max_dim = ctx.limits.max_compute_workgroups_per_dimension;
         let passes = plan
@@ -132,7 +136,7 @@ impl GpuFft {
             .map(|fp| {
                 Ok(Pass {
                     uniform: ctx.uniform("fft_stockham pass", fp)?,
-                    groups: grid(u64::from(fp.total), 1, max_dim),
+                    groups: grid(u64::from(fp.total), u64::from(fp.cols), max_dim),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

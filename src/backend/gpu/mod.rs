@@ -127,3 +127,4 @@ pub struct StepParams {
 
 /// Size of [`StepParams`] in bytes, as the uniform buffer's size.
 pub const STEP_PARAMS_SIZE: u64 = std::mem::size_of::<StepParams>() as u64;
+pub mod rfft;
