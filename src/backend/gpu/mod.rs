@@ -10,13 +10,15 @@
 //!
 //! Modules: [`context`] (adapter, device, limits, errors), [`staging`]
 //! (upload/readback slots), [`processor`] (the per-chunk steps), and one
-//! module per stage, each driving its shaders: [`fft`], [`fir`], [`detect`].
+//! module per stage, each driving its shaders: [`fft`] (complex), [`rfft`]
+//! (real input), [`fir`], [`detect`].
 
 pub mod context;
 pub mod detect;
 pub mod fft;
 pub mod fir;
 pub mod processor;
+pub mod rfft;
 pub mod staging;
 
 use std::sync::Arc;
@@ -127,4 +129,3 @@ pub struct StepParams {
 
 /// Size of [`StepParams`] in bytes, as the uniform buffer's size.
 pub const STEP_PARAMS_SIZE: u64 = std::mem::size_of::<StepParams>() as u64;
-pub mod rfft;
