@@ -40,6 +40,43 @@ pub enum Command {
     /// Run the same `process` job on every backend (CPU, GPU) and compare
     /// time, throughput, peak memory and results.
     Bench(BenchArgs),
+    /// The exact DFT of a whole signal, larger than memory if need be
+    /// (out-of-core four-step FFT through a scratch file), as complex64 .npy.
+    Fft(FftArgs),
+}
+
+/// `sigstream fft`.
+#[derive(Debug, Args)]
+pub struct FftArgs {
+    /// The input file.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input_args: InputArgs,
+    /// The spectrum: complex64 .npy, N/2+1 bins like np.fft.rfft (N with --full).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Peak memory of the whole process, in MiB; a signal whose transform
+    /// fits runs in core, a larger one out of core through a scratch file
+    /// beside the output.
+    #[arg(long, default_value_t = 64, value_name = "MB")]
+    pub memory_limit: u64,
+    /// All N bins, like np.fft.fft (default: the one-sided N/2+1 of np.fft.rfft).
+    #[arg(long)]
+    pub full: bool,
+    /// The channel to transform (0-based); required with several.
+    #[arg(long, value_name = "C")]
+    pub channel: Option<usize>,
+    /// Run report as JSON (sizes, split, passes, seconds, peak RSS).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Where to compute the FFTs of the out-of-core passes.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// No progress bars and no summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `sigstream bench`.
@@ -236,20 +273,49 @@ impl BackendArgs {
     /// # Errors
     /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
     pub fn open(&self) -> Result<std::sync::Arc<dyn crate::backend::Backend>> {
-        use crate::backend::{BackendChoice, select};
-        let adapter = self.gpu_adapter.as_deref();
-        if self.choice() != BackendChoice::Auto {
-            return select(self.choice(), adapter);
-        }
-        match probe_hardware_adapter(adapter) {
-            Some(Some(name)) => select(BackendChoice::Auto, Some(&name)),
-            Some(None) if adapter.is_some() => {
-                // Let `select` say which adapters there are.
-                select(BackendChoice::Auto, adapter)
-            }
-            Some(None) => select(BackendChoice::Cpu, None),
-            // The child could not run: probe here instead.
-            None => select(BackendChoice::Auto, adapter),
+        Ok(match self.gpu_context()? {
+            Some(ctx) => std::sync::Arc::new(crate::backend::gpu::GpuBackend::with_context(ctx)),
+            None => std::sync::Arc::new(crate::backend::cpu::CpuBackend),
+        })
+    }
+}
+
+impl BackendArgs {
+    /// The GPU to run on, for commands that use the GPU directly rather
+    /// than through a [`crate::backend::Backend`]: `None` for the CPU. The
+    /// same rules as [`BackendArgs::open`]: `auto` takes a hardware adapter
+    /// only, probed in a child process.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
+    pub fn gpu_context(&self) -> Result<Option<std::sync::Arc<crate::backend::gpu::GpuContext>>> {
+        use crate::backend::gpu::{GpuContext, GpuOptions};
+        let adapter = self.gpu_adapter.clone();
+        match self.backend {
+            BackendArg::Cpu => Ok(None),
+            BackendArg::Gpu => GpuContext::new(&GpuOptions {
+                adapter,
+                allow_software: true,
+            })
+            .map(Some),
+            BackendArg::Auto => match probe_hardware_adapter(adapter.as_deref()) {
+                Some(Some(name)) => GpuContext::new(&GpuOptions {
+                    adapter: Some(name),
+                    allow_software: false,
+                })
+                .map(Some),
+                Some(None) if adapter.is_some() => GpuContext::new(&GpuOptions {
+                    adapter,
+                    allow_software: false,
+                })
+                .map(Some),
+                Some(None) => Ok(None),
+                None => Ok(GpuContext::new(&GpuOptions {
+                    adapter,
+                    allow_software: false,
+                })
+                .ok()),
+            },
         }
     }
 }

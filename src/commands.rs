@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::backend::{DetectorChoice, Job};
-use crate::cli::{BackendArg, BenchArgs, DemoArgs, InfoArgs, ProcessArgs, input_stem, threads};
+use crate::cli::{
+    BackendArg, BenchArgs, DemoArgs, FftArgs, InfoArgs, ProcessArgs, input_stem, threads,
+};
 use crate::demo;
 use crate::detect::Event;
 use crate::error::{Error, Result};
@@ -509,5 +511,77 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
     };
     let results = crate::bench::run(&args.input, &args.ops, &backends, args.repeat)?;
     out(&crate::bench::table(&results))?;
+    Ok(0)
+}
+
+/// `sigstream fft`: the spectrum of the whole input, out of core when it
+/// does not fit in `--memory-limit`.
+pub fn fft(args: &FftArgs) -> Result<i32> {
+    use crate::spectral::ooc_fft::{self, FftOptions, PassProgress};
+    let opts = args.input_args.source_options()?;
+    if args.memory_limit == 0 {
+        return Err(Error::usage("--memory-limit must be at least 1 (MiB)"));
+    }
+    let gpu = args.backend.gpu_context()?;
+    let device = gpu.as_ref().map(|g| g.describe());
+    let options = FftOptions {
+        memory_limit: args.memory_limit.saturating_mul(1 << 20),
+        full: args.full,
+        channel: args.channel,
+        gpu,
+        ..FftOptions::default()
+    };
+    let mut bar: Option<(usize, ProgressBar)> = None;
+    let quiet = args.quiet;
+    let mut on_progress = |p: &PassProgress| {
+        if bar.as_ref().is_none_or(|(pass, _)| *pass != p.pass) {
+            if let Some((_, b)) = bar.take() {
+                b.finish_and_clear();
+            }
+            let b = progress_bar(
+                quiet,
+                &format!("pass {}/{}: {}", p.pass, p.passes, p.name),
+                Some(p.total),
+            );
+            bar = Some((p.pass, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(p.done);
+        }
+    };
+    let stats = ooc_fft::fft_file(&args.input, &opts, &options, &args.output, &mut on_progress)?;
+    if let Some((_, b)) = bar.take() {
+        b.finish_and_clear();
+    }
+    if !args.quiet && args.report.is_none() {
+        let how = match stats.split {
+            None => "in core".to_string(),
+            Some((p, l)) => format!("out of core, {p} x {l}"),
+        };
+        eprintln!(
+            "{}: {} samples -> {} bins, {how}, {} pass{}, {:.2} s, peak {:.1} MiB",
+            args.input.display(),
+            group(stats.n),
+            group(stats.bins),
+            stats.passes,
+            if stats.passes == 1 { "" } else { "es" },
+            stats.seconds,
+            stats.peak_rss_mb
+        );
+    }
+    if let Some(path) = &args.report {
+        let mut value = serde_json::to_value(&stats).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("input".into(), json!(args.input.display().to_string()));
+            map.insert("output".into(), json!(args.output.display().to_string()));
+            map.insert("memory_limit_mb".into(), json!(args.memory_limit));
+            map.insert(
+                "backend".into(),
+                json!(if device.is_some() { "gpu" } else { "cpu" }),
+            );
+            map.insert("device".into(), json!(device));
+        }
+        write_json(path, &value)?;
+    }
     Ok(0)
 }

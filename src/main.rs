@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Process(args) => commands::process(args),
         Command::Demo(args) => commands::demo(args),
         Command::Bench(args) => commands::bench(args),
+        Command::Fft(args) => commands::fft(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -3,7 +3,15 @@
 /// Peak resident set size of this process in bytes: the kernel's high-water
 /// mark (`ru_maxrss`, the same figure as `VmHWM` and `/usr/bin/time -v`'s
 /// "Maximum resident set size"), file-backed pages included.
+///
+/// On Linux the figure comes from `VmHWM` in `/proc/self/status`: unlike
+/// `ru_maxrss`, which `execve` carries over from the process image before
+/// it (a child spawned by a large test process would report the parent's
+/// peak), `VmHWM` belongs to this image's own memory.
 pub fn peak_rss_bytes() -> u64 {
+    if let Some(hwm) = vm_hwm() {
+        return hwm;
+    }
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `usage` points to writable memory of the right type; getrusage
     // fills it and does nothing else.
@@ -18,6 +26,14 @@ pub fn peak_rss_bytes() -> u64 {
     } else {
         maxrss * 1024
     }
+}
+
+/// `VmHWM` from `/proc/self/status`, in bytes (Linux only).
+fn vm_hwm() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Peak resident set size in MiB (2^20 bytes).

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::detect::Event;
 use crate::error::{Error, Result};
-pub use signal::{SignalFormat, SignalSink, VecSink, open_signal_sink};
+pub use signal::{
+    NPY_HEADER_LEN, SignalFormat, SignalSink, VecSink, npy_c8_header, open_signal_sink,
+};
 
 /// A file written under a temporary name beside its target and renamed to the
 /// target by [`AtomicFile::commit`]; dropped uncommitted, it is removed.
@@ -51,6 +53,11 @@ impl AtomicFile {
     /// The open temporary file.
     pub fn file(&mut self) -> &mut File {
         self.tmp.as_file_mut()
+    }
+
+    /// The open temporary file, shared (for positioned reads and writes).
+    pub fn as_file(&self) -> &File {
+        self.tmp.as_file()
     }
 
     /// The target path.

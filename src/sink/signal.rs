@@ -135,7 +135,7 @@ fn interleave_le(block: &Block, out: &mut [u8]) {
 
 /// Bytes reserved for the npy header: magic, version 1.0, header length and a
 /// dict padded with spaces; 128 leaves room for two 20-digit dimensions.
-const NPY_HEADER_LEN: usize = 128;
+pub const NPY_HEADER_LEN: usize = 128;
 
 fn npy_header(frames: u64, channels: usize) -> Vec<u8> {
     let shape = if channels == 1 {
@@ -143,7 +143,19 @@ fn npy_header(frames: u64, channels: usize) -> Vec<u8> {
     } else {
         format!("({frames}, {channels})")
     };
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    npy_header_for("<f4", &shape)
+}
+
+/// The [`NPY_HEADER_LEN`]-byte header of a one-dimensional complex64
+/// (`<c8`) `.npy` array of `len` values: the data follow at byte 128.
+pub fn npy_c8_header(len: u64) -> Vec<u8> {
+    npy_header_for("<c8", &format!("({len},)"))
+}
+
+/// A version 1.0 npy header of [`NPY_HEADER_LEN`] bytes for `descr` and a
+/// shape written as a Python tuple.
+fn npy_header_for(descr: &str, shape: &str) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let mut h = Vec::with_capacity(NPY_HEADER_LEN);
     h.extend_from_slice(b"\x93NUMPY\x01\x00");
     h.extend_from_slice(&((NPY_HEADER_LEN - 10) as u16).to_le_bytes());

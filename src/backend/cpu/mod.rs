@@ -89,6 +89,12 @@ impl CpuProcessor {
                 .map_err(|e| Error::Runtime {
                     msg: format!("cannot start {threads} worker threads: {e}"),
                 })?;
+            // Wait until every worker has started and run a job: a worker
+            // sets itself up (thread-locals, its deque's registration) when
+            // it is first scheduled, which on a loaded machine can be chunks
+            // later, and those allocations belong to planning, not to the
+            // steady state.
+            pool.broadcast(|_| ());
             Some(Arc::new(pool))
         } else {
             None
