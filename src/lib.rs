@@ -67,6 +67,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod sink;
 pub mod source;
+pub mod spectral;
 
 pub use backend::{Backend, BackendChoice, DetectorChoice, Job};
 pub use detect::{Detector, DetectorSpec, Event};

@@ -10,13 +10,15 @@
 //!
 //! Modules: [`context`] (adapter, device, limits, errors), [`staging`]
 //! (upload/readback slots), [`processor`] (the per-chunk steps), and one
-//! module per stage, each driving its shaders: [`fft`], [`fir`], [`detect`].
+//! module per stage, each driving its shaders: [`fft`], [`fir`], [`detect`],
+//! and [`spectra`] (real-frame power spectra for the STFT and Welch).
 
 pub mod context;
 pub mod detect;
 pub mod fft;
 pub mod fir;
 pub mod processor;
+pub mod spectra;
 pub mod staging;
 
 use std::sync::Arc;
