@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Process(args) => commands::process(args),
         Command::Demo(args) => commands::demo(args),
         Command::Bench(args) => commands::bench(args),
+        Command::Spectrogram(args) => commands::spectrogram(args),
+        Command::Psd(args) => commands::psd(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
