@@ -648,10 +648,20 @@ pub struct SpectralRunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub png: Option<PathBuf>,
     /// PNG width in pixels.
-    #[arg(long, default_value_t = 1200, value_name = "PX", help_heading = "Outputs")]
+    #[arg(
+        long,
+        default_value_t = 1200,
+        value_name = "PX",
+        help_heading = "Outputs"
+    )]
     pub width: u32,
     /// PNG height in pixels.
-    #[arg(long, default_value_t = 600, value_name = "PX", help_heading = "Outputs")]
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "PX",
+        help_heading = "Outputs"
+    )]
     pub height: u32,
     /// Run report as JSON (seconds, throughput_mb_s, peak_rss_mb, backend, device).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
@@ -735,11 +745,21 @@ pub struct SpectrogramArgs {
     #[arg(long, value_enum, default_value_t = ScaleArg::Db, help_heading = "Spectrogram")]
     pub scale: ScaleArg,
     /// Dynamic range of the PNG's colour scale: the top DB decibels.
-    #[arg(long, default_value_t = 80.0, value_name = "DB", help_heading = "Outputs")]
+    #[arg(
+        long,
+        default_value_t = 80.0,
+        value_name = "DB",
+        help_heading = "Outputs"
+    )]
     pub db_range: f64,
     /// Spectrogram as .npy float32: (frames, bins) for one channel,
     /// (frames, channels, bins) for several.
-    #[arg(short = 'o', long = "output", value_name = "FILE", help_heading = "Outputs")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
     pub output: Option<PathBuf>,
     /// PNG, report, run options.
     #[command(flatten)]
@@ -760,7 +780,9 @@ impl SpectrogramArgs {
             return Err(Error::usage("--db-range must be a positive number of dB"));
         }
         if self.output.is_none() && self.run.png.is_none() {
-            return Err(Error::usage("nothing to write: give -o FILE.npy and/or --png FILE.png"));
+            return Err(Error::usage(
+                "nothing to write: give -o FILE.npy and/or --png FILE.png",
+            ));
         }
         self.run.validate()?;
         Ok(crate::spectral::StftConfig {
@@ -802,7 +824,12 @@ pub struct PsdArgs {
     #[arg(long, value_enum, default_value_t = ScalingArg::Density, help_heading = "Welch")]
     pub scaling: ScalingArg,
     /// CSV: frequency, then one column per channel (ch0, ch1, ...).
-    #[arg(short = 'o', long = "output", value_name = "FILE", help_heading = "Outputs")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
     pub output: Option<PathBuf>,
     /// PNG, report, run options.
     #[command(flatten)]
@@ -823,7 +850,9 @@ impl PsdArgs {
             )));
         }
         if self.output.is_none() && self.run.png.is_none() {
-            return Err(Error::usage("nothing to write: give -o FILE.csv and/or --png FILE.png"));
+            return Err(Error::usage(
+                "nothing to write: give -o FILE.csv and/or --png FILE.png",
+            ));
         }
         self.run.validate()?;
         Ok(crate::spectral::WelchConfig {

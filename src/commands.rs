@@ -21,8 +21,8 @@ use crate::detect::Event;
 use crate::error::{Error, Result};
 use crate::filter::ConvMode;
 use crate::pipeline::{Progress, Sinks, StreamConfig, StreamProcessor, stats};
-use crate::sink::{CsvEvents, open_signal_sink, write_json};
 use crate::pool::Block;
+use crate::sink::{CsvEvents, open_signal_sink, write_json};
 use crate::source::{self, SignalInfo, SourceOptions};
 
 /// Writes to stdout; a closed pipe (`sigstream info x | head`) is not an error.
@@ -576,7 +576,11 @@ impl SpectralRun {
         quiet: bool,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
-        let bar = progress_bar(quiet, &self.info.path.display().to_string(), self.info.frames);
+        let bar = progress_bar(
+            quiet,
+            &self.info.path.display().to_string(),
+            self.info.frames,
+        );
         let mut block = Block::new(self.info.channels, chunk_size);
         let source = &mut self.source;
         let samples = self.pool.install(|| -> Result<u64> {
@@ -647,9 +651,10 @@ fn about_input(input: &Path) -> impl Fn(Error) -> Error + '_ {
 }
 
 fn input_title(input: &Path) -> String {
-    input
-        .file_name()
-        .map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned())
+    input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// `sigstream spectrogram`: returns the exit code.
@@ -740,7 +745,9 @@ pub fn psd(args: &PsdArgs) -> Result<i32> {
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
     let info = run.info.clone();
     let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
-    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| welch.push(block))?;
+    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+        welch.push(block)
+    })?;
     let psd = welch.finish().map_err(about_input(&args.input))?;
     if let Some(path) = &args.output {
         let mut file = std::io::BufWriter::new(crate::sink::AtomicFile::create(path)?);

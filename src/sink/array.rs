@@ -89,7 +89,10 @@ impl NpyArrayWriter {
         let pad = HEADER - 10 - 1;
         if dict.len() > pad {
             return Err(Error::Runtime {
-                msg: format!("{}: npy header too long for shape ({shape})", path.display()),
+                msg: format!(
+                    "{}: npy header too long for shape ({shape})",
+                    path.display()
+                ),
             });
         }
         while dict.len() < pad {

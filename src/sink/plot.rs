@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 use crate::sink::AtomicFile;
 
 /// The embedded font, registered as "sans-serif".
-static FONT: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/DejaVuSans.ttf"));
+static FONT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/DejaVuSans.ttf"
+));
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -139,7 +142,11 @@ impl SpectrogramImage {
     /// values, frame-major), in order.
     pub fn add(&mut self, first: u64, count: usize, db: &[f32]) {
         let (bins, rows, cols) = (self.bins, self.rows, self.cols);
-        for (j, frame) in db.chunks_exact(self.channels * bins).take(count).enumerate() {
+        for (j, frame) in db
+            .chunks_exact(self.channels * bins)
+            .take(count)
+            .enumerate()
+        {
             let k = first + j as u64;
             let (c0, c1) = match self.total {
                 Some(total) => {
@@ -210,7 +217,13 @@ impl SpectrogramImage {
     /// # Errors
     /// [`Error::Open`]/[`Error::Io`] for the file, [`Error::Runtime`] when
     /// drawing fails.
-    pub fn write_png(&self, path: &Path, axes: SpectrogramAxes, db_range: f64, title: &str) -> Result<()> {
+    pub fn write_png(
+        &self,
+        path: &Path,
+        axes: SpectrogramAxes,
+        db_range: f64,
+        title: &str,
+    ) -> Result<()> {
         register_font();
         let (w, h) = (self.width, self.height);
         let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -265,7 +278,8 @@ impl SpectrogramImage {
                 let (pw, ph) = ((xr.end - xr.start).max(1), (yr.end - yr.start).max(1));
                 let grid = &self.grid[ch * self.cols * self.rows..(ch + 1) * self.cols * self.rows];
                 for py in yr.clone() {
-                    let r = ((yr.end - 1 - py) as usize * self.rows / ph as usize).min(self.rows - 1);
+                    let r =
+                        ((yr.end - 1 - py) as usize * self.rows / ph as usize).min(self.rows - 1);
                     for px in xr.clone() {
                         let c = ((px - xr.start) as usize * used / pw as usize).min(used - 1);
                         let v = f64::from(grid[c * self.rows + r]);
@@ -345,7 +359,11 @@ pub fn psd_png(
         .fold(hi, f64::min);
     let lo = min_pos.max(hi * 1e-12) * 0.5;
     let hi = hi * 2.0;
-    let fmax = frequencies.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    let fmax = frequencies
+        .last()
+        .copied()
+        .unwrap_or(1.0)
+        .max(f64::MIN_POSITIVE);
     let (fu, yu) = match (sample_rate_known, density) {
         (true, true) => ("frequency (Hz)", "PSD (units²/Hz)"),
         (true, false) => ("frequency (Hz)", "power spectrum (units²)"),

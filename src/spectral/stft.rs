@@ -118,9 +118,7 @@ impl Stft {
         let fs = sample_rate.unwrap_or(1.0);
         let sum_sq: f64 = w.iter().map(|x| x * x).sum();
         let sum: f64 = w.iter().sum();
-        let density = one_sided(config.nfft)
-            .map(|c| c / (fs * sum_sq))
-            .collect();
+        let density = one_sided(config.nfft).map(|c| c / (fs * sum_sq)).collect();
         Ok(Stft {
             config,
             channels,

@@ -173,9 +173,7 @@ impl Welch {
             Scaling::Density => self.fs * w.iter().map(|x| x * x).sum::<f64>(),
             Scaling::Spectrum => w.iter().sum::<f64>().powi(2),
         };
-        let factors: Vec<f64> = one_sided(n)
-            .map(|c| c / (norm * segments as f64))
-            .collect();
+        let factors: Vec<f64> = one_sided(n).map(|c| c / (norm * segments as f64)).collect();
         let values = self
             .sums
             .into_iter()

@@ -28,8 +28,9 @@ pub struct GpuPowerSpectra {
     ctx: Arc<GpuContext>,
     n: usize,
     pairs: usize,
-    fft: GpuFft,
-    binding: FftBinding,
+    /// FFT plans by batch (powers of two up to `pairs`), made when first
+    /// needed, so a short run does not pay for a full batch.
+    plans: Vec<Option<(GpuFft, FftBinding)>>,
     data: wgpu::Buffer,
     upload: wgpu::Buffer,
     readback: wgpu::Buffer,
@@ -53,8 +54,9 @@ impl GpuPowerSpectra {
     /// [`Error::Usage`] for another `n`; [`Error::Gpu`] when the FFT cannot
     /// be planned on this device.
     pub fn new(ctx: &Arc<GpuContext>, n: usize) -> Result<Self> {
-        let pairs = (BATCH_VALUES / n).max(1);
-        let fft = GpuFft::new(ctx, n, pairs, false)?;
+        let pairs = (BATCH_VALUES / n).max(1).next_power_of_two();
+        // Fail now, not mid-stream, if the device cannot hold a full batch.
+        let full = GpuFft::new(ctx, n, pairs, false)?;
         let bytes = (n * pairs) as u64 * COMPLEX_BYTES;
         let data = ctx.storage("spectra data", bytes);
         let upload = ctx.buffer(
@@ -67,13 +69,15 @@ impl GpuPowerSpectra {
             bytes,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let binding = fft.bind(&data);
+        let mut plans: Vec<Option<(GpuFft, FftBinding)>> =
+            (0..=pairs.ilog2()).map(|_| None).collect();
+        let binding = full.bind(&data);
+        plans[pairs.ilog2() as usize] = Some((full, binding));
         Ok(GpuPowerSpectra {
             ctx: ctx.clone(),
             n,
             pairs,
-            fft,
-            binding,
+            plans,
             data,
             upload,
             readback,
@@ -101,12 +105,14 @@ impl GpuPowerSpectra {
         let count = frames.len() / n;
         assert!(count <= self.frames_per_call() && out.len() >= count * bins);
         let pairs_used = count.div_ceil(2);
+        let batch = pairs_used.next_power_of_two();
         let bytes = (pairs_used * n) as u64 * COMPLEX_BYTES;
         if bytes == 0 {
             return Ok(());
         }
         self.map(&self.upload, wgpu::MapMode::Write, bytes)?;
         let mut packed = std::mem::take(&mut self.packed);
+        packed.clear();
         packed.resize(pairs_used * n, [0.0; 2]);
         for (p, pair) in packed.chunks_exact_mut(n).enumerate() {
             let a = &frames[2 * p * n..][..n];
@@ -132,9 +138,20 @@ impl GpuPowerSpectra {
         self.packed = packed;
         written?;
         self.upload.unmap();
+        let slot = batch.ilog2() as usize;
+        if self.plans[slot].is_none() {
+            let fft = GpuFft::new(&self.ctx, n, batch, false)?;
+            let binding = fft.bind(&self.data);
+            self.plans[slot] = Some((fft, binding));
+        }
+        let (fft, binding) = self.plans[slot]
+            .as_ref()
+            .ok_or_else(|| Error::gpu("FFT plan missing"))?;
         let mut encoder = self.ctx.encoder("spectra");
         encoder.copy_buffer_to_buffer(&self.upload, 0, &self.data, 0, bytes);
-        self.fft.encode(&mut encoder, &self.binding);
+        // Signals past `pairs_used` hold stale data: independent
+        // transforms whose results are never read.
+        fft.encode(&mut encoder, binding);
         encoder.copy_buffer_to_buffer(&self.data, 0, &self.readback, 0, bytes);
         self.ctx.queue.submit(Some(encoder.finish()));
         self.map(&self.readback, wgpu::MapMode::Read, bytes)?;
