@@ -569,32 +569,61 @@ impl SpectralRun {
         })
     }
 
-    /// Streams every chunk of the input through `f`.
+    /// Streams every chunk of the input through `f`. A reader thread fills
+    /// the next blocks (three in all, reused) while `f` works on the
+    /// current one, so reading and converting overlap the FFTs.
     fn stream(
         &mut self,
         chunk_size: usize,
         quiet: bool,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
+        use std::sync::mpsc::sync_channel;
+        const BLOCKS: usize = 3;
         let bar = progress_bar(
             quiet,
             &self.info.path.display().to_string(),
             self.info.frames,
         );
-        let mut block = Block::new(self.info.channels, chunk_size);
+        let channels = self.info.channels;
         let source = &mut self.source;
-        let samples = self.pool.install(|| -> Result<u64> {
-            let mut samples = 0u64;
-            loop {
-                let n = source.read_block(&mut block)?;
-                if n == 0 {
-                    break;
-                }
-                f(&block)?;
-                samples += n as u64;
-                bar.set_position(samples);
+        let pool = &self.pool;
+        let samples = std::thread::scope(|scope| -> Result<u64> {
+            let (full_tx, full_rx) = sync_channel::<Result<Block>>(BLOCKS);
+            let (free_tx, free_rx) = sync_channel::<Block>(BLOCKS);
+            for _ in 0..BLOCKS {
+                let _ = free_tx.send(Block::new(channels, chunk_size));
             }
-            Ok(samples)
+            scope.spawn(move || {
+                while let Ok(mut block) = free_rx.recv() {
+                    match source.read_block(&mut block) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if full_tx.send(Ok(block)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+            let bar = &bar;
+            pool.install(move || -> Result<u64> {
+                let mut samples = 0u64;
+                // Ends when the reader hangs up (end of input or error);
+                // returning early drops `free_tx`, which stops the reader.
+                while let Ok(block) = full_rx.recv() {
+                    let block = block?;
+                    f(&block)?;
+                    samples += block.frames() as u64;
+                    bar.set_position(samples);
+                    let _ = free_tx.send(block);
+                }
+                Ok(samples)
+            })
         })?;
         bar.finish_and_clear();
         Ok(samples)

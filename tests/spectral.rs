@@ -104,7 +104,7 @@ fn hann(n: usize) -> Vec<f64> {
 }
 
 fn one_sided(k: usize, n: usize) -> f64 {
-    if k == 0 || (n % 2 == 0 && k == n / 2) {
+    if k == 0 || (n.is_multiple_of(2) && k == n / 2) {
         1.0
     } else {
         2.0
