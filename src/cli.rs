@@ -43,6 +43,12 @@ pub enum Command {
     /// The exact DFT of a whole signal, larger than memory if need be
     /// (out-of-core four-step FFT through a scratch file), as complex64 .npy.
     Fft(FftArgs),
+    /// Streaming short-time Fourier transform: a power spectrogram as .npy
+    /// (and a PNG picture), with constant memory.
+    Spectrogram(Box<SpectrogramArgs>),
+    /// Welch's power spectral density (scipy.signal.welch's defaults) as CSV
+    /// (and a log-scale PNG plot).
+    Psd(Box<PsdArgs>),
 }
 
 /// `sigstream fft`.
@@ -648,4 +654,295 @@ pub fn input_stem(input: &Path) -> String {
     input
         .file_stem()
         .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Windows for the spectral commands (periodic, as scipy.signal.get_window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WindowArg {
+    /// Hann.
+    Hann,
+    /// Hamming.
+    Hamming,
+    /// Blackman.
+    Blackman,
+    /// Rectangular (boxcar).
+    Rect,
+}
+
+impl WindowArg {
+    /// The library's window.
+    pub fn window(self) -> crate::spectral::Window {
+        use crate::spectral::Window;
+        match self {
+            WindowArg::Hann => Window::Hann,
+            WindowArg::Hamming => Window::Hamming,
+            WindowArg::Blackman => Window::Blackman,
+            WindowArg::Rect => Window::Rect,
+        }
+    }
+}
+
+/// Per-frame detrending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DetrendArg {
+    /// None.
+    None,
+    /// Subtract each frame's mean.
+    Constant,
+}
+
+impl DetrendArg {
+    fn detrend(self) -> crate::spectral::Detrend {
+        match self {
+            DetrendArg::None => crate::spectral::Detrend::None,
+            DetrendArg::Constant => crate::spectral::Detrend::Constant,
+        }
+    }
+}
+
+/// Spectrogram values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaleArg {
+    /// 10·log10 of the power spectral density (floored at -300 dB).
+    Db,
+    /// Power spectral density (scipy.signal.spectrogram's default 'psd').
+    Power,
+    /// |X| / sum(window) (scipy's mode='magnitude', scaling='spectrum').
+    Magnitude,
+}
+
+/// Welch scalings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScalingArg {
+    /// Power spectral density, units²/Hz.
+    Density,
+    /// Power spectrum, units².
+    Spectrum,
+}
+
+/// Options the spectral commands share.
+#[derive(Debug, Clone, Args)]
+pub struct SpectralRunArgs {
+    /// Optional PNG picture of the result.
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub png: Option<PathBuf>,
+    /// PNG width in pixels.
+    #[arg(
+        long,
+        default_value_t = 1200,
+        value_name = "PX",
+        help_heading = "Outputs"
+    )]
+    pub width: u32,
+    /// PNG height in pixels.
+    #[arg(
+        long,
+        default_value_t = 600,
+        value_name = "PX",
+        help_heading = "Outputs"
+    )]
+    pub height: u32,
+    /// Run report as JSON (seconds, throughput_mb_s, peak_rss_mb, backend, device).
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub report: Option<PathBuf>,
+    /// Frames (samples per channel) per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
+    pub chunk_size: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub threads: Option<usize>,
+    /// Where to compute.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// No progress bar.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+impl SpectralRunArgs {
+    /// Checks the options that do not depend on the input.
+    pub fn validate(&self) -> Result<()> {
+        if self.chunk_size == 0 {
+            return Err(Error::usage("--chunk-size must be at least 1"));
+        }
+        threads(self.threads)?;
+        Ok(())
+    }
+
+    /// The GPU to run on: `None` for the CPU. `gpu` opens any adapter
+    /// (software ones included); `auto` a hardware one only, probed in a
+    /// child process as for `process` (see [`BackendArgs::open`]).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
+    pub fn gpu(&self) -> Result<Option<std::sync::Arc<crate::backend::gpu::GpuContext>>> {
+        use crate::backend::gpu::{GpuContext, GpuOptions};
+        let adapter = self.backend.gpu_adapter.clone();
+        match self.backend.backend {
+            BackendArg::Cpu => Ok(None),
+            BackendArg::Gpu => Ok(Some(GpuContext::new(&GpuOptions {
+                adapter,
+                allow_software: true,
+            })?)),
+            BackendArg::Auto => match probe_hardware_adapter(adapter.as_deref()) {
+                Some(Some(name)) => Ok(Some(GpuContext::new(&GpuOptions {
+                    adapter: Some(name),
+                    allow_software: false,
+                })?)),
+                Some(None) if adapter.is_some() => Ok(Some(GpuContext::new(&GpuOptions {
+                    adapter,
+                    allow_software: false,
+                })?)),
+                _ => Ok(None),
+            },
+        }
+    }
+}
+
+/// `sigstream spectrogram`.
+#[derive(Debug, Args)]
+pub struct SpectrogramArgs {
+    /// The input file (`-` for standard input).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input_args: InputArgs,
+    /// Samples per frame (FFT length; a power of two on the GPU).
+    #[arg(long, value_name = "N", help_heading = "Spectrogram")]
+    pub nfft: usize,
+    /// Samples between frame starts (default: nfft / 4).
+    #[arg(long, value_name = "H", help_heading = "Spectrogram")]
+    pub hop: Option<usize>,
+    /// Window.
+    #[arg(long, value_enum, default_value_t = WindowArg::Hann, help_heading = "Spectrogram")]
+    pub window: WindowArg,
+    /// Remove each frame's mean first.
+    #[arg(long, value_enum, default_value_t = DetrendArg::None, help_heading = "Spectrogram")]
+    pub detrend: DetrendArg,
+    /// Values written to the .npy.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Db, help_heading = "Spectrogram")]
+    pub scale: ScaleArg,
+    /// Dynamic range of the PNG's colour scale: the top DB decibels.
+    #[arg(
+        long,
+        default_value_t = 80.0,
+        value_name = "DB",
+        help_heading = "Outputs"
+    )]
+    pub db_range: f64,
+    /// Spectrogram as .npy float32: (frames, bins) for one channel,
+    /// (frames, channels, bins) for several.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
+    pub output: Option<PathBuf>,
+    /// PNG, report, run options.
+    #[command(flatten)]
+    pub run: SpectralRunArgs,
+}
+
+impl SpectrogramArgs {
+    /// The validated STFT configuration.
+    pub fn config(&self) -> Result<crate::spectral::StftConfig> {
+        if self.nfft == 0 {
+            return Err(Error::usage("--nfft must be at least 1"));
+        }
+        let hop = self.hop.unwrap_or((self.nfft / 4).max(1));
+        if hop == 0 {
+            return Err(Error::usage("--hop must be at least 1"));
+        }
+        if !(self.db_range.is_finite() && self.db_range > 0.0) {
+            return Err(Error::usage("--db-range must be a positive number of dB"));
+        }
+        if self.output.is_none() && self.run.png.is_none() {
+            return Err(Error::usage(
+                "nothing to write: give -o FILE.npy and/or --png FILE.png",
+            ));
+        }
+        self.run.validate()?;
+        Ok(crate::spectral::StftConfig {
+            nfft: self.nfft,
+            hop,
+            window: self.window.window(),
+            detrend: self.detrend.detrend(),
+            scale: match self.scale {
+                ScaleArg::Db => crate::spectral::Scale::Db,
+                ScaleArg::Power => crate::spectral::Scale::Power,
+                ScaleArg::Magnitude => crate::spectral::Scale::Magnitude,
+            },
+        })
+    }
+}
+
+/// `sigstream psd`.
+#[derive(Debug, Args)]
+pub struct PsdArgs {
+    /// The input file (`-` for standard input).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input_args: InputArgs,
+    /// Samples per segment (FFT length; a power of two on the GPU).
+    #[arg(long, value_name = "N", help_heading = "Welch")]
+    pub nperseg: usize,
+    /// Samples shared by consecutive segments (default: nperseg / 2).
+    #[arg(long, value_name = "K", help_heading = "Welch")]
+    pub overlap: Option<usize>,
+    /// Window.
+    #[arg(long, value_enum, default_value_t = WindowArg::Hann, help_heading = "Welch")]
+    pub window: WindowArg,
+    /// Per-segment detrending (scipy's default: constant).
+    #[arg(long, value_enum, default_value_t = DetrendArg::Constant, help_heading = "Welch")]
+    pub detrend: DetrendArg,
+    /// Density (units²/Hz) or spectrum (units²).
+    #[arg(long, value_enum, default_value_t = ScalingArg::Density, help_heading = "Welch")]
+    pub scaling: ScalingArg,
+    /// CSV: frequency, then one column per channel (ch0, ch1, ...).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
+    pub output: Option<PathBuf>,
+    /// PNG, report, run options.
+    #[command(flatten)]
+    pub run: SpectralRunArgs,
+}
+
+impl PsdArgs {
+    /// The validated Welch configuration.
+    pub fn config(&self) -> Result<crate::spectral::WelchConfig> {
+        if self.nperseg == 0 {
+            return Err(Error::usage("--nperseg must be at least 1"));
+        }
+        let noverlap = self.overlap.unwrap_or(self.nperseg / 2);
+        if noverlap >= self.nperseg {
+            return Err(Error::usage(format!(
+                "--overlap {noverlap} must be less than --nperseg {}",
+                self.nperseg
+            )));
+        }
+        if self.output.is_none() && self.run.png.is_none() {
+            return Err(Error::usage(
+                "nothing to write: give -o FILE.csv and/or --png FILE.png",
+            ));
+        }
+        self.run.validate()?;
+        Ok(crate::spectral::WelchConfig {
+            nperseg: self.nperseg,
+            noverlap,
+            window: self.window.window(),
+            detrend: self.detrend.detrend(),
+            scaling: match self.scaling {
+                ScalingArg::Density => crate::spectral::Scaling::Density,
+                ScalingArg::Spectrum => crate::spectral::Scaling::Spectrum,
+            },
+        })
+    }
 }

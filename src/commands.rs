@@ -13,13 +13,15 @@ use serde_json::{Value, json};
 
 use crate::backend::{DetectorChoice, Job};
 use crate::cli::{
-    BackendArg, BenchArgs, DemoArgs, FftArgs, InfoArgs, ProcessArgs, input_stem, threads,
+    BackendArg, BenchArgs, DemoArgs, FftArgs, InfoArgs, ProcessArgs, PsdArgs, SpectralRunArgs,
+    SpectrogramArgs, input_stem, threads,
 };
 use crate::demo;
 use crate::detect::Event;
 use crate::error::{Error, Result};
 use crate::filter::ConvMode;
 use crate::pipeline::{Progress, Sinks, StreamConfig, StreamProcessor, stats};
+use crate::pool::Block;
 use crate::sink::{CsvEvents, open_signal_sink, write_json};
 use crate::source::{self, SignalInfo, SourceOptions};
 
@@ -584,4 +586,339 @@ pub fn fft(args: &FftArgs) -> Result<i32> {
         write_json(path, &value)?;
     }
     Ok(0)
+}
+/// What the spectral commands share around their computation: the input,
+/// the GPU, a rayon pool of `--threads` threads, the progress bar, and the
+/// report.
+struct SpectralRun {
+    source: Box<dyn source::ChunkSource>,
+    info: SignalInfo,
+    gpu: Option<std::sync::Arc<crate::backend::gpu::GpuContext>>,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    started: Instant,
+}
+
+impl SpectralRun {
+    /// Opens the input and the backend. With `--backend auto` and a
+    /// hardware GPU, a frame length the GPU FFT cannot do (not a power of
+    /// two) falls back to the CPU; with `--backend gpu` it is an error.
+    fn open(
+        input: &Path,
+        input_args: &crate::cli::InputArgs,
+        run: &SpectralRunArgs,
+        frame_len: usize,
+    ) -> Result<Self> {
+        let opts = input_args.source_options()?;
+        let threads = threads(run.threads)?;
+        let source = source::open(input, &opts)?;
+        let info = source.info().clone();
+        if let Some(frames) = info.frames
+            && frames < frame_len as u64
+        {
+            return Err(too_short(input, frame_len, frames));
+        }
+        let gpu = match run.gpu()? {
+            Some(_) if run.backend.backend == BackendArg::Auto && !frame_len.is_power_of_two() => {
+                None
+            }
+            g => g,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Runtime {
+                msg: format!("cannot start {threads} threads: {e}"),
+            })?;
+        Ok(SpectralRun {
+            source,
+            info,
+            gpu,
+            pool,
+            threads,
+            started: Instant::now(),
+        })
+    }
+
+    /// Streams every chunk of the input through `f`. A reader thread fills
+    /// the next blocks (three in all, reused) while `f` works on the
+    /// current one, so reading and converting overlap the FFTs.
+    fn stream(
+        &mut self,
+        chunk_size: usize,
+        quiet: bool,
+        mut f: impl FnMut(&Block) -> Result<()> + Send,
+    ) -> Result<u64> {
+        use std::sync::mpsc::sync_channel;
+        const BLOCKS: usize = 3;
+        let bar = progress_bar(
+            quiet,
+            &self.info.path.display().to_string(),
+            self.info.frames,
+        );
+        let channels = self.info.channels;
+        let source = &mut self.source;
+        let pool = &self.pool;
+        let samples = std::thread::scope(|scope| -> Result<u64> {
+            let (full_tx, full_rx) = sync_channel::<Result<Block>>(BLOCKS);
+            let (free_tx, free_rx) = sync_channel::<Block>(BLOCKS);
+            for _ in 0..BLOCKS {
+                let _ = free_tx.send(Block::new(channels, chunk_size));
+            }
+            scope.spawn(move || {
+                while let Ok(mut block) = free_rx.recv() {
+                    match source.read_block(&mut block) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if full_tx.send(Ok(block)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+            let bar = &bar;
+            pool.install(move || -> Result<u64> {
+                let mut samples = 0u64;
+                // Ends when the reader hangs up (end of input or error);
+                // returning early drops `free_tx`, which stops the reader.
+                while let Ok(block) = full_rx.recv() {
+                    let block = block?;
+                    f(&block)?;
+                    samples += block.frames() as u64;
+                    bar.set_position(samples);
+                    let _ = free_tx.send(block);
+                }
+                Ok(samples)
+            })
+        })?;
+        bar.finish_and_clear();
+        Ok(samples)
+    }
+
+    fn backend(&self) -> (&'static str, String) {
+        match &self.gpu {
+            Some(ctx) => ("gpu", ctx.describe()),
+            None => (
+                "cpu",
+                crate::backend::Backend::device(&crate::backend::cpu::CpuBackend),
+            ),
+        }
+    }
+
+    /// The report's common fields.
+    fn report(&self, samples: u64) -> Value {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let bytes = samples * self.info.channels as u64 * self.info.dtype.size() as u64;
+        let (backend, device) = self.backend();
+        json!({
+            "input": self.info.path.display().to_string(),
+            "format": self.info.format,
+            "dtype": self.info.dtype,
+            "channels": self.info.channels,
+            "sample_rate": self.info.sample_rate,
+            "samples": samples,
+            "bytes": bytes,
+            "seconds": seconds,
+            "throughput_mb_s": bytes as f64 / seconds.max(1e-9) / 1e6,
+            "peak_rss_mb": stats::peak_rss_mib(),
+            "backend": backend,
+            "device": device,
+            "threads": self.threads,
+        })
+    }
+}
+
+fn too_short(input: &Path, frame_len: usize, samples: u64) -> Error {
+    Error::format(
+        input,
+        format!(
+            "frame length {frame_len} (--nfft/--nperseg) is larger than the signal ({samples} samples per channel)"
+        ),
+    )
+}
+
+/// A library usage error that is about this input: name the input.
+fn about_input(input: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Usage { msg } => Error::format(input, msg),
+        e => e,
+    }
+}
+
+fn input_title(input: &Path) -> String {
+    input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `sigstream spectrogram`: returns the exit code.
+pub fn spectrogram(args: &SpectrogramArgs) -> Result<i32> {
+    use crate::sink::NpyArrayWriter;
+    use crate::sink::plot::{SpectrogramAxes, SpectrogramImage};
+    use crate::spectral::{Stft, frame_count};
+
+    let config = args.config()?;
+    let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nfft)?;
+    let info = run.info.clone();
+    let mut stft = Stft::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
+    let bins = stft.bins();
+    let tail = if info.channels == 1 {
+        vec![bins]
+    } else {
+        vec![info.channels, bins]
+    };
+    let mut npy = args
+        .output
+        .as_ref()
+        .map(|p| NpyArrayWriter::create(p, &tail))
+        .transpose()?;
+    let total = info.frames.map(|n| frame_count(n, config.nfft, config.hop));
+    let mut image = args
+        .run
+        .png
+        .as_ref()
+        .map(|_| SpectrogramImage::new(args.run.width, args.run.height, info.channels, bins, total))
+        .transpose()?;
+    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+        stft.push(block, |rows| {
+            if let Some(w) = npy.as_mut() {
+                w.write(rows.values)?;
+            }
+            if let Some(img) = image.as_mut() {
+                img.add(rows.first, rows.count, rows.db);
+            }
+            Ok(())
+        })
+    })?;
+    if stft.frames() == 0 {
+        return Err(too_short(&args.input, config.nfft, samples));
+    }
+    if let Some(w) = npy {
+        w.finish()?;
+    }
+    if let (Some(img), Some(path)) = (&image, &args.run.png) {
+        let title = format!(
+            "{}: {} window, nfft {}, hop {}",
+            input_title(&args.input),
+            config.window.name(),
+            config.nfft,
+            config.hop
+        );
+        img.write_png(
+            path,
+            SpectrogramAxes {
+                sample_rate: info.sample_rate,
+                hop: config.hop,
+                nfft: config.nfft,
+            },
+            args.db_range,
+            &title,
+        )?;
+    }
+    let mut report = run.report(samples);
+    report["command"] = json!("spectrogram");
+    report["nfft"] = json!(config.nfft);
+    report["hop"] = json!(config.hop);
+    report["window"] = json!(config.window);
+    report["scale"] = json!(config.scale);
+    report["frames"] = json!(stft.frames());
+    report["bins"] = json!(bins);
+    report["outputs"] = json!({
+        "npy": args.output.as_ref().map(|p| p.display().to_string()),
+        "png": args.run.png.as_ref().map(|p| p.display().to_string()),
+    });
+    finish_report(&args.run, &report)?;
+    Ok(0)
+}
+
+/// `sigstream psd`: returns the exit code.
+pub fn psd(args: &PsdArgs) -> Result<i32> {
+    use crate::spectral::{Scaling, Welch};
+
+    let config = args.config()?;
+    let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
+    let info = run.info.clone();
+    let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
+    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+        welch.push(block)
+    })?;
+    let psd = welch.finish().map_err(about_input(&args.input))?;
+    if let Some(path) = &args.output {
+        let mut file = std::io::BufWriter::new(crate::sink::AtomicFile::create(path)?);
+        let mut text = String::from("frequency");
+        for c in 0..info.channels {
+            text.push_str(&format!(",ch{c}"));
+        }
+        text.push('\n');
+        for (k, f) in psd.frequencies.iter().enumerate() {
+            text.push_str(&format!("{f}"));
+            for ch in &psd.values {
+                text.push_str(&format!(",{:e}", ch[k]));
+            }
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+            .and_then(|_| file.flush())
+            .map_err(|e| Error::io(path, e))?;
+        file.into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?
+            .commit()?;
+    }
+    if let Some(path) = &args.run.png {
+        let title = format!(
+            "{}: Welch, {} window, nperseg {}, overlap {}, {} segments",
+            input_title(&args.input),
+            config.window.name(),
+            config.nperseg,
+            config.noverlap,
+            psd.segments
+        );
+        crate::sink::plot::psd_png(
+            path,
+            &psd.frequencies,
+            &psd.values,
+            info.sample_rate.is_some(),
+            config.scaling == Scaling::Density,
+            (args.run.width, args.run.height),
+            &title,
+        )?;
+    }
+    let mut report = run.report(samples);
+    report["command"] = json!("psd");
+    report["nperseg"] = json!(config.nperseg);
+    report["noverlap"] = json!(config.noverlap);
+    report["window"] = json!(config.window);
+    report["scaling"] = json!(config.scaling);
+    report["segments"] = json!(psd.segments);
+    report["outputs"] = json!({
+        "csv": args.output.as_ref().map(|p| p.display().to_string()),
+        "png": args.run.png.as_ref().map(|p| p.display().to_string()),
+    });
+    finish_report(&args.run, &report)?;
+    Ok(0)
+}
+
+/// Writes the report, or says in one line what was done.
+fn finish_report(run: &SpectralRunArgs, report: &Value) -> Result<()> {
+    if let Some(path) = &run.report {
+        write_json(path, report)?;
+    } else if !run.quiet {
+        eprintln!(
+            "{}: {} samples × {} ch, {:.2} s, {:.0} MB/s, peak {:.1} MiB, {}",
+            report["input"].as_str().unwrap_or_default(),
+            group(report["samples"].as_u64().unwrap_or(0)),
+            report["channels"],
+            report["seconds"].as_f64().unwrap_or(0.0),
+            report["throughput_mb_s"].as_f64().unwrap_or(0.0),
+            report["peak_rss_mb"].as_f64().unwrap_or(0.0),
+            report["backend"].as_str().unwrap_or_default(),
+        );
+    }
+    Ok(())
 }

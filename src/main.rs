@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo(args),
         Command::Bench(args) => commands::bench(args),
         Command::Fft(args) => commands::fft(args),
+        Command::Spectrogram(args) => commands::spectrogram(args),
+        Command::Psd(args) => commands::psd(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -5,6 +5,8 @@
 //! over the target only when the whole run has succeeded, so a failed or
 //! killed run never leaves a half-written output under the target's name.
 
+mod array;
+pub mod plot;
 mod signal;
 
 use std::fs::File;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::detect::Event;
 use crate::error::{Error, Result};
+pub use array::NpyArrayWriter;
 pub use signal::{
     NPY_HEADER_LEN, SignalFormat, SignalSink, VecSink, npy_c8_header, open_signal_sink,
 };

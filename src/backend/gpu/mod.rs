@@ -11,7 +11,8 @@
 //! Modules: [`context`] (adapter, device, limits, errors), [`staging`]
 //! (upload/readback slots), [`processor`] (the per-chunk steps), and one
 //! module per stage, each driving its shaders: [`fft`] (complex), [`rfft`]
-//! (real input), [`fir`], [`detect`].
+//! (real input), [`fir`], [`detect`], and [`spectra`] (real-frame power
+//! spectra for the STFT and Welch).
 
 pub mod context;
 pub mod detect;
@@ -19,6 +20,7 @@ pub mod fft;
 pub mod fir;
 pub mod processor;
 pub mod rfft;
+pub mod spectra;
 pub mod staging;
 
 use std::sync::Arc;
