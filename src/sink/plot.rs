@@ -270,6 +270,8 @@ impl SpectrogramImage {
                     .disable_mesh()
                     .x_desc(tu)
                     .y_desc(fu)
+                    .x_label_formatter(&tick_label)
+                    .y_label_formatter(&tick_label)
                     .label_style(("sans-serif", 13))
                     .axis_desc_style(("sans-serif", 14))
                     .draw()
@@ -303,6 +305,7 @@ impl SpectrogramImage {
                 .disable_mesh()
                 .disable_x_axis()
                 .y_desc("power density (dB)")
+                .y_label_formatter(&tick_label)
                 .label_style(("sans-serif", 13))
                 .axis_desc_style(("sans-serif", 14))
                 .draw()
@@ -383,6 +386,7 @@ pub fn psd_png(
             .configure_mesh()
             .x_desc(fu)
             .y_desc(yu)
+            .x_label_formatter(&tick_label)
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 14))
@@ -441,4 +445,16 @@ fn write_rgb_png(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
     file.commit()
+}
+
+/// An axis tick as a person writes it: `500`, not `500.0`; at most six
+/// decimals, trailing zeros dropped.
+fn tick_label(v: &f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
