@@ -17,8 +17,8 @@ use crate::filter::{ConvMode, FilterSpec, load_kernel};
 use crate::pipeline::{DEFAULT_CHUNK_SIZE, StreamConfig};
 use crate::source::{Dtype, Endian, SignalInfo, SourceOptions};
 
-/// Filter, detect events in and describe signal recordings of any size, with
-/// constant memory.
+/// Filter, detect events in, and take spectra of signal recordings of any
+/// size, with constant memory, on the GPU or the CPU.
 #[derive(Debug, Parser)]
 #[command(name = "sigstream", version, about, long_about = None)]
 pub struct Cli {
