@@ -116,8 +116,13 @@ pub fn run(
                     .trim()
                     .trim_start_matches("sigstream: ")
                     .trim_start_matches("error: ");
-                return Err(Error::Runtime {
-                    msg: format!("backend {backend}: {msg}"),
+                // The child's own verdict: bad input or options (2) stay
+                // bad input, anything else is a failure at run time.
+                let msg = format!("backend {backend}: {msg}");
+                return Err(if out.status.code() == Some(2) {
+                    Error::Usage { msg }
+                } else {
+                    Error::Runtime { msg }
                 });
             }
             let text = std::fs::read_to_string(&report).map_err(|e| Error::io(&report, e))?;

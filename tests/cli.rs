@@ -1668,4 +1668,21 @@ fn bench_compares_every_backend() {
     }
     let bad = sigstream(d, &args!["bench", "x.f32", "-o", "y.f32"]);
     assert_error(&bad, 2, "-o", "bench sets -o itself", "bench with -o");
+    // A job option `process` refuses: its first line, and its exit code.
+    let bad = sigstream(d, &args!["bench", "x.f32", "--moving-average", "0"]);
+    assert_error(
+        &bad,
+        2,
+        "--moving-average",
+        "backend cpu",
+        "bench with a bad job",
+    );
+    let missing = sigstream(d, &args!["bench", "nope.f32", "--moving-average", "3"]);
+    assert_file_error(
+        &missing,
+        2,
+        "nope.f32",
+        "no such file",
+        "bench on a missing file",
+    );
 }
