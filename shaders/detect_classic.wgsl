@@ -24,16 +24,7 @@
 // CPU twin: src/kernels/detect_classic.rs. Dispatch: (gx, gy, channels)
 // workgroups of 256 invocations, one element each.
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 struct Level {
     k: u32,

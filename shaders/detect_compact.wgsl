@@ -14,16 +14,7 @@
 //
 // CPU twin: src/kernels/detect_compact.rs. Dispatch: (gx, gy, channels).
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 override CHUNK: u32;
 override FAST: u32;

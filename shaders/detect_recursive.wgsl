@@ -19,16 +19,7 @@
 //
 // CPU twin: src/kernels/detect_recursive.rs.
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 // x -> (a_s * x + b_s) for sta, (a_l * x + b_l) for lta; `bad` = latest
 // non-finite position covered.

@@ -5,16 +5,7 @@
 // workgroups of 256 invocations, one output each; the linear workgroup index
 // is id.x + id.y * num_workgroups.x (see context::grid).
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 // Elements between two channels' outputs in `y`.
 override Y_STRIDE: u32;

@@ -13,16 +13,7 @@
 // ext[frames .. frames + TAPS - 1], into the other history buffer (the two
 // alternate by step parity, so no step reads what it writes).
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 // Kernel length.
 override TAPS: u32 = 1u;

@@ -17,16 +17,7 @@
 // ext[frames .. frames + TAPS - 1], to the other history buffer (the two
 // alternate by step parity).
 
-struct Step {
-    frames: u32,
-    drop: u32,
-    out_frames: u32,
-    warm_up: u32,
-    base_lo: u32,
-    base_hi: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// struct Step: shaders/lib/step.wgsl, prepended by the host.
 
 // FFT length (a power of two, <= SHARED).
 override NFFT: u32 = 1024u;

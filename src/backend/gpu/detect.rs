@@ -200,7 +200,7 @@ impl GpuDetect {
             DetectorSpec::Threshold { .. } => {
                 let p = ctx.pipeline(
                     "detect_threshold",
-                    include_str!("../../../shaders/detect_threshold.wgsl"),
+                    super::step_shader!("detect_threshold.wgsl"),
                     "main",
                     &[("Y_STRIDE", ys), ("CHUNK", ck as f64)],
                 )?;
@@ -214,7 +214,7 @@ impl GpuDetect {
                 let levels = u64::from(nlta.ilog2());
                 let hist = ctx.storage("detect_classic hist", check("history", ch * h, 4)?);
                 let pyr = ctx.storage("detect_classic pyramid", check("pyramid", ch * pstride, 4)?);
-                let src = include_str!("../../../shaders/detect_classic.wgsl");
+                let src = super::step_shader!("detect_classic.wgsl");
                 let consts = [
                     ("Y_STRIDE", ys),
                     ("CHUNK", ck as f64),
@@ -279,7 +279,7 @@ impl GpuDetect {
                     check("starts", ch * max_tiles * 4, 4)?,
                 );
                 let state = ctx.storage("detect_recursive state", ch * 16);
-                let src = include_str!("../../../shaders/detect_recursive.wgsl");
+                let src = super::step_shader!("detect_recursive.wgsl");
                 let consts = [
                     ("Y_STRIDE", ys),
                     ("CHUNK", ck as f64),
@@ -323,7 +323,7 @@ impl GpuDetect {
         let fast = chunk.min((chunk / 16).max(1024));
         let compact = ctx.pipeline(
             "detect_compact",
-            include_str!("../../../shaders/detect_compact.wgsl"),
+            super::step_shader!("detect_compact.wgsl"),
             "main",
             &[
                 ("CHUNK", ck as f64),

@@ -34,21 +34,10 @@ use crate::error::{Error, Result};
 use crate::kernels::fft_stockham::{self, C32, FFT_WG};
 use crate::kernels::{fir_direct, fir_overlap_save};
 
-const DIRECT_SOURCE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/shaders/fir_direct.wgsl"
-));
+const DIRECT_SOURCE: &str = super::step_shader!("fir_direct.wgsl");
 
-const OVERLAP_SAVE_SOURCE: &str = concat!(
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/shaders/lib/fft_core.wgsl"
-    )),
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/shaders/fir_overlap_save.wgsl"
-    )),
-);
+const OVERLAP_SAVE_SOURCE: &str =
+    super::step_shader!("fir_overlap_save.wgsl", with "lib/fft_core.wgsl");
 
 /// Kernels up to this many taps use the direct method by default (the
 /// CPU's crossover, [`crate::backend::cpu::fir::DIRECT_MAX_TAPS`]).

@@ -14,6 +14,21 @@
 //! (real input), [`fir`], [`detect`], and [`spectra`] (real-frame power
 //! spectra for the STFT and Welch).
 
+/// The WGSL source of a streaming kernel: `shaders/lib/step.wgsl` (the
+/// [`StepParams`] mirror), then the libraries named after `with`, then
+/// `shaders/FILE` (WGSL has no includes, so shared pieces are prepended at
+/// compile time).
+macro_rules! step_shader {
+    ($file:literal $(, with $lib:literal)*) => {
+        concat!(
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/lib/step.wgsl")),
+            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $lib)),)*
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+        )
+    };
+}
+pub(crate) use step_shader;
+
 pub mod context;
 pub mod detect;
 pub mod fft;
