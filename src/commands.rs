@@ -619,7 +619,10 @@ impl SpectralRun {
             return Err(too_short(input, frame_len, frames));
         }
         let gpu = match run.gpu()? {
-            Some(_) if run.backend.backend == BackendArg::Auto && !frame_len.is_power_of_two() => {
+            Some(_)
+                if run.backend.backend == BackendArg::Auto
+                    && !crate::backend::gpu::spectra::supports(frame_len) =>
+            {
                 None
             }
             g => g,

@@ -18,7 +18,7 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::backend::gpu::GpuContext;
-use crate::backend::gpu::spectra::GpuPowerSpectra;
+use crate::backend::gpu::spectra::{self, GpuPowerSpectra};
 use crate::error::{Error, Result};
 use crate::pool::Block;
 
@@ -190,16 +190,16 @@ pub enum Detrend {
 }
 
 /// `|X[k]|²`, `k = 0 ..= n/2`, of windowed (and optionally detrended)
-/// frames of `n` real samples: realfft on the CPU across rayon's threads, or
-/// batched on the GPU ([`GpuPowerSpectra`]) when planned with a context.
+/// frames of `n` real samples, `hop` apart: realfft on the CPU across
+/// rayon's threads, or batched on the GPU ([`GpuPowerSpectra`], which
+/// windows and detrends there too) when planned with a context.
 pub struct FramePower {
     n: usize,
+    hop: usize,
     window: Vec<f32>,
     detrend: Detrend,
     fft: Arc<dyn RealToComplex<f32>>,
     gpu: Option<GpuPowerSpectra>,
-    /// Windowed frames waiting for the GPU.
-    staged: Vec<f32>,
     /// Powers back from the GPU.
     rows: Vec<f32>,
 }
@@ -236,14 +236,16 @@ struct Scratch {
 }
 
 impl FramePower {
-    /// Plans frames of `n` samples with `window`, on the GPU when `gpu` is
-    /// given.
+    /// Plans frames of `n` samples every `hop` samples with `window`, on
+    /// the GPU when `gpu` is given.
     ///
     /// # Errors
-    /// [`Error::Usage`] for `n == 0`, or a GPU with `n` not a power of two
-    /// (the GPU FFT's limit); [`Error::Gpu`] when the GPU plan fails.
+    /// [`Error::Usage`] for `n == 0` or `hop == 0`, or a GPU with `n` not a
+    /// power of two >= 4 (the GPU real FFT's limit,
+    /// [`spectra::supports`]); [`Error::Gpu`] when the GPU plan fails.
     pub fn new(
         n: usize,
+        hop: usize,
         window: Window,
         detrend: Detrend,
         gpu: Option<&Arc<GpuContext>>,
@@ -251,23 +253,27 @@ impl FramePower {
         if n == 0 {
             return Err(Error::usage("the frame length must be at least 1"));
         }
+        if hop == 0 {
+            return Err(Error::usage("the hop must be at least 1"));
+        }
+        let window: Vec<f32> = window.coefficients(n).iter().map(|&w| w as f32).collect();
         let gpu = gpu
             .map(|ctx| {
-                if !n.is_power_of_two() || n < 2 {
+                if !spectra::supports(n) {
                     return Err(Error::usage(format!(
-                        "the GPU backend needs a frame length that is a power of two >= 2, not {n}; use --backend cpu"
+                        "the GPU backend needs a frame length that is a power of two >= 4, not {n}; use --backend cpu"
                     )));
                 }
-                GpuPowerSpectra::new(ctx, n)
+                GpuPowerSpectra::new(ctx, n, hop, &window, detrend == Detrend::Constant)
             })
             .transpose()?;
         Ok(FramePower {
             n,
-            window: window.coefficients(n).iter().map(|&w| w as f32).collect(),
+            hop,
+            window,
             detrend,
             fft: RealFftPlanner::<f32>::new().plan_fft_forward(n),
             gpu,
-            staged: Vec::new(),
             rows: Vec::new(),
         })
     }
@@ -433,27 +439,22 @@ impl FramePower {
         Ok(())
     }
 
-    /// The GPU path: prepares the frames on the host, then `|X|²` of each
-    /// into `self.rows` (`count × bins`), in batches the plan holds.
+    /// The GPU path: `|X|²` of `count` frames of `data` (frame `j` at
+    /// `offset + j hop`, the plan's hop) into `self.rows` (`count × bins`),
+    /// in batches the plan holds.
+    ///
+    /// # Panics
+    /// If `hop` is not the hop the plan was made with.
     fn gpu_rows(&mut self, data: &[f32], offset: usize, hop: usize, count: usize) -> Result<()> {
-        let (n, bins) = (self.n, self.bins());
-        let mut staged = std::mem::take(&mut self.staged);
-        staged.resize(count * n, 0.0);
-        staged
-            .par_chunks_mut(n)
-            .enumerate()
-            .with_min_len(8)
-            .for_each(|(j, dst)| self.prepare(&data[offset + j * hop..][..n], dst));
+        assert_eq!(hop, self.hop, "frames come at the planned hop");
+        let bins = self.bins();
         self.rows.resize(count * bins, 0.0);
         let gpu = self.gpu.as_mut().ok_or_else(|| Error::gpu("no GPU plan"))?;
         let per_call = gpu.frames_per_call();
-        for (frames, rows) in staged
-            .chunks(per_call * n)
-            .zip(self.rows.chunks_mut(per_call * bins))
-        {
-            gpu.power(frames, rows)?;
+        for (call, rows) in self.rows.chunks_mut(per_call * bins).enumerate() {
+            let first = call * per_call;
+            gpu.power(data, offset + first * hop, rows.len() / bins, rows)?;
         }
-        self.staged = staged;
         Ok(())
     }
 }

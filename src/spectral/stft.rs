@@ -113,7 +113,7 @@ impl Stft {
         if config.hop == 0 {
             return Err(Error::usage("--hop must be at least 1"));
         }
-        let power = FramePower::new(config.nfft, config.window, config.detrend, gpu)?;
+        let power = FramePower::new(config.nfft, config.hop, config.window, config.detrend, gpu)?;
         let w = config.window.coefficients(config.nfft);
         let fs = sample_rate.unwrap_or(1.0);
         let sum_sq: f64 = w.iter().map(|x| x * x).sum();

@@ -113,7 +113,13 @@ impl Welch {
                 config.noverlap, config.nperseg
             )));
         }
-        let power = FramePower::new(config.nperseg, config.window, config.detrend, gpu)?;
+        let power = FramePower::new(
+            config.nperseg,
+            config.nperseg - config.noverlap,
+            config.window,
+            config.detrend,
+            gpu,
+        )?;
         let bins = power.bins();
         Ok(Welch {
             config,
