@@ -11,6 +11,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::VecDeque;
 
+mod common;
+
+use common::{Rng, noisy_signal};
 use proptest::prelude::*;
 use sigstream::detect::{BLOCK, DetectorSpec, Event, Trigger};
 
@@ -54,55 +57,6 @@ fn allocations() -> usize {
 
 // ---------------------------------------------------------------------------
 // Seeded signals.
-
-/// SplitMix64: tiny, seeded, good enough for test signals.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform integer in [lo, hi).
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo) as u64) as usize
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u = 1.0 - self.uniform();
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-/// Unit-variance noise with `bursts` louder stretches (x3 .. x30, 30 .. 400
-/// samples long) at random places.
-fn noisy_signal(seed: u64, n: usize, bursts: usize) -> Vec<f32> {
-    let mut rng = Rng(seed);
-    let mut gain = vec![1.0f64; n];
-    for _ in 0..bursts {
-        if n < 2 {
-            break;
-        }
-        let start = rng.range(0, n);
-        let len = rng.range(30, 400);
-        let amp = 3.0 + 27.0 * rng.uniform();
-        for g in gain.iter_mut().skip(start).take(len) {
-            *g = amp;
-        }
-    }
-    gain.iter().map(|g| (g * rng.normal()) as f32).collect()
-}
 
 // ---------------------------------------------------------------------------
 // References (whole array, f64, transcribed from ObsPy).
