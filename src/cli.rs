@@ -295,34 +295,13 @@ impl BackendArgs {
     /// # Errors
     /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
     pub fn gpu_context(&self) -> Result<Option<std::sync::Arc<crate::backend::gpu::GpuContext>>> {
-        use crate::backend::gpu::{GpuContext, GpuOptions};
-        let adapter = self.gpu_adapter.clone();
-        match self.backend {
-            BackendArg::Cpu => Ok(None),
-            BackendArg::Gpu => GpuContext::new(&GpuOptions {
-                adapter,
-                allow_software: true,
-            })
-            .map(Some),
-            BackendArg::Auto => match probe_hardware_adapter(adapter.as_deref()) {
-                Some(Some(name)) => GpuContext::new(&GpuOptions {
-                    adapter: Some(name),
-                    allow_software: false,
-                })
-                .map(Some),
-                Some(None) if adapter.is_some() => GpuContext::new(&GpuOptions {
-                    adapter,
-                    allow_software: false,
-                })
-                .map(Some),
-                Some(None) => Ok(None),
-                None => Ok(GpuContext::new(&GpuOptions {
-                    adapter,
-                    allow_software: false,
-                })
-                .ok()),
-            },
-        }
+        let choice = self.choice();
+        let listed = if choice == BackendChoice::Auto {
+            adapters_in_child()
+        } else {
+            None
+        };
+        crate::backend::gpu_context(choice, self.gpu_adapter.as_deref(), listed)
     }
 }
 
@@ -347,24 +326,6 @@ pub fn adapters_in_child() -> Option<Vec<(String, bool)>> {
             .iter()
             .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["software"] != false)))
             .collect(),
-    )
-}
-
-/// The first hardware adapter (whose name contains `wanted`, if given), as
-/// listed by [`adapters_in_child`]: `Some(None)` when there is none, `None`
-/// when the child could not be run.
-fn probe_hardware_adapter(wanted: Option<&str>) -> Option<Option<String>> {
-    let wanted = wanted.map(str::to_lowercase);
-    Some(
-        adapters_in_child()?
-            .into_iter()
-            .filter(|(_, software)| !software)
-            .map(|(name, _)| name)
-            .find(|name| {
-                wanted
-                    .as_deref()
-                    .is_none_or(|w| name.to_lowercase().contains(w))
-            }),
     )
 }
 
@@ -767,35 +728,6 @@ impl SpectralRunArgs {
         }
         threads(self.threads)?;
         Ok(())
-    }
-
-    /// The GPU to run on: `None` for the CPU. `gpu` opens any adapter
-    /// (software ones included); `auto` a hardware one only, probed in a
-    /// child process as for `process` (see [`BackendArgs::open`]).
-    ///
-    /// # Errors
-    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
-    pub fn gpu(&self) -> Result<Option<std::sync::Arc<crate::backend::gpu::GpuContext>>> {
-        use crate::backend::gpu::{GpuContext, GpuOptions};
-        let adapter = self.backend.gpu_adapter.clone();
-        match self.backend.backend {
-            BackendArg::Cpu => Ok(None),
-            BackendArg::Gpu => Ok(Some(GpuContext::new(&GpuOptions {
-                adapter,
-                allow_software: true,
-            })?)),
-            BackendArg::Auto => match probe_hardware_adapter(adapter.as_deref()) {
-                Some(Some(name)) => Ok(Some(GpuContext::new(&GpuOptions {
-                    adapter: Some(name),
-                    allow_software: false,
-                })?)),
-                Some(None) if adapter.is_some() => Ok(Some(GpuContext::new(&GpuOptions {
-                    adapter,
-                    allow_software: false,
-                })?)),
-                _ => Ok(None),
-            },
-        }
     }
 }
 

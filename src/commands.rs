@@ -618,7 +618,7 @@ impl SpectralRun {
         {
             return Err(too_short(input, frame_len, frames));
         }
-        let gpu = match run.gpu()? {
+        let gpu = match run.backend.gpu_context()? {
             Some(_)
                 if run.backend.backend == BackendArg::Auto
                     && !crate::backend::gpu::spectra::supports(frame_len) =>

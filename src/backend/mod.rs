@@ -141,29 +141,69 @@ pub enum BackendChoice {
     Gpu,
 }
 
-/// The backend for a choice; `adapter` restricts the GPU to adapters whose
-/// name contains it (`--gpu-adapter`).
+/// The GPU device a choice runs on, `None` for the CPU; `adapter` restricts
+/// the GPU to adapters whose name contains it (`--gpu-adapter`).
 ///
-/// [`BackendChoice::Auto`] enumerates the adapters in this process, which
-/// loads every installed GPU driver (a software one adds ~60 MB of resident
-/// memory even when the CPU is then chosen); the CLI probes in a child
-/// process instead (see `cli::BackendArgs::open`).
+/// For [`BackendChoice::Auto`], `listed` is the adapters as (name, is
+/// software) when the caller already knows them; with `None` they are
+/// enumerated in this process, which loads every installed GPU driver (a
+/// software one adds ~60 MB of resident memory even when the CPU is then
+/// chosen), so the CLI lists them in a child process and passes them in.
 ///
 /// # Errors
 /// [`Error::Gpu`] for [`BackendChoice::Gpu`] without a usable adapter, or
-/// for [`BackendChoice::Auto`] when `adapter` is given and matches none.
-pub fn select(choice: BackendChoice, adapter: Option<&str>) -> Result<Arc<dyn Backend>, Error> {
-    let options = gpu::GpuOptions {
-        adapter: adapter.map(str::to_owned),
-        allow_software: choice == BackendChoice::Gpu,
+/// for [`BackendChoice::Auto`] when `adapter` is given and matches no
+/// hardware adapter.
+pub fn gpu_context(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    listed: Option<Vec<(String, bool)>>,
+) -> Result<Option<Arc<gpu::GpuContext>>, Error> {
+    let open = |adapter: Option<&str>| {
+        gpu::GpuContext::new(&gpu::GpuOptions {
+            adapter: adapter.map(str::to_owned),
+            allow_software: choice == BackendChoice::Gpu,
+        })
     };
     match choice {
-        BackendChoice::Cpu => Ok(Arc::new(cpu::CpuBackend)),
-        BackendChoice::Gpu => Ok(Arc::new(gpu::GpuBackend::new(&options)?)),
-        BackendChoice::Auto => match gpu::GpuBackend::new(&options) {
-            Ok(gpu) => Ok(Arc::new(gpu)),
-            Err(e) if adapter.is_some() => Err(e),
-            Err(_) => Ok(Arc::new(cpu::CpuBackend)),
-        },
+        BackendChoice::Cpu => Ok(None),
+        BackendChoice::Gpu => open(adapter).map(Some),
+        BackendChoice::Auto => {
+            let wanted = adapter.map(str::to_lowercase);
+            let hardware = listed.map(|list| {
+                list.into_iter()
+                    .filter(|(_, software)| !software)
+                    .map(|(name, _)| name)
+                    .find(|name| {
+                        wanted
+                            .as_deref()
+                            .is_none_or(|w| name.to_lowercase().contains(w))
+                    })
+            });
+            match hardware {
+                // Listed: open exactly that adapter.
+                Some(Some(name)) => open(Some(&name)).map(Some),
+                // Listed, none: the CPU, unless one was asked for by name
+                // (then `open` says which adapters there are).
+                Some(None) if adapter.is_none() => Ok(None),
+                _ => match open(adapter) {
+                    Ok(ctx) => Ok(Some(ctx)),
+                    Err(e) if adapter.is_some() => Err(e),
+                    Err(_) => Ok(None),
+                },
+            }
+        }
     }
+}
+
+/// The backend for a choice (see [`gpu_context`]; `Auto` enumerates the
+/// adapters in this process).
+///
+/// # Errors
+/// As [`gpu_context`].
+pub fn select(choice: BackendChoice, adapter: Option<&str>) -> Result<Arc<dyn Backend>, Error> {
+    Ok(match gpu_context(choice, adapter, None)? {
+        Some(ctx) => Arc::new(gpu::GpuBackend::with_context(ctx)),
+        None => Arc::new(cpu::CpuBackend),
+    })
 }
