@@ -61,7 +61,8 @@
 //! GPU through [`GpuFft`] when their length is a power of two (else that
 //! pass stays on the CPU); the twiddles, the transposes, the real-input
 //! untangling and all I/O stay on the CPU. Each block is uploaded and read
-//! back synchronously through wgpu's own staging, so the GPU path does not
+//! back synchronously through mapped buffers made once per pass (nothing is
+//! allocated per block), so the GPU path does not
 //! overlap transfers with I/O: it is a correctness path that a hardware GPU
 //! speeds up only when the FFTs, not the disk, dominate.
 
@@ -714,12 +715,15 @@ fn untangle(zk: Complex32, zmk: Complex32, w: Complex64) -> Complex32 {
     Complex32::new(x.re as f32, x.im as f32)
 }
 
-/// A GPU batch FFT of fixed length and batch, with its data buffer.
+/// A GPU batch FFT of fixed length and batch, with its data buffer and the
+/// mapped upload and readback buffers it reuses for every block.
 struct GpuPass {
     ctx: Arc<GpuContext>,
     fft: GpuFft,
     binding: crate::backend::gpu::fft::FftBinding,
     buffer: wgpu::Buffer,
+    upload: wgpu::Buffer,
+    readback: wgpu::Buffer,
 }
 
 impl GpuPass {
@@ -729,26 +733,61 @@ impl GpuPass {
             return Ok(None);
         }
         let fft = GpuFft::new(ctx, n, batch, false)?;
-        let buffer = ctx.storage("ooc fft block", (n * batch) as u64 * C8);
+        let bytes = (n * batch) as u64 * C8;
+        let buffer = ctx.storage("ooc fft block", bytes);
         let binding = fft.bind(&buffer);
+        let upload = ctx.buffer(
+            "ooc fft upload",
+            bytes,
+            wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let readback = ctx.buffer(
+            "ooc fft readback",
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         Ok(Some(GpuPass {
             ctx: ctx.clone(),
             fft,
             binding,
             buffer,
+            upload,
+            readback,
         }))
     }
 
-    /// Transforms the rows of `data` (at most `batch` rows) in place.
+    /// Transforms the rows of `data` (at most `batch` rows) in place, through
+    /// the pass's own staging buffers (nothing is allocated per block).
     fn run(&self, data: &mut [Complex32]) -> Result<()> {
         let ctx = &self.ctx;
-        let values: &[[f32; 2]] = bytemuck::cast_slice(data);
-        ctx.write(&self.buffer, 0, values);
+        let gpu_err = |e: wgpu::MapRangeError| Error::gpu(format!("{}: {e}", ctx.info.name));
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(data);
+        let len = bytes.len() as u64;
+        ctx.map_blocking(&self.upload, len, wgpu::MapMode::Write)?;
+        {
+            let mut view = self
+                .upload
+                .slice(..len)
+                .get_mapped_range_mut()
+                .map_err(gpu_err)?;
+            view.slice(..).copy_from_slice(bytes);
+        }
+        self.upload.unmap();
         let mut encoder = ctx.encoder("ooc fft");
+        encoder.copy_buffer_to_buffer(&self.upload, 0, &self.buffer, 0, len);
         self.fft.encode(&mut encoder, &self.binding);
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &self.readback, 0, len);
         ctx.run(encoder)?;
-        let back: Vec<[f32; 2]> = ctx.read(&self.buffer, 0, data.len())?;
-        data.copy_from_slice(bytemuck::cast_slice(&back));
+        ctx.map_blocking(&self.readback, len, wgpu::MapMode::Read)?;
+        {
+            let view = self
+                .readback
+                .slice(..len)
+                .get_mapped_range()
+                .map_err(gpu_err)?;
+            bytes.copy_from_slice(&view);
+        }
+        self.readback.unmap();
         Ok(())
     }
 }

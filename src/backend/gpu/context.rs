@@ -366,30 +366,8 @@ impl GpuContext {
         let mut encoder = self.encoder("readback");
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes.next_multiple_of(4));
         self.queue.submit(Some(encoder.finish()));
+        self.map_blocking(&staging, bytes.max(4), wgpu::MapMode::Read)?;
         let slice = staging.slice(..bytes.max(4));
-        let status: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::default();
-        let s = status.clone();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            if let Ok(mut s) = s.lock() {
-                *s = Some(r);
-            }
-        });
-        self.wait()?;
-        match status.lock().ok().and_then(|mut s| s.take()) {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::gpu(format!(
-                    "{}: readback failed: {e}",
-                    self.info.name
-                )));
-            }
-            None => {
-                return Err(Error::gpu(format!(
-                    "{}: readback never completed",
-                    self.info.name
-                )));
-            }
-        }
         let data = slice
             .get_mapped_range()
             .map_err(|e| Error::gpu(format!("{}: {e}", self.info.name)))?;
@@ -397,6 +375,40 @@ impl GpuContext {
         drop(data);
         staging.unmap();
         Ok(out)
+    }
+
+    /// Maps the first `bytes` of `buffer` (a MAP_READ or MAP_WRITE buffer,
+    /// not in use by pending work that must overlap) and waits for it: for
+    /// one-off and batch-synchronous paths; the streaming path uses
+    /// [`super::staging::Slot`] instead.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] if the device fails or the mapping is refused.
+    pub fn map_blocking(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        mode: wgpu::MapMode,
+    ) -> Result<()> {
+        let status: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::default();
+        let s = status.clone();
+        buffer.slice(..bytes).map_async(mode, move |r| {
+            if let Ok(mut s) = s.lock() {
+                *s = Some(r);
+            }
+        });
+        self.wait()?;
+        match status.lock().ok().and_then(|mut s| s.take()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::gpu(format!(
+                "{}: mapping failed: {e}",
+                self.info.name
+            ))),
+            None => Err(Error::gpu(format!(
+                "{}: mapping never completed",
+                self.info.name
+            ))),
+        }
     }
 
     /// Writes `data` into `buffer` at `offset` (through wgpu's own staging:

@@ -32,7 +32,7 @@
 //!   nothing is allocated per chunk and no `queue.write_buffer` runs per
 //!   batch.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
@@ -309,23 +309,7 @@ impl GpuPowerSpectra {
 
     /// Maps the first `bytes` of `buffer` and waits for it.
     fn map(&self, buffer: &wgpu::Buffer, mode: wgpu::MapMode, bytes: u64) -> Result<()> {
-        let status: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> =
-            Arc::default();
-        let s = status.clone();
-        buffer.slice(..bytes).map_async(mode, move |r| {
-            if let Ok(mut s) = s.lock() {
-                *s = Some(r);
-            }
-        });
-        self.ctx.wait()?;
-        match status.lock().ok().and_then(|mut s| s.take()) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(self.err(e)),
-            None => Err(Error::gpu(format!(
-                "{}: buffer mapping never completed",
-                self.ctx.info.name
-            ))),
-        }
+        self.ctx.map_blocking(buffer, bytes, mode)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
