@@ -50,16 +50,10 @@ pub struct Diff {
 
 /// The backends this machine can run: always `cpu`, and `gpu` when an
 /// adapter exists (software adapters included, named as such in the device
-/// column). The adapters are listed by a child process: loading the drivers
-/// here would raise this process's peak RSS, which the children it then
-/// starts inherit (Linux keeps `ru_maxrss` across fork and exec).
+/// column).
 pub fn available_backends() -> Vec<String> {
     let mut names = vec!["cpu".to_owned()];
-    let any = match crate::cli::adapters_in_child() {
-        Some(list) => !list.is_empty(),
-        None => !crate::backend::gpu::context::adapters().is_empty(),
-    };
-    if any {
+    if !crate::backend::gpu::context::adapters().is_empty() {
         names.push("gpu".to_owned());
     }
     names
