@@ -7,6 +7,9 @@
 //! whole engine over an in-memory signal on each backend. Throughput is in
 //! bytes of f32 input (complex: 8 bytes per value).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +54,7 @@ fn total() -> usize {
 }
 
 fn signal(n: usize) -> Vec<f32> {
-    let mut rng = sigstream::demo::Rng::new(7);
+    let mut rng = common::Rng::new(7);
     (0..n).map(|_| rng.normal_pair().0).collect()
 }
 

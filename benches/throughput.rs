@@ -5,13 +5,16 @@
 //! `cargo bench --bench throughput -- fir_crossover` runs one group.
 //! Throughput is reported in input bytes (f32) per second.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::io::Write;
 
+use common::Rng;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sigstream::backend::cpu::fir::{Fir, FirMethod, best_nfft};
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::demo::Rng;
 use sigstream::detect::DetectorSpec;
 use sigstream::filter::ConvMode;
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};

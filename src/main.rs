@@ -1,11 +1,17 @@
 //! The `sigstream` binary: parse the command line, run, map errors to exit
 //! codes (2 for bad input or usage, 1 for failures at run time).
+//!
+//! The command-line front ([`cli`]) lives in the binary, not the library:
+//! it can use only the library's public API, so everything a command checks
+//! or computes is available to every other front as well.
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use sigstream::cli::{Cli, Command};
-use sigstream::commands;
+
+use cli::Cli;
 
 fn main() -> ExitCode {
     // A panic is a bug; say so in one line instead of a backtrace.
@@ -13,15 +19,7 @@ fn main() -> ExitCode {
         eprintln!("sigstream: internal error: {info}");
     }));
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Info(args) => commands::info(args),
-        Command::Process(args) => commands::process(args),
-        Command::Demo(args) => commands::demo(args),
-        Command::Bench(args) => commands::bench(args),
-        Command::Fft(args) => commands::fft(args),
-        Command::Spectrogram(args) => commands::spectrogram(args),
-        Command::Psd(args) => commands::psd(args),
-    };
+    let result = cli::run(&cli);
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

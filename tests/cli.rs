@@ -526,7 +526,7 @@ fn bad_inputs_give_one_line_and_exit_2() {
     );
     let run = sigstream_in(
         d,
-        &args!["process", "-", "--moving-average", "20"],
+        &args!["process", "-", "--dtype", "f32", "--moving-average", "20"],
         Some(&f32_bytes(&[1.0; 10])),
     );
     assert_file_error(
@@ -761,6 +761,8 @@ fn a_failed_run_leaves_no_output_and_no_temp_files() {
         &args![
             "process",
             "-",
+            "--dtype",
+            "f32",
             "--moving-average",
             "3",
             "--detect",
@@ -793,6 +795,7 @@ fn a_failed_run_leaves_no_output_and_no_temp_files() {
     // The report is complete, and records the failure instead of results.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let report = &report["inputs"][0];
     assert_eq!(report["input"], "-");
     assert!(
         report["error"]
@@ -813,6 +816,8 @@ fn a_failed_run_leaves_no_output_and_no_temp_files() {
         &args![
             "process",
             "-",
+            "--dtype",
+            "f32",
             "--moving-average",
             "3",
             "--detect",
@@ -1172,30 +1177,58 @@ fn report_json_is_consistent_with_the_run() {
     assert_eq!(events.len(), 4, "2999 and 3000 are one event");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    // One shape whatever the number of inputs: the run's figures at the top,
+    // one entry per input, totals.
     for key in [
-        "input",
-        "samples",
-        "channels",
-        "chunks",
-        "events",
-        "peak_rss_mb",
-        "seconds",
-        "throughput_mb_s",
+        "sigstream",
+        "command",
         "backend",
+        "device",
+        "seconds",
+        "peak_rss_mb",
+        "inputs",
+        "totals",
     ] {
         assert!(report.get(key).is_some(), "report has '{key}': {report}");
     }
-    assert_eq!(report["input"], "x.f32");
-    assert_eq!(report["samples"], n as u64);
-    assert_eq!(report["channels"], 1);
-    assert_eq!(report["chunks"], n.div_ceil(chunk) as u64);
-    assert_eq!(report["events"], events.len() as u64);
+    let entry = &report["inputs"][0];
+    for key in [
+        "input",
+        "format",
+        "dtype",
+        "channels",
+        "samples",
+        "sample_rate",
+        "duration_s",
+        "chunks",
+        "events",
+        "seconds",
+        "throughput_mb_s",
+        "outputs",
+        "detector",
+    ] {
+        assert!(entry.get(key).is_some(), "entry has '{key}': {entry}");
+    }
+    assert_eq!(report["command"], "process");
+    assert_eq!(entry["input"], "x.f32");
+    assert_eq!(entry["samples"], n as u64);
+    assert_eq!(entry["channels"], 1);
+    assert_eq!(entry["chunks"], n.div_ceil(chunk) as u64);
+    assert_eq!(entry["events"], events.len() as u64);
+    assert_eq!(entry["outputs"]["events"], "ev.csv");
+    assert!(entry["outputs"]["signal"].is_null());
+    // The detector is plain JSON, not a Debug string.
+    assert_eq!(
+        entry["detector"],
+        serde_json::json!({"kind": "threshold", "on": 2.0, "off": 2.0, "max_len": null})
+    );
     assert_eq!(report["backend"], "cpu");
+    assert_eq!(report["totals"]["events"], events.len() as u64);
     let peak = report["peak_rss_mb"].as_f64().unwrap();
     assert!(peak > 0.0 && peak < 200.0, "peak_rss_mb {peak}");
-    let seconds = report["seconds"].as_f64().unwrap();
+    let seconds = entry["seconds"].as_f64().unwrap();
     assert!(seconds > 0.0 && seconds.is_finite(), "seconds {seconds}");
-    let mbs = report["throughput_mb_s"].as_f64().unwrap();
+    let mbs = entry["throughput_mb_s"].as_f64().unwrap();
     // throughput = input bytes / seconds / 1e6; the JSON keeps both to f64
     // round-trip precision, so only the division's rounding separates them.
     const RATIO_REL_TOL: f64 = 1e-12;
@@ -1276,7 +1309,7 @@ fn batch_with_a_broken_input_processes_the_rest() {
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
-    let files = report["files"].as_array().expect("report.files");
+    let files = report["inputs"].as_array().expect("report.inputs");
     assert_eq!(files.len(), 3);
     let inputs: Vec<&str> = files.iter().map(|f| f["input"].as_str().unwrap()).collect();
     assert_eq!(inputs, ["a.f32", "b.npy", "bad.npy"]);
@@ -1287,7 +1320,7 @@ fn batch_with_a_broken_input_processes_the_rest() {
         files[2]
     );
     let totals = &report["totals"];
-    assert_eq!(totals["files"], 3);
+    assert_eq!(totals["inputs"], 3);
     assert_eq!(totals["succeeded"], 2);
     assert_eq!(totals["failed"], 1);
     assert_eq!(totals["samples"], (a.len() + b.len()) as u64);
@@ -1354,7 +1387,7 @@ fn several_inputs_need_output_dir_and_directories_expand() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
-    assert_eq!(report["files"].as_array().unwrap().len(), 2);
+    assert_eq!(report["inputs"].as_array().unwrap().len(), 2);
     assert_eq!(report["totals"]["succeeded"], 2);
 }
 
@@ -1400,13 +1433,15 @@ fn info_describes_wav_npy_and_stdin() {
     std::fs::write(d.join("m.npy"), &npy).unwrap();
     let check = |run: &Run, path: &str| {
         assert_ok(run, path);
-        let v: serde_json::Value = serde_json::from_str(&run.stdout)
+        let all: serde_json::Value = serde_json::from_str(&run.stdout)
             .unwrap_or_else(|e| panic!("info --json is JSON ({e}):\n{}", run.stdout));
-        assert_eq!(v["path"], path);
+        assert_eq!(all["command"], "info");
+        let v = &all["inputs"][0];
+        assert_eq!(v["input"], path);
         assert_eq!(v["format"], "npy");
         assert_eq!(v["dtype"], "i16");
         assert_eq!(v["channels"], 3);
-        assert_eq!(v["frames"], 250);
+        assert_eq!(v["samples"], 250);
         assert_eq!(v["data_offset"], (npy.len() - data.len()) as u64);
         assert!(v["sample_rate"].is_null() && v["duration_s"].is_null());
     };
@@ -1430,7 +1465,7 @@ fn stdin_gives_the_same_output_as_the_file() {
     let mut a = args!["process", "x.f32", "-o", "from-file.npy"];
     a.extend(common.clone());
     assert_ok(&sigstream(d, &a), "from file");
-    let mut a = args!["process", "-", "-o", "from-stdin.npy"];
+    let mut a = args!["process", "-", "--dtype", "f32", "-o", "from-stdin.npy"];
     a.extend(common);
     assert_ok(&sigstream_in(d, &a, Some(&f32_bytes(&x))), "from stdin");
     let from_file = std::fs::read(d.join("from-file.npy")).unwrap();
@@ -1525,7 +1560,7 @@ fn have_gpu(d: &Path) -> bool {
     assert_ok(&run, "info --gpus");
     let list: serde_json::Value =
         serde_json::from_str(&run.stdout).expect("info --gpus --json is JSON");
-    let any = list.as_array().is_some_and(|a| !a.is_empty());
+    let any = list["gpus"].as_array().is_some_and(|a| !a.is_empty());
     if !any && std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
         panic!("REQUIRE_GPU=1 but sigstream info --gpus lists no adapter");
     }

@@ -149,7 +149,7 @@ fn assert_format(e: &Error, needles: &[&str]) {
 
 fn raw_opts(dtype: Dtype, endian: Endian, channels: usize, offset: u64) -> SourceOptions {
     SourceOptions {
-        dtype,
+        dtype: Some(dtype),
         endian,
         offset,
         channels,
@@ -450,7 +450,7 @@ fn check_npy<T>(
             let what = format!("{want:?} shape {shape:?} v{version}");
             let opts = SourceOptions {
                 // Raw options must not matter for npy.
-                dtype: Dtype::U8,
+                dtype: Some(Dtype::U8),
                 channels: 5,
                 offset: 3,
                 ..SourceOptions::default()
@@ -1233,7 +1233,7 @@ fn streams_equal_files_at_every_block_size() {
 
 #[test]
 fn stream_bad_inputs() {
-    let opts = SourceOptions::default();
+    let opts = SourceOptions::raw(Dtype::F32);
     // Raw stream ending mid-sample.
     assert_format(
         &stream_err("-", vec![0; 4 * 5 + 3], &opts),
@@ -1287,13 +1287,57 @@ fn a_fifo_is_read_as_a_stream() {
                 .unwrap()
         })
     };
-    let source = open(&fifo, &SourceOptions::default()).unwrap();
+    let source = open(&fifo, &SourceOptions::raw(Dtype::F32)).unwrap();
     assert_eq!(source.info().frames, None);
     assert_bits_eq(&read_all(source, 999).unwrap(), &[values], "fifo");
     writer.join().unwrap();
 }
 
 // ---------------------------------------------------------------- bad files
+
+#[test]
+fn an_unrecognised_format_needs_a_dtype() {
+    let dir = tempdir();
+    // A miniSEED-like record: no npy/WAV magic, an extension naming no dtype.
+    let mut record = b"000001D MXX  ELL10HHZ".to_vec();
+    record.resize(512, 0);
+    for name in ["rec.mseed", "rec.bin", "rec"] {
+        let path = write_file(dir.path(), name, &record);
+        let e = open_err(&path, &SourceOptions::default());
+        assert_format(&e, &["unrecognised format", "--dtype"]);
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+        // The same bytes as a stream.
+        assert_format(
+            &stream_err(name, record.clone(), &SourceOptions::default()),
+            &["unrecognised format", "--dtype"],
+        );
+        // With --dtype they are read as what the user says they are.
+        let src = open(&path, &SourceOptions::raw(Dtype::I16)).unwrap();
+        assert_eq!(src.info().dtype, Dtype::I16);
+        assert_eq!(src.info().frames, Some(256));
+    }
+    // An extension that names a dtype is enough (any case), and --dtype wins
+    // over it.
+    for (name, dtype, frames) in [
+        ("rec.f32", Dtype::F32, 128),
+        ("rec.I16", Dtype::I16, 256),
+        ("rec.u8", Dtype::U8, 512),
+        ("rec.f64", Dtype::F64, 64),
+    ] {
+        let path = write_file(dir.path(), name, &record);
+        let src = open(&path, &SourceOptions::default()).unwrap();
+        assert_eq!(
+            (src.info().dtype, src.info().frames),
+            (dtype, Some(frames)),
+            "{name}"
+        );
+        let src = open(&path, &SourceOptions::raw(Dtype::I32)).unwrap();
+        assert_eq!(src.info().dtype, Dtype::I32, "{name} with --dtype i32");
+    }
+}
 
 #[test]
 fn missing_file_and_directory_are_open_errors() {
@@ -1310,7 +1354,7 @@ fn missing_file_and_directory_are_open_errors() {
 #[test]
 fn raw_bad_inputs() {
     let dir = tempdir();
-    let opts = SourceOptions::default();
+    let opts = SourceOptions::raw(Dtype::F32);
     let empty = write_file(dir.path(), "empty.raw", &[]);
     assert_format(&open_err(&empty, &opts), &["empty: no samples"]);
     let odd = write_file(dir.path(), "odd.raw", &[0; 1001]);

@@ -3,10 +3,12 @@
 //! results do not depend on the chunk size, the thread count or how the
 //! channels are laid out: the same output bits and the same event list.
 
+mod common;
+
+use common::Rng;
 use proptest::prelude::*;
 use sigstream::backend::cpu::fir::FirMethod;
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::demo::Rng;
 use sigstream::detect::{Detector, DetectorSpec, Event};
 use sigstream::filter::ConvMode;
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor, chunked_convolve};

@@ -27,7 +27,7 @@ const GPU_TOL: f64 = 1e-5;
 
 /// Seeded noise plus two tones, `channels` planar channels.
 fn signal(frames: usize, channels: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = sigstream::demo::Rng::new(seed);
+    let mut rng = common::Rng::new(seed);
     (0..channels)
         .map(|c| {
             (0..frames)
@@ -531,7 +531,13 @@ fn cli_outputs_and_pngs() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
     assert_eq!(report["backend"], "cpu");
-    assert!(report["throughput_mb_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["command"], "spectrogram");
+    let entry = &report["inputs"][0];
+    assert_eq!(entry["samples"], 20_000);
+    assert_eq!(entry["channels"], 2);
+    assert_eq!(entry["outputs"]["npy"], "s.npy");
+    assert_eq!(entry["outputs"]["png"], "s.png");
+    assert!(entry["throughput_mb_s"].as_f64().unwrap() > 0.0);
 
     let (code, err) = sigstream(
         d,

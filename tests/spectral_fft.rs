@@ -317,8 +317,16 @@ fn larger_than_the_limit_in_a_child_process() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rep = report(&d.join("ooc.json"));
-    assert_eq!(rep["in_core"], false);
-    assert_eq!(rep["passes"], 3);
+    let entry = &rep["inputs"][0];
+    assert_eq!(rep["command"], "fft");
+    // The same words as every report: the input described, outputs named.
+    assert_eq!(entry["samples"], n as u64);
+    assert_eq!(entry["format"], "raw");
+    assert_eq!(entry["dtype"], "f32");
+    assert_eq!(entry["channels"], 1);
+    assert_eq!(entry["outputs"]["spectrum"], "ooc.npy");
+    assert_eq!(entry["in_core"], false);
+    assert_eq!(entry["passes"], 3);
     let rss = rep["peak_rss_mb"].as_f64().unwrap();
     assert!(
         rss < 16.0 + RSS_SLACK_MB,
@@ -340,7 +348,7 @@ fn larger_than_the_limit_in_a_child_process() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(report(&d.join("in.json"))["in_core"], true);
+    assert_eq!(report(&d.join("in.json"))["inputs"][0]["in_core"], true);
     let (shape, dtype, a) = read_c8(&d.join("ooc.npy"));
     assert_eq!((shape, dtype.as_str()), (vec![(n / 2 + 1) as u64], "<c8"));
     let (_, _, b) = read_c8(&d.join("in.npy"));

@@ -141,6 +141,111 @@ pub enum BackendChoice {
     Gpu,
 }
 
+/// How [`open_gpu`] lists the adapters for [`BackendChoice::Auto`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterProbe {
+    /// Enumerate them in this process. Simple, but it loads every installed
+    /// GPU driver into the process: a software one (Mesa's lavapipe, with
+    /// LLVM) adds ~60 MB of resident memory even when the CPU is then chosen.
+    InProcess,
+    /// Run `EXE info --gpus --json` (a `sigstream` binary) and read its
+    /// list, so that no driver is loaded here unless a hardware adapter is
+    /// then opened. What the CLI does.
+    Child(std::path::PathBuf),
+}
+
+/// Whether this machine can have a hardware GPU at all, judged without
+/// loading any driver.
+///
+/// On Linux a GPU that Vulkan can drive shows up as a device node: a DRM
+/// render node (`/dev/dri/renderD*`), the NVIDIA driver's `/dev/nvidia*`,
+/// or WSL's `/dev/dxg`. Without any of them only a software rasteriser can
+/// exist, which [`BackendChoice::Auto`] never picks, so `auto` costs
+/// nothing there (no probe, no child process). On other systems there is no
+/// such cheap test, and this returns `true`.
+pub fn hardware_gpu_possible() -> bool {
+    if cfg!(target_os = "linux") {
+        gpu_device_nodes_in(std::path::Path::new("/dev"))
+    } else {
+        true
+    }
+}
+
+/// Whether `dev` (a `/dev`) holds a GPU device node: `dri/renderD*`,
+/// `nvidia*` or `dxg`.
+pub fn gpu_device_nodes_in(dev: &std::path::Path) -> bool {
+    let has = |dir: &std::path::Path, prefix: &str| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    has(&dev.join("dri"), "renderD") || has(dev, "nvidia") || dev.join("dxg").exists()
+}
+
+/// The GPU adapters as (name, is software), listed by `exe info --gpus
+/// --json` in a child process; `None` when the child could not be run or
+/// said something else.
+pub fn adapters_in_child(exe: &std::path::Path) -> Option<Vec<(String, bool)>> {
+    let out = std::process::Command::new(exe)
+        .args(["info", "--gpus", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(
+        list["gpus"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["software"] != false)))
+            .collect(),
+    )
+}
+
+/// The GPU a choice runs on, `None` for the CPU; `adapter` restricts the
+/// GPU to adapters whose name contains it (case-insensitive).
+///
+/// [`BackendChoice::Auto`] takes a hardware adapter only: where none can
+/// exist ([`hardware_gpu_possible`]) it is the CPU at once, otherwise the
+/// adapters are listed as `probe` says and a hardware one is opened.
+///
+/// # Errors
+/// As [`gpu_context`].
+pub fn open_gpu(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    probe: &AdapterProbe,
+) -> Result<Option<Arc<gpu::GpuContext>>> {
+    if choice == BackendChoice::Auto && adapter.is_none() && !hardware_gpu_possible() {
+        return Ok(None);
+    }
+    let listed = match (choice, probe) {
+        (BackendChoice::Auto, AdapterProbe::Child(exe)) => adapters_in_child(exe),
+        _ => None,
+    };
+    gpu_context(choice, adapter, listed)
+}
+
+/// The backend a choice runs on (see [`open_gpu`]).
+///
+/// # Errors
+/// As [`gpu_context`].
+pub fn open(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    probe: &AdapterProbe,
+) -> Result<Arc<dyn Backend>> {
+    Ok(match open_gpu(choice, adapter, probe)? {
+        Some(ctx) => Arc::new(gpu::GpuBackend::with_context(ctx)),
+        None => Arc::new(cpu::CpuBackend),
+    })
+}
+
 /// The GPU device a choice runs on, `None` for the CPU; `adapter` restricts
 /// the GPU to adapters whose name contains it (`--gpu-adapter`).
 ///
@@ -196,14 +301,11 @@ pub fn gpu_context(
     }
 }
 
-/// The backend for a choice (see [`gpu_context`]; `Auto` enumerates the
-/// adapters in this process).
+/// The backend for a choice, adapters enumerated in this process (see
+/// [`open`] and [`AdapterProbe::InProcess`]).
 ///
 /// # Errors
 /// As [`gpu_context`].
 pub fn select(choice: BackendChoice, adapter: Option<&str>) -> Result<Arc<dyn Backend>, Error> {
-    Ok(match gpu_context(choice, adapter, None)? {
-        Some(ctx) => Arc::new(gpu::GpuBackend::with_context(ctx)),
-        None => Arc::new(cpu::CpuBackend),
-    })
+    open(choice, adapter, &AdapterProbe::InProcess)
 }

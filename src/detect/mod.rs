@@ -124,8 +124,11 @@ pub trait Detector: Send {
     }
 }
 
-/// The built-in detectors and their parameters.
-#[derive(Debug, Clone, PartialEq)]
+/// The built-in detectors and their parameters. In JSON (the report) a
+/// detector is an object whose `kind` is `threshold`, `classic_sta_lta` or
+/// `recursive_sta_lta`, with the parameters beside it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetectorSpec {
     /// Characteristic function |y|.
     Threshold {
@@ -164,7 +167,111 @@ pub enum DetectorSpec {
     },
 }
 
+/// Which built-in detector (without its parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectorKind {
+    /// |y| against the levels.
+    Threshold,
+    /// ObsPy's `classic_sta_lta`.
+    ClassicStaLta,
+    /// ObsPy's `recursive_sta_lta`.
+    RecursiveStaLta,
+}
+
+/// A window length, in samples or in seconds (converted with the input's
+/// sample rate, rounded to the nearest sample).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowLen {
+    /// Samples.
+    Samples(usize),
+    /// Seconds.
+    Seconds(f64),
+}
+
+/// A detector as a user states it: levels, and windows in samples or
+/// seconds. [`DetectorSpec::from_options`] turns it into a checked
+/// [`DetectorSpec`] once the sample rate is known, so every front (CLI,
+/// Python) gets the same rules and messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorOptions {
+    /// Trigger-on level (required).
+    pub on: Option<f64>,
+    /// Trigger-off level (default: `on`).
+    pub off: Option<f64>,
+    /// STA window (STA/LTA detectors).
+    pub sta: Option<WindowLen>,
+    /// LTA window (STA/LTA detectors).
+    pub lta: Option<WindowLen>,
+    /// Longest event in samples.
+    pub max_len: Option<u64>,
+}
+
 impl DetectorSpec {
+    /// The detector `kind` with `options`, windows in seconds converted
+    /// with `sample_rate`, checked ([`DetectorSpec::validate`]).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the option (`--on`, `--sta`,
+    /// `--sta-seconds`, ...) that is missing or wrong.
+    pub fn from_options(
+        kind: DetectorKind,
+        options: &DetectorOptions,
+        sample_rate: Option<f64>,
+    ) -> crate::Result<Self> {
+        use crate::error::Error;
+        let on = options
+            .on
+            .ok_or_else(|| Error::usage("--detect needs a trigger-on level: give --on LEVEL"))?;
+        let off = options.off.unwrap_or(on);
+        let max_len = options.max_len;
+        let window = |w: Option<WindowLen>, name: &str| -> crate::Result<usize> {
+            match w {
+                Some(WindowLen::Samples(n)) => Ok(n),
+                Some(WindowLen::Seconds(s)) => {
+                    let fs = sample_rate.ok_or_else(|| {
+                        Error::usage(format!(
+                            "--{name}-seconds needs a sample rate: the input has none, give --sample-rate HZ"
+                        ))
+                    })?;
+                    if !(s.is_finite() && s > 0.0) {
+                        return Err(Error::usage(format!(
+                            "--{name}-seconds must be a positive number of seconds (got {s})"
+                        )));
+                    }
+                    let n = (s * fs).round();
+                    if n > (1u64 << 40) as f64 {
+                        return Err(Error::usage(format!(
+                            "--{name}-seconds {s}: {n} samples is more than any detector can hold"
+                        )));
+                    }
+                    Ok((n as usize).max(1))
+                }
+                None => Err(Error::usage(format!(
+                    "this detector needs --{name} N (samples) or --{name}-seconds S"
+                ))),
+            }
+        };
+        let spec = match kind {
+            DetectorKind::Threshold => DetectorSpec::Threshold { on, off, max_len },
+            DetectorKind::ClassicStaLta => DetectorSpec::ClassicStaLta {
+                nsta: window(options.sta, "sta")?,
+                nlta: window(options.lta, "lta")?,
+                on,
+                off,
+                max_len,
+            },
+            DetectorKind::RecursiveStaLta => DetectorSpec::RecursiveStaLta {
+                nsta: window(options.sta, "sta")?,
+                nlta: window(options.lta, "lta")?,
+                on,
+                off,
+                max_len,
+            },
+        };
+        spec.validate().map_err(Error::usage)?;
+        Ok(spec)
+    }
+
     /// Samples of the past the detector looks at (its longest window).
     pub fn history(&self) -> usize {
         match self {

@@ -7,7 +7,7 @@
 //! non-negative segments do not. The twin keeps the shader's buffers (`hist`,
 //! `pyr`, `cft`) and its element-per-invocation loops, in f32.
 
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// The shader's override constants.
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,7 @@
 //! Workgroups run here in order, so candidates come out sorted; on the GPU
 //! they land in any order of tiles.
 
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// Invocations per workgroup.
 const WG: usize = 256;

@@ -7,7 +7,7 @@
 //! step. The twin keeps the shader's buffers and mirrors its workgroup scans
 //! (Hillis-Steele, same combination order), in f32.
 
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// Invocations per workgroup.
 const WG: usize = 256;

@@ -3,7 +3,7 @@
 //! Why: the simplest cft, kept as a twin so the GPU detection path can be
 //! checked stage by stage (cft, then compaction) like the others.
 
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// The shader's override constants.
 #[derive(Debug, Clone, Copy)]

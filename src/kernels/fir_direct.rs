@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/fir_direct.wgsl`: the same bindings, the same loop
 //! over workgroups and invocations, the same tap tiles and summation order.
 
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// Outputs per workgroup (`FIR_WG`).
 pub const FIR_WG: usize = 256;

@@ -3,7 +3,7 @@
 //! ([`fft_stockham::fft_shared`]) and spectrum product.
 
 use super::fft_stockham::{self, C32, complex_mul, conj};
-use crate::backend::gpu::StepParams;
+use super::step::StepParams;
 
 /// The shader's override constants.
 #[derive(Debug, Clone, Copy)]

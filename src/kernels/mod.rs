@@ -16,3 +16,7 @@ pub mod fft_real;
 pub mod fft_stockham;
 pub mod fir_direct;
 pub mod fir_overlap_save;
+pub mod step;
+
+#[cfg(test)]
+mod tests;

@@ -82,6 +82,85 @@ impl AtomicFile {
     }
 }
 
+/// Whether an output path means standard output (`-`).
+pub fn is_stdout(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// Where a streamed output goes: a file committed atomically
+/// ([`AtomicFile`]), or standard output for the path `-`.
+///
+/// Why both behind one type: every writer (signal, events CSV, report, PSD
+/// CSV) then takes `-` the same way. Standard output cannot be taken back,
+/// so what went there stays there when a run fails; a file output still
+/// appears only when the run succeeds.
+#[derive(Debug)]
+pub enum Output {
+    /// A file, under a temporary name until committed.
+    File(AtomicFile),
+    /// Standard output.
+    Stdout(std::io::Stdout),
+}
+
+impl Output {
+    /// Opens `path`: standard output for `-`, else an [`AtomicFile`].
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the temporary file cannot be created.
+    pub fn create(path: &Path) -> Result<Self> {
+        if is_stdout(path) {
+            Ok(Output::Stdout(std::io::stdout()))
+        } else {
+            AtomicFile::create(path).map(Output::File)
+        }
+    }
+
+    /// The path written (`-` for standard output), for messages.
+    pub fn target(&self) -> &Path {
+        match self {
+            Output::File(f) => f.target(),
+            Output::Stdout(_) => Path::new(STDOUT_NAME),
+        }
+    }
+
+    /// The file, when it is one (for seeking back to a header).
+    pub fn file_mut(&mut self) -> Option<&mut File> {
+        match self {
+            Output::File(f) => Some(f.file()),
+            Output::Stdout(_) => None,
+        }
+    }
+
+    /// Commits a file (see [`AtomicFile::commit`]); flushes standard output.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when flushing or renaming fails.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::File(f) => f.commit(),
+            Output::Stdout(mut s) => s.flush().map_err(|e| Error::io(STDOUT_NAME, e)),
+        }
+    }
+}
+
+/// How standard output is named in messages.
+pub const STDOUT_NAME: &str = "<stdout>";
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::File(f) => f.write(buf),
+            Output::Stdout(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File(f) => f.flush(),
+            Output::Stdout(s) => s.flush(),
+        }
+    }
+}
+
 /// Receives events as they are found, in order of start (then channel).
 pub trait EventSink: Send {
     /// One event.
@@ -97,8 +176,9 @@ impl EventSink for Vec<Event> {
 
 /// Writes events as CSV with the header
 /// `channel,start,end,peak_index,peak_value` (0-based sample indices).
+#[derive(Debug)]
 pub struct CsvEvents {
-    out: BufWriter<AtomicFile>,
+    out: BufWriter<Output>,
 }
 
 impl Write for AtomicFile {
@@ -111,9 +191,13 @@ impl Write for AtomicFile {
 }
 
 impl CsvEvents {
-    /// Starts the CSV file (under a temporary name) for `path`.
+    /// Starts the CSV file (under a temporary name) for `path`; `-` writes
+    /// to standard output.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the file cannot be created.
     pub fn create(path: &Path) -> Result<Self> {
-        let mut out = BufWriter::with_capacity(64 * 1024, AtomicFile::create(path)?);
+        let mut out = BufWriter::with_capacity(64 * 1024, Output::create(path)?);
         out.write_all(b"channel,start,end,peak_index,peak_value\n")
             .map_err(|e| Error::io(path, e))?;
         Ok(CsvEvents { out })
@@ -140,9 +224,13 @@ impl EventSink for CsvEvents {
     }
 }
 
-/// Writes `value` as pretty JSON to `path`, atomically.
+/// Writes `value` as pretty JSON to `path`, atomically (`-`: standard
+/// output).
+///
+/// # Errors
+/// [`Error::Open`] or [`Error::Io`] when the file cannot be written.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = Output::create(path)?;
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Runtime {
         msg: format!("{}: cannot encode the report: {e}", path.display()),
     })?;

@@ -9,7 +9,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::AtomicFile;
+use super::Output;
 use crate::error::{Error, Result};
 use crate::pool::Block;
 
@@ -48,15 +48,18 @@ impl SignalFormat {
     }
 }
 
-/// Opens a writer for `path` (format from its extension) for `channels`
-/// channels.
+/// Opens a writer for `path` (format from its extension; `-` is raw
+/// float32 to standard output) for `channels` channels.
+///
+/// # Errors
+/// [`Error::Open`] when the file cannot be created.
 pub fn open_signal_sink(
     path: &Path,
     channels: usize,
     sample_rate: Option<f64>,
 ) -> Result<Box<dyn SignalSink>> {
     let format = SignalFormat::from_path(path);
-    let mut file = AtomicFile::create(path)?;
+    let mut file = Output::create(path)?;
     let header = match format {
         SignalFormat::Npy => NPY_HEADER_LEN,
         SignalFormat::Wav => WAV_HEADER_LEN,
@@ -75,7 +78,7 @@ pub fn open_signal_sink(
 }
 
 struct FileSink {
-    file: AtomicFile,
+    file: Output,
     format: SignalFormat,
     channels: usize,
     sample_rate: Option<f64>,
@@ -107,8 +110,10 @@ impl SignalSink for FileSink {
             SignalFormat::Raw => Vec::new(),
         };
         let target = self.file.target().to_path_buf();
-        if !header.is_empty() {
-            let f = self.file.file();
+        // Standard output is always raw (`-` has no extension): no header.
+        if !header.is_empty()
+            && let Some(f) = self.file.file_mut()
+        {
             f.seek(SeekFrom::Start(0))
                 .and_then(|_| f.write_all(&header))
                 .map_err(|e| Error::io(&target, e))?;

@@ -253,7 +253,7 @@ mod tests {
         let mut tmp = tempfile::NamedTempFile::new().unwrap();
         tmp.write_all(&bytes).unwrap();
         let opts = SourceOptions {
-            dtype: Dtype::I16,
+            dtype: Some(Dtype::I16),
             endian: Endian::Big,
             offset: 5,
             channels: 2,

@@ -68,6 +68,31 @@ impl Dtype {
         }
     }
 
+    /// The sample types headerless data may have, by name (`--dtype`, and
+    /// the file extensions that name one).
+    pub const RAW_NAMES: [&'static str; 7] = ["f32", "f64", "i8", "i16", "i32", "u8", "u16"];
+
+    /// The raw sample type a name gives (`f32`, `i16`, ..., case-insensitive);
+    /// `None` for anything else (`i24` is WAV-only).
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "f32" => Dtype::F32,
+            "f64" => Dtype::F64,
+            "i8" => Dtype::I8,
+            "i16" => Dtype::I16,
+            "i32" => Dtype::I32,
+            "u8" => Dtype::U8,
+            "u16" => Dtype::U16,
+            _ => return None,
+        })
+    }
+
+    /// The sample type a file's extension names (`x.f32`, `x.I16`), if any:
+    /// the convention for headerless files that need no `--dtype`.
+    pub fn from_extension(path: &Path) -> Option<Dtype> {
+        Dtype::from_name(path.extension()?.to_str()?)
+    }
+
     /// Short lower-case name, as used in options and messages (`f32`, `i24`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -108,8 +133,9 @@ pub enum Format {
 /// What the user said about the input; only needed for raw data.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
-    /// Sample type of raw data.
-    pub dtype: Dtype,
+    /// Sample type of raw data; `None` takes it from the file's extension
+    /// (`.f32`, `.i16`, ...), and a raw input with neither is refused.
+    pub dtype: Option<Dtype>,
     /// Byte order of raw data.
     pub endian: Endian,
     /// Bytes to skip at the start of raw data (a header).
@@ -125,13 +151,43 @@ pub struct SourceOptions {
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
-            dtype: Dtype::F32,
+            dtype: None,
             endian: Endian::Little,
             offset: 0,
             channels: 1,
             sample_rate: None,
             normalize: false,
         }
+    }
+}
+
+impl SourceOptions {
+    /// Raw data of sample type `dtype`, one channel, little-endian, no
+    /// offset.
+    pub fn raw(dtype: Dtype) -> Self {
+        SourceOptions {
+            dtype: Some(dtype),
+            ..SourceOptions::default()
+        }
+    }
+
+    /// Checks the values that do not depend on the input.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for 0 channels or a sample rate that is not a
+    /// positive finite number.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels == 0 {
+            return Err(Error::usage("--channels must be at least 1"));
+        }
+        if let Some(r) = self.sample_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::usage(format!(
+                "--sample-rate {r}: must be a positive number of Hz"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -294,7 +350,7 @@ fn parse_header(
     opts: &SourceOptions,
 ) -> Result<Parsed> {
     match format {
-        Format::Raw => raw::header(opts).map(Parsed::Header),
+        Format::Raw => raw::header(path, opts).map(Parsed::Header),
         Format::Npy => npy::parse(path, prefix, total),
         Format::Wav => wav::parse(path, prefix, total),
     }

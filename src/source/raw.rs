@@ -7,17 +7,30 @@
 
 use std::path::Path;
 
-use super::{Format, Header, SourceOptions};
+use super::{Dtype, Format, Header, SourceOptions};
 use crate::error::{Error, Result};
 
-/// The layout of raw data, as the options describe it.
-pub(super) fn header(opts: &SourceOptions) -> Result<Header> {
-    if opts.channels == 0 {
-        return Err(Error::usage("--channels must be at least 1"));
-    }
+/// The layout of raw data, as the options describe it: the sample type is
+/// `--dtype`, or the one the file's extension names (`.f32`, `.i16`, ...).
+/// Without either, the input is refused: reading an unknown format as raw
+/// float32 would process garbage and exit 0.
+pub(super) fn header(path: &Path, opts: &SourceOptions) -> Result<Header> {
+    opts.validate()?;
+    let dtype = match opts.dtype.or_else(|| Dtype::from_extension(path)) {
+        Some(d) => d,
+        None => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "unrecognised format (not npy or WAV); for headerless samples give --dtype ({}) or name the file with that extension (e.g. .f32)",
+                    Dtype::RAW_NAMES.join(", ")
+                ),
+            ));
+        }
+    };
     Ok(Header {
         format: Format::Raw,
-        dtype: opts.dtype,
+        dtype,
         endian: opts.endian,
         channels: opts.channels,
         data_offset: opts.offset,

@@ -177,8 +177,8 @@ impl FftPlan {
 /// What a transform did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FftStats {
-    /// Real samples transformed.
-    pub n: u64,
+    /// Samples transformed (of the one channel).
+    pub samples: u64,
     /// Bins written.
     pub bins: u64,
     /// Length of the complex transform.
@@ -319,7 +319,7 @@ pub fn fft_source(
     let gpu_passes = run.gpu_passes;
     output.commit()?;
     Ok(FftStats {
-        n,
+        samples: n,
         bins: plan.bins,
         transform_len: plan.m,
         packed: plan.packed,

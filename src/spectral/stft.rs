@@ -62,6 +62,27 @@ pub struct StftConfig {
     pub scale: Scale,
 }
 
+impl StftConfig {
+    /// The default hop for `nfft`: a quarter frame (at least 1).
+    pub fn default_hop(nfft: usize) -> usize {
+        (nfft / 4).max(1)
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for `nfft` or `hop` of 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.nfft == 0 {
+            return Err(Error::usage("--nfft must be at least 1"));
+        }
+        if self.hop == 0 {
+            return Err(Error::usage("--hop must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// One batch of rows: frames `first .. first + count`, each `channels ×
 /// bins` values, in [`StftConfig::scale`] (`values`) and as dB of the power
 /// density (`db`, for images).
@@ -107,12 +128,7 @@ impl Stft {
         sample_rate: Option<f64>,
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
-        if config.nfft == 0 {
-            return Err(Error::usage("--nfft must be at least 1"));
-        }
-        if config.hop == 0 {
-            return Err(Error::usage("--hop must be at least 1"));
-        }
+        config.validate()?;
         let power = FramePower::new(config.nfft, config.hop, config.window, config.detrend, gpu)?;
         let w = config.window.coefficients(config.nfft);
         let fs = sample_rate.unwrap_or(1.0);

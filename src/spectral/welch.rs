@@ -65,6 +65,23 @@ impl WelchConfig {
             scaling: Scaling::Density,
         }
     }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for `nperseg` of 0 or `noverlap >= nperseg`.
+    pub fn validate(&self) -> Result<()> {
+        if self.nperseg == 0 {
+            return Err(Error::usage("--nperseg must be at least 1"));
+        }
+        if self.noverlap >= self.nperseg {
+            return Err(Error::usage(format!(
+                "--overlap {} must be less than --nperseg {}",
+                self.noverlap, self.nperseg
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The estimate.
@@ -104,15 +121,7 @@ impl Welch {
         sample_rate: Option<f64>,
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
-        if config.nperseg == 0 {
-            return Err(Error::usage("--nperseg must be at least 1"));
-        }
-        if config.noverlap >= config.nperseg {
-            return Err(Error::usage(format!(
-                "--overlap {} must be less than --nperseg {}",
-                config.noverlap, config.nperseg
-            )));
-        }
+        config.validate()?;
         let power = FramePower::new(
             config.nperseg,
             config.nperseg - config.noverlap,

@@ -33,7 +33,7 @@ pub fn require_gpu() -> bool {
 /// Noise with loud bursts, interleaved over `channels`, so the detectors have
 /// events to find in every channel.
 pub fn bursts(frames: usize, channels: usize, seed: u64) -> Vec<f32> {
-    let mut rng = sigstream::demo::Rng::new(seed);
+    let mut rng = Rng::new(seed);
     let mut x = vec![0.0f32; frames * channels];
     for (i, v) in x.iter_mut().enumerate() {
         let frame = i / channels;
@@ -47,6 +47,11 @@ pub fn bursts(frames: usize, channels: usize, seed: u64) -> Vec<f32> {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -70,6 +75,15 @@ impl Rng {
         let u = 1.0 - self.uniform();
         let v = self.uniform();
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// Two independent standard normal samples (Box-Muller), as f32.
+    pub fn normal_pair(&mut self) -> (f32, f32) {
+        let u = 1.0 - self.uniform();
+        let v = self.uniform();
+        let r = (-2.0 * u.ln()).sqrt();
+        let t = std::f64::consts::TAU * v;
+        ((r * t.cos()) as f32, (r * t.sin()) as f32)
     }
 }
 

@@ -4,7 +4,7 @@
 //! (fused in one workgroup, and pack + multi-pass FFT + post), with
 //! contiguous, overlapping and windowed frames.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

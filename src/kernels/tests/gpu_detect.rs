@@ -5,7 +5,7 @@
 //! `REQUIRE_GPU=1`); every signal is at most 10^5 samples so the software
 //! rasteriser stays quick.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::detect::{DetectorSpec, Event};
-use crate::error::{Error, Result};
+use sigstream::detect::{DetectorSpec, Event};
+use sigstream::error::{Error, Result};
 
 /// Samples in one injected burst.
 pub const BURST_LEN: u64 = 400;

@@ -4,7 +4,7 @@
 //! sizes (0 included, some shorter than the kernel) with a leading drop,
 //! all steps encoded into one submission (several in flight).
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

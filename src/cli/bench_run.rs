@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use sigstream::error::{Error, Result};
 
 /// One backend's run.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub struct Diff {
 /// column).
 pub fn available_backends() -> Vec<String> {
     let mut names = vec!["cpu".to_owned()];
-    if !crate::backend::gpu::context::adapters().is_empty() {
+    if !sigstream::backend::gpu::context::adapters().is_empty() {
         names.push("gpu".to_owned());
     }
     names
@@ -122,19 +122,19 @@ pub fn run(
             let text = std::fs::read_to_string(&report).map_err(|e| Error::io(&report, e))?;
             last = serde_json::from_str(&text)
                 .map_err(|e| Error::format(&report, format!("bad report: {e}")))?;
-            times.push(last["seconds"].as_f64().unwrap_or(f64::NAN));
+            times.push(last["inputs"][0]["seconds"].as_f64().unwrap_or(f64::NAN));
             peak = peak.max(last["peak_rss_mb"].as_f64().unwrap_or(0.0));
         }
         times.sort_by(f64::total_cmp);
         let seconds = times[times.len() / 2];
-        let bytes = last["bytes"].as_f64().unwrap_or(0.0);
+        let bytes = last["inputs"][0]["bytes"].as_f64().unwrap_or(0.0);
         let run = Run {
             backend: backend.clone(),
             device: last["device"].as_str().unwrap_or("").to_owned(),
             seconds,
             mb_s: bytes / seconds.max(1e-9) / 1e6,
             peak_rss_mib: peak,
-            events: last["events"].as_u64().unwrap_or(0),
+            events: last["inputs"][0]["events"].as_u64().unwrap_or(0),
         };
         let diff = match &reference {
             None => {
@@ -247,7 +247,7 @@ fn compare_events(a: &Path, b: &Path) -> Result<(bool, f64)> {
 /// The table `sigstream bench` prints.
 pub fn table(results: &[(Run, Option<Diff>)]) -> String {
     let mut s = format!(
-        "{:<8} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>8}  {}\n",
+        "{:<8} {:>9} {:>10} {:>10} {:>8} {:>11} {:>11} {:>8} {:>10}  {}\n",
         "backend",
         "seconds",
         "MB/s",
@@ -256,19 +256,26 @@ pub fn table(results: &[(Run, Option<Diff>)]) -> String {
         "max |diff|",
         "rel diff",
         "events=",
+        "peak rel",
         "device"
     );
     for (run, diff) in results {
-        let (abs, rel, same) = match diff {
-            None => ("ref".to_owned(), "ref".to_owned(), "ref".to_owned()),
+        let (abs, rel, same, peak) = match diff {
+            None => (
+                "ref".to_owned(),
+                "ref".to_owned(),
+                "ref".to_owned(),
+                "ref".to_owned(),
+            ),
             Some(d) => (
                 format!("{:.3e}", d.max_abs),
                 format!("{:.3e}", d.max_rel),
                 if d.events_identical { "yes" } else { "NO" }.to_owned(),
+                format!("{:.1e}", d.peak_rel),
             ),
         };
         s += &format!(
-            "{:<8} {:>9.3} {:>10.0} {:>10.1} {:>8} {:>11} {:>11} {:>8}  {}\n",
+            "{:<8} {:>9.3} {:>10.0} {:>10.1} {:>8} {:>11} {:>11} {:>8} {:>10}  {}\n",
             run.backend,
             run.seconds,
             run.mb_s,
@@ -277,6 +284,7 @@ pub fn table(results: &[(Run, Option<Diff>)]) -> String {
             abs,
             rel,
             same,
+            peak,
             run.device
         );
     }

@@ -2,7 +2,7 @@
 //! references (a naive DFT for small sizes, rustfft in f64 for all), against
 //! its CPU twin, and for the properties a transform must have.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 

@@ -1,0 +1,144 @@
+//! `sigstream info`: what each input holds, and `--gpus`: the adapters.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{InputArgs, out, report_failure};
+use sigstream::error::Result;
+use sigstream::report::{Report, describe_input};
+use sigstream::source::{self, SignalInfo};
+
+/// `sigstream info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Input files (`-` for standard input).
+    #[arg(required_unless_present = "gpus", value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// List the GPU adapters (names for --gpu-adapter) instead.
+    #[arg(long)]
+    pub gpus: bool,
+}
+
+/// `sigstream info`: returns the exit code.
+pub fn run(args: &InfoArgs) -> Result<i32> {
+    if args.gpus {
+        return gpus(args.json);
+    }
+    let opts = args.input.source_options()?;
+    let mut code = 0;
+    let mut report = Report::new("info");
+    let mut text = String::new();
+    for input in &args.inputs {
+        match source::open(input, &opts) {
+            Ok(src) => {
+                let info = src.info();
+                let mut entry = describe_input(info, None);
+                entry.insert("endian".into(), json!(info.endian));
+                entry.insert("data_offset".into(), json!(info.data_offset));
+                report.push(entry);
+                text.push_str(&info_text(info));
+            }
+            Err(e) => {
+                report_failure(&e, &mut code);
+                report.push_error(input, &e);
+            }
+        }
+    }
+    if args.json {
+        let value = json!({
+            "sigstream": env!("CARGO_PKG_VERSION"),
+            "command": "info",
+            "inputs": report.inputs(),
+        });
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ))?;
+    } else {
+        out(&text)?;
+    }
+    Ok(code)
+}
+
+/// The lower-case name serde gives a unit enum (`npy`, `i16`, `little`).
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn info_text(info: &SignalInfo) -> String {
+    let samples = info.frames.map_or("unknown (stream)".into(), |n| {
+        format!("{} per channel", super::group(n))
+    });
+    let rate = info
+        .sample_rate
+        .map_or("unknown".into(), |r| format!("{r} Hz"));
+    let dur = match (info.frames, info.sample_rate) {
+        (Some(n), Some(fs)) => format!("{:.3} s", n as f64 / fs),
+        _ => "unknown".into(),
+    };
+    format!(
+        "{}\n  format:      {}\n  dtype:       {} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  data offset: {} bytes\n",
+        info.path.display(),
+        name(&info.format),
+        name(&info.dtype),
+        name(&info.endian),
+        info.channels,
+        info.data_offset
+    )
+}
+
+/// `sigstream info --gpus`: the adapters wgpu sees. The JSON form is what
+/// [`sigstream::backend::adapters_in_child`] reads.
+fn gpus(json: bool) -> Result<i32> {
+    let adapters = sigstream::backend::gpu::context::adapters();
+    if json {
+        let list: Vec<Value> = adapters
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "type": format!("{:?}", a.device_type),
+                    "backend": format!("{:?}", a.backend),
+                    "driver": a.driver,
+                    "driver_info": a.driver_info,
+                    "software": a.device_type == wgpu::DeviceType::Cpu,
+                })
+            })
+            .collect();
+        let value = json!({
+            "sigstream": env!("CARGO_PKG_VERSION"),
+            "command": "info",
+            "gpus": list,
+        });
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ))?;
+    } else if adapters.is_empty() {
+        out("no GPU adapters (is a Vulkan, Metal or DX12 driver installed?)\n")?;
+    } else {
+        for a in &adapters {
+            let soft = if a.device_type == wgpu::DeviceType::Cpu {
+                "  [software: used only with --backend gpu]"
+            } else {
+                ""
+            };
+            out(&format!(
+                "{} ({:?}, {:?}, {} {}){soft}\n",
+                a.name, a.device_type, a.backend, a.driver, a.driver_info
+            ))?;
+        }
+    }
+    Ok(0)
+}

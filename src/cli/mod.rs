@@ -1,0 +1,336 @@
+//! The command-line front: one module per subcommand, each holding its clap
+//! arguments and its run, side by side.
+//!
+//! Why it is thin: clap types stop here. Each subcommand maps its arguments
+//! onto the library's types ([`sigstream::SourceOptions`], [`sigstream::Job`],
+//! [`sigstream::DetectorSpec`], the spectral configurations), whose own
+//! constructors and `validate` methods do every check, so that any front
+//! (this one, Python) gets the same rules and the same messages. What stays
+//! here is what only a terminal needs: progress bars, summary lines, `-` for
+//! standard output, and exit codes.
+
+mod bench;
+mod bench_run;
+mod demo;
+mod demo_signal;
+mod fft;
+mod info;
+mod process;
+mod psd;
+mod spectral;
+mod spectrogram;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use sigstream::backend::{AdapterProbe, Backend, BackendChoice};
+use sigstream::error::{Error, Result};
+use sigstream::source::{Dtype, Endian, SourceOptions};
+
+/// Filter, detect events in, and take spectra of signal recordings of any
+/// size, with constant memory, on the GPU or the CPU.
+#[derive(Debug, Parser)]
+#[command(name = "sigstream", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe inputs: format, sample type, channels, samples, rate, duration.
+    Info(info::InfoArgs),
+    /// Filter inputs and detect events, streaming with constant memory.
+    Process(Box<process::ProcessArgs>),
+    /// Generate a synthetic recording with known events, process it through
+    /// mmap, and check that every event is found.
+    Demo(demo::DemoArgs),
+    /// Run the same `process` job on every backend (CPU, GPU) and compare
+    /// time, throughput, peak memory and results.
+    Bench(bench::BenchArgs),
+    /// The exact DFT of a whole signal, larger than memory if need be
+    /// (out-of-core four-step FFT through a scratch file), as complex64 .npy.
+    Fft(fft::FftArgs),
+    /// Streaming short-time Fourier transform: a power spectrogram as .npy
+    /// (and a PNG picture), with constant memory.
+    Spectrogram(Box<spectrogram::SpectrogramArgs>),
+    /// Welch's power spectral density (scipy.signal.welch's defaults) as CSV
+    /// (and a PNG plot in dB).
+    Psd(Box<psd::PsdArgs>),
+}
+
+/// Runs the parsed command line; returns the exit code.
+///
+/// # Errors
+/// Whatever the subcommand fails with; `main` prints it and exits with
+/// [`Error::exit_code`].
+pub fn run(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Info(args) => info::run(args),
+        Command::Process(args) => process::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Fft(args) => fft::run(args),
+        Command::Spectrogram(args) => spectrogram::run(args),
+        Command::Psd(args) => psd::run(args),
+    }
+}
+
+/// How to read an input (raw data needs these; npy and wav carry their own).
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Sample type of raw (headerless) input; required unless the file's
+    /// extension names it (.f32, .f64, .i8, .i16, .i32, .u8, .u16).
+    #[arg(long, value_enum)]
+    pub dtype: Option<DtypeArg>,
+    /// Byte order of raw input.
+    #[arg(long, value_enum, default_value_t = EndianArg::Little)]
+    pub endian: EndianArg,
+    /// Bytes to skip at the start of raw input (a header).
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub offset: u64,
+    /// Interleaved channels of raw input.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub channels: usize,
+    /// Sample rate in Hz (overrides the file's own).
+    #[arg(long, value_name = "HZ")]
+    pub sample_rate: Option<f64>,
+    /// Scale integer samples to [-1, 1) instead of keeping their values.
+    #[arg(long)]
+    pub normalize: bool,
+}
+
+/// Raw sample types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// Signed 8-bit.
+    I8,
+    /// Signed 16-bit.
+    I16,
+    /// Signed 32-bit.
+    I32,
+    /// Unsigned 8-bit.
+    U8,
+    /// Unsigned 16-bit.
+    U16,
+}
+
+/// Byte orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndianArg {
+    /// Least significant byte first.
+    Little,
+    /// Most significant byte first.
+    Big,
+}
+
+impl InputArgs {
+    /// The source options, checked by the library.
+    pub fn source_options(&self) -> Result<SourceOptions> {
+        let opts = SourceOptions {
+            dtype: self.dtype.map(|d| match d {
+                DtypeArg::F32 => Dtype::F32,
+                DtypeArg::F64 => Dtype::F64,
+                DtypeArg::I8 => Dtype::I8,
+                DtypeArg::I16 => Dtype::I16,
+                DtypeArg::I32 => Dtype::I32,
+                DtypeArg::U8 => Dtype::U8,
+                DtypeArg::U16 => Dtype::U16,
+            }),
+            endian: match self.endian {
+                EndianArg::Little => Endian::Little,
+                EndianArg::Big => Endian::Big,
+            },
+            offset: self.offset,
+            channels: self.channels,
+            sample_rate: self.sample_rate,
+            normalize: self.normalize,
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+/// Backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A hardware GPU if there is one, else the CPU (never a software GPU).
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The GPU, software adapters (lavapipe) included; an error without one.
+    Gpu,
+}
+
+impl BackendArg {
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendArg::Auto => "auto",
+            BackendArg::Cpu => "cpu",
+            BackendArg::Gpu => "gpu",
+        }
+    }
+}
+
+/// Where to compute (shared by the commands that compute).
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto, help_heading = "Run")]
+    pub backend: BackendArg,
+    /// Use the GPU adapter whose name contains NAME (case-insensitive), when
+    /// there are several; `sigstream info --gpus` lists them.
+    #[arg(long, value_name = "NAME", help_heading = "Run")]
+    pub gpu_adapter: Option<String>,
+}
+
+impl BackendArgs {
+    /// The backend choice.
+    pub fn choice(&self) -> BackendChoice {
+        match self.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Gpu => BackendChoice::Gpu,
+        }
+    }
+
+    /// The adapter probe: this binary in a child process (see
+    /// [`AdapterProbe::Child`]), or in process when the executable cannot
+    /// be found.
+    fn probe() -> AdapterProbe {
+        std::env::current_exe().map_or(AdapterProbe::InProcess, AdapterProbe::Child)
+    }
+
+    /// Opens the chosen backend ([`sigstream::backend::open`]).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
+    pub fn open(&self) -> Result<Arc<dyn Backend>> {
+        sigstream::backend::open(self.choice(), self.gpu_adapter.as_deref(), &Self::probe())
+    }
+
+    /// The GPU to run on, for commands that use the GPU directly: `None`
+    /// for the CPU ([`sigstream::backend::open_gpu`]).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the GPU was asked for and none can be opened.
+    pub fn gpu_context(&self) -> Result<Option<Arc<sigstream::backend::gpu::GpuContext>>> {
+        sigstream::backend::open_gpu(self.choice(), self.gpu_adapter.as_deref(), &Self::probe())
+    }
+}
+
+/// Threads to use: the option, or every core.
+pub fn threads(opt: Option<usize>) -> Result<usize> {
+    match opt {
+        Some(0) => Err(Error::usage("--threads must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// Checks a run's outputs before anything is read: no two on one path, and
+/// at most one on standard output (`-`), which then carries nothing else.
+/// `outputs` is (option name, path) for each output asked for.
+pub fn check_outputs(outputs: &[(&str, &Path)]) -> Result<()> {
+    let stdout: Vec<&str> = outputs
+        .iter()
+        .filter(|(_, p)| sigstream::sink::is_stdout(p))
+        .map(|(name, _)| *name)
+        .collect();
+    if stdout.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} all write to standard output (-): at most one output may go there",
+            stdout.join(", ")
+        )));
+    }
+    for (i, (a, pa)) in outputs.iter().enumerate() {
+        for (b, pb) in &outputs[i + 1..] {
+            if !sigstream::sink::is_stdout(pa) && pa == pb {
+                return Err(Error::usage(format!(
+                    "{a} and {b} both write {}: give each output its own path",
+                    pa.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`sigstream info x | head`) is not an error.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io(sigstream::sink::STDOUT_NAME, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reports a failure on one of several inputs and remembers the exit code.
+fn report_failure(e: &Error, code: &mut i32) {
+    eprintln!("sigstream: {e}");
+    *code = (*code).max(e.exit_code());
+}
+
+/// 50000000 → "50,000,000".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A progress bar on stderr when it is a terminal and not `--quiet`.
+fn progress_bar(quiet: bool, name: &str, total: Option<u64>) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+    }
+    let bar = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {percent:>3}% {human_pos}/{human_len} samples, {per_sec}, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {human_pos} samples, {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// A library usage error that is about this input: name the input.
+fn about_input(input: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Usage { msg } => Error::format(input, msg),
+        e => e,
+    }
+}
+
+/// Writes the report to `path` (`-`: standard output).
+fn write_report(path: &Path, report: &serde_json::Value) -> Result<()> {
+    sigstream::sink::write_json(path, report)
+}

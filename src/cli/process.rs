@@ -1,0 +1,473 @@
+//! `sigstream process`: filter inputs and detect events, one report for all.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use super::{
+    BackendArgs, InputArgs, about_input, check_outputs, group, progress_bar, report_failure,
+    threads, write_report,
+};
+use sigstream::backend::{DetectorChoice, Job};
+use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
+use sigstream::error::{Error, Result};
+use sigstream::filter::{ConvMode, FilterSpec, load_kernel};
+use sigstream::pipeline::{
+    DEFAULT_CHUNK_SIZE, Progress, Sinks, Stats, StreamConfig, StreamProcessor,
+};
+use sigstream::report::{Report, describe_input, outputs};
+use sigstream::sink::{CsvEvents, EventSink, SignalSink, is_stdout, open_signal_sink};
+use sigstream::source::{self, SignalInfo, SourceOptions};
+
+/// `sigstream process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Input files, directories (their files) or `-` for standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// How to read raw input.
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// FIR kernel file: .npy or text (numbers separated by spaces/commas).
+    #[arg(long, value_name = "FILE", group = "filter", help_heading = "Filter")]
+    pub kernel: Option<PathBuf>,
+    /// Moving average over N samples.
+    #[arg(long, value_name = "N", group = "filter", help_heading = "Filter")]
+    pub moving_average: Option<usize>,
+    /// Windowed-sinc low-pass (Hamming, like scipy.signal.firwin), cutoff in Hz.
+    #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
+    pub lowpass: Option<f64>,
+    /// Windowed-sinc high-pass, cutoff in Hz (odd --taps).
+    #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
+    pub highpass: Option<f64>,
+    /// Windowed-sinc band-pass between LO and HI Hz.
+    #[arg(long, value_name = "LO:HI", group = "filter", help_heading = "Filter")]
+    pub bandpass: Option<String>,
+    /// Taps of a designed filter.
+    #[arg(long, value_name = "N", default_value_t = 101, help_heading = "Filter")]
+    pub taps: usize,
+    /// Which outputs of the convolution to keep, as numpy.convolve.
+    #[arg(long, value_enum, default_value_t = ConvModeArg::Same, help_heading = "Filter")]
+    pub conv_mode: ConvModeArg,
+
+    /// Detector to run on the filtered signal (the raw one without a filter).
+    #[arg(long, value_enum, help_heading = "Detection")]
+    pub detect: Option<DetectArg>,
+    /// Trigger-on level of the characteristic function.
+    #[arg(long, value_name = "X", help_heading = "Detection")]
+    pub on: Option<f64>,
+    /// Trigger-off level (default: the --on level).
+    #[arg(long, value_name = "Y", help_heading = "Detection")]
+    pub off: Option<f64>,
+    /// STA window in samples.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "sta_seconds",
+        help_heading = "Detection"
+    )]
+    pub sta: Option<usize>,
+    /// LTA window in samples.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "lta_seconds",
+        help_heading = "Detection"
+    )]
+    pub lta: Option<usize>,
+    /// STA window in seconds (needs a sample rate).
+    #[arg(long, value_name = "S", help_heading = "Detection")]
+    pub sta_seconds: Option<f64>,
+    /// LTA window in seconds (needs a sample rate).
+    #[arg(long, value_name = "S", help_heading = "Detection")]
+    pub lta_seconds: Option<f64>,
+    /// Longest event in samples; a longer one is cut and a new one starts
+    /// when the function rises above --on again (ObsPy's max_len).
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub max_len: Option<u64>,
+
+    /// Filtered signal: .npy (float32), .wav (float) or anything else (raw
+    /// f32 LE); `-` writes raw f32 LE to standard output.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Outputs"
+    )]
+    pub output: Option<PathBuf>,
+    /// Events as CSV: channel,start,end,peak_index,peak_value (`-`: standard output).
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub events: Option<PathBuf>,
+    /// Run report as JSON (`-`: standard output).
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub report: Option<PathBuf>,
+    /// Directory for per-input outputs: DIR/<input stem>.<name given to -o/--events>.
+    /// Required with several inputs.
+    #[arg(long, value_name = "DIR", help_heading = "Outputs")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Frames (samples per channel) per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
+    pub chunk_size: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub threads: Option<usize>,
+    /// Where to compute.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// No progress bar.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+/// numpy.convolve modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConvModeArg {
+    /// All n+m-1 outputs.
+    Full,
+    /// n outputs, output i lined up with input i.
+    Same,
+    /// The n-m+1 outputs that see no padding.
+    Valid,
+}
+
+/// Detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DetectArg {
+    /// |y| against --on/--off.
+    Threshold,
+    /// ObsPy's classic_sta_lta.
+    StaLta,
+    /// ObsPy's recursive_sta_lta.
+    RecursiveStaLta,
+}
+
+impl ProcessArgs {
+    /// The run configuration.
+    fn stream_config(&self) -> Result<StreamConfig> {
+        if self.chunk_size == 0 {
+            return Err(Error::usage("--chunk-size must be at least 1"));
+        }
+        Ok(StreamConfig {
+            chunk_size: self.chunk_size,
+            threads: threads(self.threads)?,
+            ..StreamConfig::default()
+        })
+    }
+
+    /// The filter as described, without taps yet (designed filters need the
+    /// input's sample rate). Reads a kernel file once.
+    fn filter_spec(&self) -> Result<Option<FilterSpec>> {
+        let taps = self.taps;
+        Ok(if let Some(path) = &self.kernel {
+            Some(FilterSpec::Kernel(load_kernel(path)?))
+        } else if let Some(n) = self.moving_average {
+            Some(FilterSpec::MovingAverage(n))
+        } else if let Some(cutoff) = self.lowpass {
+            Some(FilterSpec::Lowpass { cutoff, taps })
+        } else if let Some(cutoff) = self.highpass {
+            Some(FilterSpec::Highpass { cutoff, taps })
+        } else if let Some(band) = &self.bandpass {
+            let parse = |s: &str| s.trim().parse::<f64>().ok();
+            let (lo, hi) = band
+                .split_once(':')
+                .and_then(|(a, b)| Some((parse(a)?, parse(b)?)))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--bandpass '{band}': expected LO:HI in Hz, e.g. 1:20"
+                    ))
+                })?;
+            Some(FilterSpec::Bandpass {
+                low: lo,
+                high: hi,
+                taps,
+            })
+        } else {
+            None
+        })
+    }
+
+    /// The detector options as given.
+    fn detector_options(&self) -> DetectorOptions {
+        let window = |n: Option<usize>, s: Option<f64>| {
+            n.map(WindowLen::Samples)
+                .or_else(|| s.map(WindowLen::Seconds))
+        };
+        DetectorOptions {
+            on: self.on,
+            off: self.off,
+            sta: window(self.sta, self.sta_seconds),
+            lta: window(self.lta, self.lta_seconds),
+            max_len: self.max_len,
+        }
+    }
+
+    /// The detector for an input of `sample_rate`, checked by the library.
+    fn detector(&self, sample_rate: Option<f64>) -> Result<Option<DetectorSpec>> {
+        let Some(kind) = self.detect else {
+            for (set, name) in [
+                (self.on.is_some(), "--on"),
+                (self.off.is_some(), "--off"),
+                (self.sta.is_some() || self.sta_seconds.is_some(), "--sta"),
+                (self.lta.is_some() || self.lta_seconds.is_some(), "--lta"),
+                (self.max_len.is_some(), "--max-len"),
+            ] {
+                if set {
+                    return Err(Error::usage(format!("{name} needs --detect")));
+                }
+            }
+            return Ok(None);
+        };
+        let kind = match kind {
+            DetectArg::Threshold => DetectorKind::Threshold,
+            DetectArg::StaLta => DetectorKind::ClassicStaLta,
+            DetectArg::RecursiveStaLta => DetectorKind::RecursiveStaLta,
+        };
+        DetectorSpec::from_options(kind, &self.detector_options(), sample_rate).map(Some)
+    }
+
+    /// The job for one input (designed filters and windows in seconds need
+    /// its sample rate).
+    fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
+        let kernel = filter.map(|f| f.taps(info.sample_rate)).transpose()?;
+        let detector = self
+            .detector(info.sample_rate)?
+            .map(DetectorChoice::Builtin);
+        Ok(Job {
+            kernel,
+            conv_mode: match self.conv_mode {
+                ConvModeArg::Full => ConvMode::Full,
+                ConvModeArg::Same => ConvMode::Same,
+                ConvModeArg::Valid => ConvMode::Valid,
+            },
+            detector,
+            ..Job::default()
+        })
+    }
+
+    /// Where an output named `given` goes for `input`: as given for a single
+    /// input without --output-dir, else `DIR/<stem>.<file name of given>`.
+    fn output_path(&self, given: &Path, input: &Path) -> PathBuf {
+        match &self.output_dir {
+            None => given.to_path_buf(),
+            Some(dir) => {
+                let stem = input_stem(input);
+                let name = given.file_name().map_or_else(
+                    || given.to_string_lossy().into_owned(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                dir.join(format!("{stem}.{name}"))
+            }
+        }
+    }
+
+    /// Checks the outputs of a run over `inputs` before anything is read.
+    fn check_outputs(&self, inputs: &[PathBuf]) -> Result<()> {
+        let several = inputs.len() > 1;
+        for (name, given) in [("-o", &self.output), ("--events", &self.events)] {
+            if let Some(p) = given
+                && is_stdout(p)
+                && (several || self.output_dir.is_some())
+            {
+                return Err(Error::usage(format!(
+                    "{name} - (standard output) takes a single input and no --output-dir"
+                )));
+            }
+        }
+        if several && self.output_dir.is_none() && (self.output.is_some() || self.events.is_some())
+        {
+            return Err(Error::usage(
+                "with several inputs, -o/--events need --output-dir DIR (outputs go to DIR/<input stem>.<name>)",
+            ));
+        }
+        if self.output_dir.is_some() {
+            let mut stems: Vec<String> = inputs.iter().map(|p| input_stem(p)).collect();
+            stems.sort();
+            if let Some(w) = stems.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::usage(format!(
+                    "two inputs share the stem '{}': their outputs in --output-dir would collide",
+                    w[0]
+                )));
+            }
+        }
+        let mut all: Vec<(String, PathBuf)> = Vec::new();
+        for input in inputs {
+            for (name, given) in [("-o", &self.output), ("--events", &self.events)] {
+                if let Some(p) = given {
+                    all.push((name.to_owned(), self.output_path(p, input)));
+                }
+            }
+        }
+        if let Some(p) = &self.report {
+            all.push(("--report".to_owned(), p.clone()));
+        }
+        let refs: Vec<(&str, &Path)> = all.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+        check_outputs(&refs)
+    }
+}
+
+/// An input's stem for output names (`stdin` for `-`).
+fn input_stem(input: &Path) -> String {
+    if input == Path::new("-") {
+        return "stdin".into();
+    }
+    input
+        .file_stem()
+        .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Expands directories into their files (sorted, not recursive, hidden
+/// files skipped); other inputs pass as they are.
+fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut all = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|e| Error::open(input, e))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(Error::format(input, "directory holds no input files"));
+            }
+            files.sort();
+            all.extend(files);
+        } else {
+            all.push(input.clone());
+        }
+    }
+    Ok(all)
+}
+
+/// `sigstream process`: returns the exit code.
+pub fn run(args: &ProcessArgs) -> Result<i32> {
+    let opts = args.input.source_options()?;
+    let config = args.stream_config()?;
+    let filter = args.filter_spec()?;
+    // Validate what does not depend on the input before touching any file.
+    args.detector(args.input.sample_rate.or(Some(1.0)))?;
+    let inputs = expand_inputs(&args.inputs)?;
+    args.check_outputs(&inputs)?;
+    let backend = args.backend.open()?;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut report = Report::new("process");
+    report.set_backend(backend.name(), &backend.device());
+    let mut code = 0;
+    for input in &inputs {
+        let processor =
+            |job: Job| StreamProcessor::new(config.clone(), job).with_backend(backend.clone());
+        match process_one(args, filter.as_ref(), input, &opts, processor) {
+            Ok((entry, stats)) => {
+                if !args.quiet && args.report.is_none() {
+                    eprintln!(
+                        "{}: {} samples × {} ch, {} events, {:.2} s, {:.0} MB/s, peak {:.1} MiB",
+                        input.display(),
+                        group(stats.samples),
+                        stats.channels,
+                        group(stats.events),
+                        stats.seconds,
+                        stats.throughput_mb_s,
+                        stats.peak_rss_mb
+                    );
+                }
+                report.push(entry);
+            }
+            Err(e) => {
+                report_failure(&e, &mut code);
+                report.push_error(input, &e);
+            }
+        }
+    }
+    if let Some(path) = &args.report {
+        write_report(path, &report.finish())?;
+    }
+    Ok(code)
+}
+
+/// Processes one input with all its outputs; returns its report entry.
+fn process_one(
+    args: &ProcessArgs,
+    filter: Option<&FilterSpec>,
+    input: &Path,
+    opts: &SourceOptions,
+    processor: impl Fn(Job) -> StreamProcessor,
+) -> Result<(Map<String, Value>, Stats)> {
+    let mut source = source::open(input, opts)?;
+    let info = source.info().clone();
+    // Option errors that depend on this input (no sample rate, ...) name it.
+    let job = args.job(filter, &info).map_err(about_input(input))?;
+    let processor = processor(job);
+    let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
+    let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
+    let signal = signal_path
+        .as_ref()
+        .map(|p| open_signal_sink(p, info.channels, info.sample_rate))
+        .transpose()?;
+    let mut csv = events_path
+        .as_ref()
+        .map(|p| CsvEvents::create(p))
+        .transpose()?;
+    let bar = progress_bar(args.quiet, &input.display().to_string(), info.frames);
+    let mut on_progress = |p: &Progress| bar.set_position(p.frames);
+    let stats = processor.process_source(
+        source.as_mut(),
+        Sinks {
+            signal: signal.map(|s| s as Box<dyn SignalSink>),
+            events: csv.as_mut().map(|c| c as &mut dyn EventSink),
+            progress: Some(&mut on_progress),
+        },
+    )?;
+    bar.finish_and_clear();
+    if let Some(csv) = csv {
+        csv.commit()?;
+    }
+    let job = processor.job();
+    let mut entry = describe_input(&info, Some(stats.samples));
+    let detector = match &job.detector {
+        Some(DetectorChoice::Builtin(spec)) => json!(spec),
+        Some(DetectorChoice::Custom(_)) => json!({"kind": "custom"}),
+        None => Value::Null,
+    };
+    for (key, value) in [
+        ("bytes", json!(stats.bytes)),
+        ("seconds", json!(stats.seconds)),
+        ("throughput_mb_s", json!(stats.throughput_mb_s)),
+        ("output_samples", json!(stats.output_samples)),
+        ("chunks", json!(stats.chunks)),
+        ("chunk_size", json!(stats.chunk_size)),
+        ("overlap", json!(stats.overlap)),
+        ("threads", json!(threads(args.threads)?)),
+        ("events", json!(stats.events)),
+        (
+            "filter",
+            job.kernel.as_ref().map_or(Value::Null, |k| {
+                json!({
+                    "taps": k.len(),
+                    "method": stats.fir_method,
+                    "conv_mode": job.conv_mode,
+                })
+            }),
+        ),
+        ("detector", detector),
+        (
+            "outputs",
+            outputs([
+                ("signal", signal_path.as_deref()),
+                ("events", events_path.as_deref()),
+            ]),
+        ),
+    ] {
+        entry.insert(key.into(), value);
+    }
+    Ok((entry, stats))
+}
