@@ -62,8 +62,9 @@ pub mod backend;
 pub mod detect;
 pub mod error;
 pub mod filter;
+mod io_at;
 #[cfg_attr(
-    not(test),
+    not(all(test, feature = "gpu")),
     expect(
         dead_code,
         reason = "parts of the CPU twins serve only the tests that compare them with their shaders"

@@ -1556,6 +1556,11 @@ fn version_is_printed() {
 /// Whether `sigstream info --gpus` lists an adapter; without one, GPU tests
 /// skip, unless `REQUIRE_GPU=1` (set by scripts/test) makes that a failure.
 fn have_gpu(d: &Path) -> bool {
+    if !cfg!(feature = "gpu") {
+        // A CPU-only build: `info --gpus` lists none, by design (see
+        // tests/promises.rs for what `--backend gpu` says there).
+        return false;
+    }
     let run = sigstream(d, &args!["info", "--gpus", "--json"]);
     assert_ok(&run, "info --gpus");
     let list: serde_json::Value =
@@ -1641,6 +1646,7 @@ fn the_gpu_backend_matches_the_cpu_from_the_command_line() {
     );
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn a_missing_gpu_adapter_is_a_runtime_error_exit_1() {
     let dir = tempfile::tempdir().unwrap();

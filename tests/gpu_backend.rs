@@ -4,6 +4,8 @@
 //! and detectors. Runs on any adapter (Mesa's lavapipe in CI), so the data
 //! is kept small.
 
+#![cfg(feature = "gpu")]
+
 mod common;
 
 use std::sync::Arc;

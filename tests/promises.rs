@@ -54,7 +54,14 @@ fn an_unknown_format_is_refused_by_every_subcommand() {
     std::fs::write(d.join("rec.mseed"), &record).unwrap();
     let runs: [&[&str]; 6] = [
         &["info", "rec.mseed"],
-        &["process", "rec.mseed", "--moving-average", "3", "-o", "o.f32"],
+        &[
+            "process",
+            "rec.mseed",
+            "--moving-average",
+            "3",
+            "-o",
+            "o.f32",
+        ],
         &["fft", "rec.mseed", "-o", "o.npy"],
         &["spectrogram", "rec.mseed", "--nfft", "64", "-o", "o.npy"],
         &["psd", "rec.mseed", "--nperseg", "64", "-o", "o.csv"],
@@ -134,7 +141,10 @@ fn outputs_never_share_a_path_or_standard_output() {
         (&["--events", "-", "--report", "-"], "standard output"),
         (&["-o", "same.x", "--events", "same.x"], "both write same.x"),
         (&["-o", "r.npy", "--report", "r.npy"], "both write r.npy"),
-        (&["--events", "e.csv", "--report", "e.csv"], "both write e.csv"),
+        (
+            &["--events", "e.csv", "--report", "e.csv"],
+            "both write e.csv",
+        ),
     ];
     for (extra, phrase) in cases {
         let mut args = base.to_vec();
@@ -172,6 +182,29 @@ fn outputs_never_share_a_path_or_standard_output() {
     assert_refused(&out, "", "standard output", "spectrogram -o -");
 }
 
+/// A CPU-only build (`cargo build --no-default-features`) says so when the
+/// GPU is asked for, before reading anything.
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn a_cpu_only_build_says_it_has_no_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("x.f32"), &signal(1000));
+    for backend in [&["--backend", "gpu"][..], &["--gpu-adapter", "nvidia"]] {
+        let mut args = vec!["process", "x.f32", "--moving-average", "3", "-o", "y.f32"];
+        args.extend(backend);
+        let out = sigstream(d, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("sigstream: gpu: "), "{err}");
+        assert!(err.contains("built without the GPU backend"), "{err}");
+        assert!(!d.join("y.f32").exists());
+    }
+    let out = sigstream(d, &["info", "--gpus", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["gpus"], serde_json::json!([]));
+}
+
 #[test]
 fn gpu_device_nodes_are_what_makes_a_hardware_gpu_possible() {
     let dev = tempfile::tempdir().unwrap();
@@ -180,7 +213,10 @@ fn gpu_device_nodes_are_what_makes_a_hardware_gpu_possible() {
     std::fs::create_dir(d.join("dri")).unwrap();
     std::fs::write(d.join("dri/card0"), b"").unwrap();
     std::fs::write(d.join("null"), b"").unwrap();
-    assert!(!gpu_device_nodes_in(d), "a card node alone is no render node");
+    assert!(
+        !gpu_device_nodes_in(d),
+        "a card node alone is no render node"
+    );
     std::fs::write(d.join("dri/renderD128"), b"").unwrap();
     assert!(gpu_device_nodes_in(d), "a DRM render node");
     for node in ["nvidia0", "dxg"] {

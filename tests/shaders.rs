@@ -72,6 +72,7 @@ fn every_shader_library_validates_alone() {
 
 /// `struct Step` in WGSL has the fields of `StepParams`, in the same order,
 /// at the same offsets (naga's layout), and the same size.
+#[cfg(feature = "gpu")]
 #[test]
 fn the_wgsl_step_struct_mirrors_step_params() {
     use sigstream::backend::gpu::{STEP_PARAMS_SIZE, StepParams};

@@ -23,6 +23,7 @@ const REF_TOL: f64 = 1e-5;
 
 /// GPU against CPU, both f32: different FFT algorithms, each within a few
 /// 1e-7 of the truth.
+#[cfg(feature = "gpu")]
 const GPU_TOL: f64 = 1e-5;
 
 /// Seeded noise plus two tones, `channels` planar channels.
@@ -354,6 +355,7 @@ fn welch_matches_scipy_literals() {
     assert_rows_close(&got, &HAMMING20, 11, REF_TOL, "scipy hamming 20 spectrum");
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn gpu_matches_cpu() {
     let Some(ctx) = common::gpu() else { return };
@@ -385,6 +387,7 @@ fn gpu_matches_cpu() {
 
 /// The STFT's power density (sample rate 1, Hann) in f64, written out here:
 /// rows of frames × channels × bins.
+#[cfg(feature = "gpu")]
 fn stft_ref(x: &[Vec<f32>], nfft: usize, hop: usize, detrend: Detrend) -> Vec<f64> {
     let w = hann(nfft);
     let sum_sq: f64 = w.iter().map(|v| v * v).sum();
@@ -409,6 +412,7 @@ fn stft_ref(x: &[Vec<f32>], nfft: usize, hop: usize, detrend: Detrend) -> Vec<f6
     want
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn gpu_matches_cpu_detrended_at_any_hop() {
     let Some(ctx) = common::gpu() else { return };

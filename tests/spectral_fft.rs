@@ -224,6 +224,7 @@ fn non_power_of_two_length_out_of_core() {
     assert!(rel_l2(&got, &want[..n / 2 + 1]) < REF_TOL);
 }
 
+#[cfg(feature = "gpu")]
 #[test]
 fn gpu_passes_match_the_cpu() {
     let Some(ctx) = common::gpu() else { return };

@@ -9,6 +9,10 @@
 //! without forking the pipeline.
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
+#[cfg(not(feature = "gpu"))]
+#[path = "no_gpu.rs"]
 pub mod gpu;
 
 use std::sync::Arc;
@@ -241,7 +245,10 @@ pub fn open(
     probe: &AdapterProbe,
 ) -> Result<Arc<dyn Backend>> {
     Ok(match open_gpu(choice, adapter, probe)? {
+        #[cfg(feature = "gpu")]
         Some(ctx) => Arc::new(gpu::GpuBackend::with_context(ctx)),
+        #[cfg(not(feature = "gpu"))]
+        Some(ctx) => match *ctx {},
         None => Arc::new(cpu::CpuBackend),
     })
 }
@@ -259,6 +266,7 @@ pub fn open(
 /// [`Error::Gpu`] for [`BackendChoice::Gpu`] without a usable adapter, or
 /// for [`BackendChoice::Auto`] when `adapter` is given and matches no
 /// hardware adapter.
+#[cfg(feature = "gpu")]
 pub fn gpu_context(
     choice: BackendChoice,
     adapter: Option<&str>,
@@ -299,6 +307,26 @@ pub fn gpu_context(
             }
         }
     }
+}
+
+/// The GPU device a choice runs on: in a build without the `gpu` cargo
+/// feature, always the CPU.
+///
+/// # Errors
+/// [`Error::Gpu`] when the GPU is asked for, by [`BackendChoice::Gpu`] or
+/// by an adapter's name: this binary cannot drive one.
+#[cfg(not(feature = "gpu"))]
+pub fn gpu_context(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    _listed: Option<Vec<(String, bool)>>,
+) -> Result<Option<Arc<gpu::GpuContext>>, Error> {
+    if choice == BackendChoice::Gpu || (choice == BackendChoice::Auto && adapter.is_some()) {
+        return Err(Error::gpu(
+            "this sigstream was built without the GPU backend (cargo feature `gpu`); rebuild with default features, or use --backend cpu",
+        ));
+    }
+    Ok(None)
 }
 
 /// The backend for a choice, adapters enumerated in this process (see

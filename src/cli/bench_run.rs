@@ -52,11 +52,12 @@ pub struct Diff {
 /// adapter exists (software adapters included, named as such in the device
 /// column).
 pub fn available_backends() -> Vec<String> {
-    let mut names = vec!["cpu".to_owned()];
+    let cpu = "cpu".to_owned();
+    #[cfg(feature = "gpu")]
     if !sigstream::backend::gpu::context::adapters().is_empty() {
-        names.push("gpu".to_owned());
+        return vec![cpu, "gpu".to_owned()];
     }
-    names
+    vec![cpu]
 }
 
 /// Runs `sigstream process INPUT OPS --backend B` for each backend `repeat`

@@ -45,6 +45,8 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
         return Err(Error::usage("--chunk-size must be at least 1"));
     }
     let positions = super::demo_signal::event_positions(args.samples, args.events, args.seed)?;
+    // The backend first: a GPU that cannot be had fails before the signal is written.
+    let backend = args.backend.open()?;
     let dir = tempfile::Builder::new()
         .prefix("sigstream-demo-")
         .tempdir()
@@ -72,7 +74,6 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
         threads,
         ..StreamConfig::default()
     };
-    let backend = args.backend.open()?;
     let processor = StreamProcessor::new(config, job).with_backend(backend);
     let mut events: Vec<Event> = Vec::new();
     let bar = progress_bar(args.quiet, "demo", Some(args.samples));

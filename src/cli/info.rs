@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{InputArgs, out, report_failure};
 use sigstream::error::Result;
@@ -98,12 +98,35 @@ fn info_text(info: &SignalInfo) -> String {
     )
 }
 
+/// `sigstream info --gpus` in a build without the GPU backend: there are
+/// none to list, and the text says why.
+#[cfg(not(feature = "gpu"))]
+fn gpus(json: bool) -> Result<i32> {
+    if json {
+        let value = json!({
+            "sigstream": env!("CARGO_PKG_VERSION"),
+            "command": "info",
+            "gpus": [],
+        });
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ))?;
+    } else {
+        out(
+            "no GPU adapters: this sigstream was built without the GPU backend (cargo feature `gpu`)\n",
+        )?;
+    }
+    Ok(0)
+}
+
 /// `sigstream info --gpus`: the adapters wgpu sees. The JSON form is what
 /// [`sigstream::backend::adapters_in_child`] reads.
+#[cfg(feature = "gpu")]
 fn gpus(json: bool) -> Result<i32> {
     let adapters = sigstream::backend::gpu::context::adapters();
     if json {
-        let list: Vec<Value> = adapters
+        let list: Vec<serde_json::Value> = adapters
             .iter()
             .map(|a| {
                 json!({

@@ -58,7 +58,7 @@
 //!
 //! # GPU
 //! With [`FftOptions::gpu`], the batched FFTs of passes 2 and 3 run on the
-//! GPU through [`GpuFft`] when their length is a power of two (else that
+//! GPU through [`GpuFftBatch`] when their length is a power of two (else that
 //! pass stays on the CPU); the twiddles, the transposes, the real-input
 //! untangling and all I/O stay on the CPU. Each block is uploaded and read
 //! back synchronously through mapped buffers made once per pass (nothing is
@@ -67,7 +67,6 @@
 //! speeds up only when the FFTs, not the disk, dominate.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,7 +76,7 @@ use rustfft::num_complex::{Complex32, Complex64};
 use rustfft::{Fft, FftPlanner};
 
 use crate::backend::gpu::GpuContext;
-use crate::backend::gpu::fft::GpuFft;
+use crate::backend::gpu::fft::GpuFftBatch;
 use crate::error::{Error, Result};
 use crate::pipeline::stats;
 use crate::pool::Block;
@@ -654,7 +653,7 @@ impl Output {
         let mut file = AtomicFile::create(path)?;
         let header = npy_c8_header(bins);
         let f = file.file();
-        f.write_all_at(&header, 0)
+        crate::io_at::write_all_at(f, &header, 0)
             .and_then(|_| f.set_len(NPY_HEADER_LEN as u64 + bins * C8))
             .map_err(|e| Error::io(path, e))?;
         Ok(Output { file })
@@ -676,12 +675,12 @@ impl Output {
 }
 
 fn write_at(file: &File, path: &Path, at: u64, values: &[Complex32]) -> Result<()> {
-    file.write_all_at(bytemuck::cast_slice(values), at)
+    crate::io_at::write_all_at(file, bytemuck::cast_slice(values), at)
         .map_err(|e| Error::io(path, e))
 }
 
 fn read_at(file: &File, path: &Path, at: u64, values: &mut [Complex32]) -> Result<()> {
-    file.read_exact_at(bytemuck::cast_slice_mut(values), at)
+    crate::io_at::read_exact_at(file, bytemuck::cast_slice_mut(values), at)
         .map_err(|e| Error::io(path, e))
 }
 
@@ -715,83 +714,6 @@ fn untangle(zk: Complex32, zmk: Complex32, w: Complex64) -> Complex32 {
     Complex32::new(x.re as f32, x.im as f32)
 }
 
-/// A GPU batch FFT of fixed length and batch, with its data buffer and the
-/// mapped upload and readback buffers it reuses for every block.
-struct GpuPass {
-    ctx: Arc<GpuContext>,
-    fft: GpuFft,
-    binding: crate::backend::gpu::fft::FftBinding,
-    buffer: wgpu::Buffer,
-    upload: wgpu::Buffer,
-    readback: wgpu::Buffer,
-}
-
-impl GpuPass {
-    /// A plan when `n` is a power of two the GPU FFT takes.
-    fn new(ctx: &Arc<GpuContext>, n: usize, batch: usize) -> Result<Option<Self>> {
-        if !n.is_power_of_two() || n < 2 {
-            return Ok(None);
-        }
-        let fft = GpuFft::new(ctx, n, batch, false)?;
-        let bytes = (n * batch) as u64 * C8;
-        let buffer = ctx.storage("ooc fft block", bytes);
-        let binding = fft.bind(&buffer);
-        let upload = ctx.buffer(
-            "ooc fft upload",
-            bytes,
-            wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
-        );
-        let readback = ctx.buffer(
-            "ooc fft readback",
-            bytes,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        Ok(Some(GpuPass {
-            ctx: ctx.clone(),
-            fft,
-            binding,
-            buffer,
-            upload,
-            readback,
-        }))
-    }
-
-    /// Transforms the rows of `data` (at most `batch` rows) in place, through
-    /// the pass's own staging buffers (nothing is allocated per block).
-    fn run(&self, data: &mut [Complex32]) -> Result<()> {
-        let ctx = &self.ctx;
-        let gpu_err = |e: wgpu::MapRangeError| Error::gpu(format!("{}: {e}", ctx.info.name));
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(data);
-        let len = bytes.len() as u64;
-        ctx.map_blocking(&self.upload, len, wgpu::MapMode::Write)?;
-        {
-            let mut view = self
-                .upload
-                .slice(..len)
-                .get_mapped_range_mut()
-                .map_err(gpu_err)?;
-            view.slice(..).copy_from_slice(bytes);
-        }
-        self.upload.unmap();
-        let mut encoder = ctx.encoder("ooc fft");
-        encoder.copy_buffer_to_buffer(&self.upload, 0, &self.buffer, 0, len);
-        self.fft.encode(&mut encoder, &self.binding);
-        encoder.copy_buffer_to_buffer(&self.buffer, 0, &self.readback, 0, len);
-        ctx.run(encoder)?;
-        ctx.map_blocking(&self.readback, len, wgpu::MapMode::Read)?;
-        {
-            let view = self
-                .readback
-                .slice(..len)
-                .get_mapped_range()
-                .map_err(gpu_err)?;
-            bytes.copy_from_slice(&view);
-        }
-        self.readback.unmap();
-        Ok(())
-    }
-}
-
 /// Plans and tables of the out-of-core transform.
 struct OutOfCore {
     p: usize,
@@ -803,8 +725,8 @@ struct OutOfCore {
     r: usize,
     fft_p: Arc<dyn Fft<f32>>,
     fft_l: Arc<dyn Fft<f32>>,
-    gpu_p: Option<GpuPass>,
-    gpu_l: Option<GpuPass>,
+    gpu_p: Option<GpuFftBatch>,
+    gpu_l: Option<GpuFftBatch>,
     tw_m: Twiddles,
     /// W_N for the real-input untangling.
     tw_n: Option<Twiddles>,
@@ -863,8 +785,8 @@ impl OutOfCore {
         }
         let (gpu_p, gpu_l) = match &gpu {
             Some(ctx) => (
-                GpuPass::new(ctx, p, b)?,
-                GpuPass::new(ctx, l, groups.iter().map(|g| g.1).max().unwrap_or(1))?,
+                GpuFftBatch::new(ctx, p, b)?,
+                GpuFftBatch::new(ctx, l, groups.iter().map(|g| g.1).max().unwrap_or(1))?,
             ),
             None => (None, None),
         };

@@ -3,13 +3,16 @@
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+#[cfg(feature = "gpu")]
 use std::sync::Arc;
 
+#[cfg(feature = "gpu")]
 use sigstream::backend::gpu::{GpuContext, GpuOptions};
 
 /// A GPU context on any adapter, software ones included (the tests run on
 /// Mesa's lavapipe in CI). `None` when there is none, unless `REQUIRE_GPU=1`,
 /// which turns a missing adapter into a test failure.
+#[cfg(feature = "gpu")]
 pub fn gpu() -> Option<Arc<GpuContext>> {
     let options = GpuOptions {
         adapter: std::env::var("SIGSTREAM_TEST_ADAPTER").ok(),

@@ -246,3 +246,89 @@ impl GpuFft {
         }
     }
 }
+
+/// A GPU batch FFT of fixed length and batch, with its data buffer and the
+/// mapped upload and readback buffers it reuses for every block: what the
+/// out-of-core FFT ([`crate::spectral::ooc_fft`]) runs its column and row
+/// passes through, host data in and out.
+pub struct GpuFftBatch {
+    ctx: Arc<GpuContext>,
+    fft: GpuFft,
+    binding: FftBinding,
+    buffer: wgpu::Buffer,
+    upload: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+impl GpuFftBatch {
+    /// A plan when `n` is a power of two the GPU FFT takes (`None`
+    /// otherwise).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device cannot hold the plan.
+    pub fn new(ctx: &Arc<GpuContext>, n: usize, batch: usize) -> Result<Option<Self>> {
+        if !n.is_power_of_two() || n < 2 {
+            return Ok(None);
+        }
+        let fft = GpuFft::new(ctx, n, batch, false)?;
+        let bytes = (n * batch * std::mem::size_of::<rustfft::num_complex::Complex32>()) as u64;
+        let buffer = ctx.storage("ooc fft block", bytes);
+        let binding = fft.bind(&buffer);
+        let upload = ctx.buffer(
+            "ooc fft upload",
+            bytes,
+            wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let readback = ctx.buffer(
+            "ooc fft readback",
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        Ok(Some(GpuFftBatch {
+            ctx: ctx.clone(),
+            fft,
+            binding,
+            buffer,
+            upload,
+            readback,
+        }))
+    }
+
+    /// Transforms the rows of `data` (at most `batch` rows) in place, through
+    /// the pass's own staging buffers (nothing is allocated per block).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device fails.
+    pub fn run(&self, data: &mut [rustfft::num_complex::Complex32]) -> Result<()> {
+        let ctx = &self.ctx;
+        let gpu_err = |e: wgpu::MapRangeError| Error::gpu(format!("{}: {e}", ctx.info.name));
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(data);
+        let len = bytes.len() as u64;
+        ctx.map_blocking(&self.upload, len, wgpu::MapMode::Write)?;
+        {
+            let mut view = self
+                .upload
+                .slice(..len)
+                .get_mapped_range_mut()
+                .map_err(gpu_err)?;
+            view.slice(..).copy_from_slice(bytes);
+        }
+        self.upload.unmap();
+        let mut encoder = ctx.encoder("ooc fft");
+        encoder.copy_buffer_to_buffer(&self.upload, 0, &self.buffer, 0, len);
+        self.fft.encode(&mut encoder, &self.binding);
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &self.readback, 0, len);
+        ctx.run(encoder)?;
+        ctx.map_blocking(&self.readback, len, wgpu::MapMode::Read)?;
+        {
+            let view = self
+                .readback
+                .slice(..len)
+                .get_mapped_range()
+                .map_err(gpu_err)?;
+            bytes.copy_from_slice(&view);
+        }
+        self.readback.unmap();
+        Ok(())
+    }
+}

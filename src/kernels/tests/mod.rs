@@ -7,6 +7,8 @@
 //! own (`tests/common`), and the files keep their `sigstream::` paths
 //! through `extern crate self as sigstream` in `lib.rs`.
 
+#![cfg(feature = "gpu")]
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 mod gpu_detect;
