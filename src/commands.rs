@@ -886,10 +886,13 @@ pub fn psd(args: &PsdArgs) -> Result<i32> {
             path,
             &psd.frequencies,
             &psd.values,
-            info.sample_rate.is_some(),
-            config.scaling == Scaling::Density,
-            (args.run.width, args.run.height),
-            &title,
+            &crate::sink::plot::PsdPlot {
+                size: (args.run.width, args.run.height),
+                title,
+                sample_rate_known: info.sample_rate.is_some(),
+                density: config.scaling == Scaling::Density,
+                scale: args.png_scale.scale(),
+            },
         )?;
     }
     let mut report = run.report(samples);
