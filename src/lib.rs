@@ -62,6 +62,7 @@ pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod filter;
+mod io_at;
 pub mod kernels;
 pub mod pipeline;
 pub mod pool;

@@ -16,7 +16,6 @@
 //! reused afterwards. Either way the steady state allocates nothing.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use memmap2::{Advice, Mmap, MmapOptions};
@@ -27,6 +26,7 @@ use super::{
     check_not_empty, detect, npy, parse_header, raw, wav,
 };
 use crate::error::{Error, Result};
+use crate::io_at::PositionalIo;
 use crate::pool::Block;
 
 /// Bytes read from the start of a file to detect its format and parse its

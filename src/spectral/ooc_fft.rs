@@ -67,7 +67,6 @@
 //! speeds up only when the FFTs, not the disk, dominate.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,6 +78,7 @@ use rustfft::{Fft, FftPlanner};
 use crate::backend::gpu::GpuContext;
 use crate::backend::gpu::fft::GpuFft;
 use crate::error::{Error, Result};
+use crate::io_at::PositionalIo;
 use crate::pipeline::stats;
 use crate::pool::Block;
 use crate::sink::{AtomicFile, NPY_HEADER_LEN, npy_c8_header};
