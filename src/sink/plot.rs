@@ -654,3 +654,50 @@ fn tick_label(v: &f64) -> String {
         s.to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequency_units_follow_si_prefixes() {
+        assert_eq!(frequency_unit(999.0), ("Hz", 1.0));
+        assert_eq!(frequency_unit(1000.0), ("kHz", 1e3));
+        assert_eq!(frequency_unit(30e3), ("kHz", 1e3));
+        assert_eq!(frequency_unit(999_999.0), ("kHz", 1e3));
+        assert_eq!(frequency_unit(1e6), ("MHz", 1e6));
+        assert_eq!(frequency_unit(2.4e9), ("GHz", 1e9));
+        assert_eq!(frequency_unit(0.5), ("Hz", 1.0));
+    }
+
+    #[test]
+    fn db_conversion_floors_zeros_and_negatives() {
+        assert_eq!(power_db(1.0, -300.0), 0.0);
+        assert!((power_db(1e-3, -300.0) + 30.0).abs() < 1e-12);
+        assert_eq!(power_db(0.0, -120.0), -120.0);
+        assert_eq!(power_db(-1.0, -120.0), -120.0);
+        assert_eq!(power_db(f64::NAN, -120.0), -120.0);
+        assert_eq!(power_db(1e-20, -120.0), -120.0);
+    }
+
+    #[test]
+    fn db_range_spans_every_channel_with_a_margin() {
+        // 3e-2 .. 2e-6: -15.2 .. -57.0 dB, margin 5 % of 41.8 dB.
+        let (lo, hi) = psd_db_range(&[vec![3e-2, 1e-3], vec![2e-6, 1e-4]]);
+        let (top, bottom) = (10.0 * 3e-2f64.log10(), 10.0 * 2e-6f64.log10());
+        let margin = (top - bottom) * MARGIN_FRACTION;
+        assert!((hi - (top + margin)).abs() < 1e-9, "{hi}");
+        assert!((lo - (bottom - margin)).abs() < 1e-9, "{lo}");
+        // A zero goes to the floor, 300 dB below the top, not to -inf.
+        let (lo, hi) = psd_db_range(&[vec![1.0, 0.0]]);
+        let margin = DB_FLOOR_BELOW_MAX * MARGIN_FRACTION;
+        assert_eq!((lo, hi), (-DB_FLOOR_BELOW_MAX - margin, margin));
+        // A value further down than the floor is cut there.
+        let (lo, _) = psd_db_range(&[vec![1.0, 1e-40]]);
+        assert_eq!(lo, -DB_FLOOR_BELOW_MAX - margin);
+        // A flat line and an all-zero spectrum still give an axis.
+        assert_eq!(psd_db_range(&[vec![1.0, 1.0]]), (-1.0, 1.0));
+        let (lo, hi) = psd_db_range(&[vec![0.0; 4]]);
+        assert!(lo < hi && hi.is_finite() && lo.is_finite());
+    }
+}

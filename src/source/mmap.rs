@@ -18,7 +18,9 @@
 use std::fs::File;
 use std::path::Path;
 
-use memmap2::{Advice, Mmap, MmapOptions};
+#[cfg(unix)]
+use memmap2::Advice;
+use memmap2::{Mmap, MmapOptions};
 
 use super::convert::Converter;
 use super::{
@@ -103,7 +105,9 @@ impl ChunkSource for FileSource {
         if self.map {
             match map_window(&self.file, self.pos, len) {
                 Ok(window) => {
-                    // Advice is a hint; a kernel that refuses it reads the same bytes.
+                    // Advice is a hint (memmap2 offers it on Unix only); a
+                    // kernel that refuses it reads the same bytes.
+                    #[cfg(unix)]
                     let _ = window.advise(Advice::Sequential);
                     self.conv.convert(&window, block);
                     // `window` is unmapped here, before the next one is mapped.
