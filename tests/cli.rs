@@ -1732,7 +1732,11 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
         .collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
     for phrase in ["--highpass", "101 taps", "0.2 Hz", "--taps 1701"] {
-        assert!(warnings[0].contains(phrase), "'{phrase}' in {}", warnings[0]);
+        assert!(
+            warnings[0].contains(phrase),
+            "'{phrase}' in {}",
+            warnings[0]
+        );
     }
     // Enough taps: no warning.
     let mut fitted = base.clone();

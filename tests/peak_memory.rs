@@ -31,7 +31,12 @@ fn children_peak_is_included() {
     }
     let before = stats::children_peak_rss_bytes();
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "children_peak_is_included", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "children_peak_is_included",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, "1")
         .stdout(std::process::Stdio::null())
         .status()

@@ -671,7 +671,9 @@ fn psd_png_shows_identical_channels_apart_over_the_full_range() {
     // and the two lines must both show.
     let fs = 30_000.0;
     let n = 513;
-    let frequencies: Vec<f64> = (0..n).map(|k| k as f64 * fs / 2.0 / (n - 1) as f64).collect();
+    let frequencies: Vec<f64> = (0..n)
+        .map(|k| k as f64 * fs / 2.0 / (n - 1) as f64)
+        .collect();
     let line: Vec<f64> = (0..n)
         .map(|k| {
             if k == 0 {

@@ -592,7 +592,7 @@ where
         let key: Vec<(i32, i32)> = vec![(x, y), (x + 30, y)];
         match dash {
             None => PathElement::new(key, style).into_dyn(),
-            Some((on, off)) => DashedPathElement::new(key.into_iter(), on, off, style).into_dyn(),
+            Some((on, off)) => DashedPathElement::new(key, on, off, style).into_dyn(),
         }
     });
     Ok(())
