@@ -559,12 +559,18 @@ fn bad_inputs_give_one_line_and_exit_2() {
             "100"
         ],
     );
-    assert_file_error(
+    // Checked before any input is opened: the option is named, not the file.
+    assert_error(
         &run,
         2,
-        &s("s10.f32"),
-        "--highpass needs an odd number of taps",
+        "--highpass",
+        "needs an odd number of taps",
         "highpass with even taps",
+    );
+    assert!(
+        !run.stderr.contains("s10.f32"),
+        "highpass with even taps: {}",
+        run.stderr
     );
 
     // Errors about options alone name the option (there is no file to name).
@@ -1726,4 +1732,57 @@ fn bench_compares_every_backend() {
         "no such file",
         "bench on a missing file",
     );
+}
+
+#[test]
+fn narrow_designed_filters_warn_with_the_taps_that_fit() {
+    // A 0.2 Hz high-pass at 100 Hz with the default 101 taps: the transition
+    // band (3.4 Hz) is far wider than the 0.2 Hz down to 0 Hz. The run goes
+    // on, with one warning line naming the taps that fit (1701: see
+    // filter::tests for the formula and the measured response).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("x.f32"), &Rng(7).signal(2000, 1.0));
+    let base = args![
+        "process",
+        d.join("x.f32"),
+        "--sample-rate",
+        "100",
+        "--highpass",
+        "0.2",
+        "--backend",
+        "cpu",
+        "-o",
+        d.join("y.f32")
+    ];
+    let mut quiet = base.clone();
+    quiet.push("--quiet".into());
+    let run = sigstream(d, &quiet);
+    assert_ok(&run, "quiet narrow high-pass");
+    assert!(
+        !run.stderr.contains("warning"),
+        "--quiet prints no warning: {}",
+        run.stderr
+    );
+    let run = sigstream(d, &base);
+    assert_ok(&run, "narrow high-pass");
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sigstream: warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    for phrase in ["--highpass", "101 taps", "0.2 Hz", "--taps 1701"] {
+        assert!(
+            warnings[0].contains(phrase),
+            "'{phrase}' in {}",
+            warnings[0]
+        );
+    }
+    // Enough taps: no warning.
+    let mut fitted = base.clone();
+    fitted.extend(args!["--taps", "1701"]);
+    let run = sigstream(d, &fitted);
+    assert_ok(&run, "fitted high-pass");
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }

@@ -656,3 +656,109 @@ fn cli_bad_inputs() {
         "no output on failure"
     );
 }
+
+/// The RGB pixels of a PNG, with its size.
+fn png_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn psd_png_shows_identical_channels_apart_over_the_full_range() {
+    use sigstream::sink::plot::{CHANNEL_COLOURS, PsdPlot, PsdScale, channel_style, psd_png};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Two identical channels spanning 2e-6 .. 3e-2 (the CSV), with
+    // a zero DC bin, at 30 kHz: the y axis must reach the smallest value
+    // and the two lines must both show.
+    let fs = 30_000.0;
+    let n = 513;
+    let frequencies: Vec<f64> = (0..n)
+        .map(|k| k as f64 * fs / 2.0 / (n - 1) as f64)
+        .collect();
+    let line: Vec<f64> = (0..n)
+        .map(|k| {
+            if k == 0 {
+                0.0
+            } else {
+                3e-2 * (2e-6f64 / 3e-2).powf(k as f64 / (n - 1) as f64)
+            }
+        })
+        .collect();
+    let values = vec![line.clone(), line];
+    let path = dir.path().join("psd.png");
+    let plot = PsdPlot {
+        size: (900, 500),
+        title: "two identical channels".into(),
+        sample_rate_known: true,
+        density: true,
+        scale: PsdScale::Db,
+    };
+    psd_png(&path, &frequencies, &values, &plot).unwrap();
+    let (w, h, px) = png_rgb(&path);
+    assert_eq!((w, h), (900, 500));
+    // The legend sits in the upper right: count each channel's colour in
+    // the left half only, where only the lines can put it.
+    let count = |c: usize| {
+        let (colour, _) = channel_style(c);
+        let want = [colour.0, colour.1, colour.2];
+        px.iter()
+            .enumerate()
+            .filter(|(i, p)| (*i as u32 % w) < w / 2 && **p == want)
+            .count()
+    };
+    let (a, b) = (count(0), count(1));
+    // Each line crosses ~400 columns of the left half, 2 pixels thick; the
+    // dashed one on top hides at most its dashes' share (10 of 16 pixels)
+    // of the solid one, which leaves it well over 100 pixels.
+    const MIN_VISIBLE_PIXELS: usize = 100;
+    assert!(
+        a > MIN_VISIBLE_PIXELS && b > MIN_VISIBLE_PIXELS,
+        "ch0 {a} pixels, ch1 {b} pixels"
+    );
+    // The styles differ in colour and dash for the first channels.
+    assert_ne!(channel_style(0), channel_style(1));
+    assert_ne!(CHANNEL_COLOURS[0], CHANNEL_COLOURS[1]);
+
+    // The lowest value is drawn: the line reaches the bottom of the plot
+    // area (with a 5 % margin below it), which it cannot when clipped at
+    // 3e-2 / 1e4 as before. Rows holding ch0's colour, lowest one:
+    let lowest_row = px
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            let (c, _) = channel_style(0);
+            **p == [c.0, c.1, c.2]
+        })
+        .map(|(i, _)| i as u32 / w)
+        .max()
+        .unwrap();
+    // Plot area: 12 px margin, 45 px of x labels below; the lowest data
+    // point sits 5 % of the span above the bottom edge.
+    assert!(
+        lowest_row > h * 3 / 4,
+        "the line's lowest pixel is on row {lowest_row} of {h}"
+    );
+
+    // The log scale draws too, at the requested size.
+    let log = dir.path().join("log.png");
+    psd_png(
+        &log,
+        &frequencies,
+        &values,
+        &PsdPlot {
+            scale: PsdScale::Log,
+            ..plot
+        },
+    )
+    .unwrap();
+    assert_eq!(png_size(&log), (900, 500));
+}

@@ -96,7 +96,7 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
          \x20 Total samples:      {}\n\
          \x20 Chunks processed:   {} of {} samples\n\
          \x20 Events found:       {} ({} of {} injected recovered, {} missed, {} spurious)\n\
-         \x20 Peak memory:        {:.1} MiB (whole process, file pages included)\n\
+         \x20 Peak memory:        {:.1} MiB (this process or its largest child, file pages included)\n\
          \x20 Time:               {:.3} s\n\
          \x20 Throughput:         {:.0} MB/s\n\
          \x20 Memory efficiency:  {:.1}x (file size {:.0} MiB / peak memory)\n",

@@ -161,7 +161,7 @@ impl ProcessArgs {
     /// input's sample rate). Reads a kernel file once.
     fn filter_spec(&self) -> Result<Option<FilterSpec>> {
         let taps = self.taps;
-        Ok(if let Some(path) = &self.kernel {
+        let spec = if let Some(path) = &self.kernel {
             Some(FilterSpec::Kernel(load_kernel(path)?))
         } else if let Some(n) = self.moving_average {
             Some(FilterSpec::MovingAverage(n))
@@ -170,23 +170,13 @@ impl ProcessArgs {
         } else if let Some(cutoff) = self.highpass {
             Some(FilterSpec::Highpass { cutoff, taps })
         } else if let Some(band) = &self.bandpass {
-            let parse = |s: &str| s.trim().parse::<f64>().ok();
-            let (lo, hi) = band
-                .split_once(':')
-                .and_then(|(a, b)| Some((parse(a)?, parse(b)?)))
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "--bandpass '{band}': expected LO:HI in Hz, e.g. 1:20"
-                    ))
-                })?;
-            Some(FilterSpec::Bandpass {
-                low: lo,
-                high: hi,
-                taps,
-            })
+            let (low, high) = FilterSpec::parse_band(band)?;
+            Some(FilterSpec::Bandpass { low, high, taps })
         } else {
             None
-        })
+        };
+        spec.as_ref().map(FilterSpec::validate).transpose()?;
+        Ok(spec)
     }
 
     /// The detector options as given.
@@ -231,7 +221,13 @@ impl ProcessArgs {
     /// The job for one input (designed filters and windows in seconds need
     /// its sample rate).
     fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
-        let kernel = filter.map(|f| f.taps(info.sample_rate)).transpose()?;
+        let designed = filter.map(|f| f.design(info.sample_rate)).transpose()?;
+        if !self.quiet {
+            for warning in designed.iter().flat_map(|d| &d.warnings) {
+                eprintln!("sigstream: warning: {}: {warning}", info.path.display());
+            }
+        }
+        let kernel = designed.map(|d| d.taps);
         let detector = self
             .detector(info.sample_rate)?
             .map(DetectorChoice::Builtin);

@@ -43,9 +43,31 @@ pub struct PsdArgs {
         help_heading = "Outputs"
     )]
     pub output: Option<PathBuf>,
+    /// The PNG's y axis: dB re 1 unit²/Hz, or the values on a log axis.
+    #[arg(long, value_enum, default_value_t = PngScaleArg::Db, help_heading = "Outputs")]
+    pub png_scale: PngScaleArg,
     /// PNG, report, run options.
     #[command(flatten)]
     pub run: SpectralRunArgs,
+}
+
+/// `--png-scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PngScaleArg {
+    /// 10·log10 of the values.
+    Db,
+    /// The values on a logarithmic axis.
+    Log,
+}
+
+impl PngScaleArg {
+    /// The library's scale.
+    pub fn scale(self) -> sigstream::sink::plot::PsdScale {
+        match self {
+            PngScaleArg::Db => sigstream::sink::plot::PsdScale::Db,
+            PngScaleArg::Log => sigstream::sink::plot::PsdScale::Log,
+        }
+    }
 }
 
 /// Welch scalings.
@@ -126,10 +148,13 @@ pub fn run(args: &PsdArgs) -> Result<i32> {
             path,
             &psd.frequencies,
             &psd.values,
-            info.sample_rate.is_some(),
-            config.scaling == Scaling::Density,
-            (args.run.width, args.run.height),
-            &title,
+            &sigstream::sink::plot::PsdPlot {
+                size: (args.run.width, args.run.height),
+                title,
+                sample_rate_known: info.sample_rate.is_some(),
+                density: config.scaling == Scaling::Density,
+                scale: args.png_scale.scale(),
+            },
         )?;
     }
     let mut entry = run.entry(samples);

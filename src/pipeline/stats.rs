@@ -1,34 +1,66 @@
-//! Run statistics, and the process's real peak memory.
+//! Run statistics, and the run's real peak memory.
+//!
+//! Why peak memory is measured here rather than by the caller: the figure
+//! must mean the same on every OS and in every report (`process`, `fft`,
+//! `spectrogram`, `psd`, `bench`), and it must not leave out work the run
+//! started in a child process (`--backend auto` lists the GPU adapters in a
+//! child, `sigstream info --gpus --json`, so that their drivers stay out of
+//! this process; a software Vulkan driver costs that child ~60 MB).
+//!
+//! What [`peak_rss_bytes`] reports is the larger of this process's own peak
+//! resident set ([`own_peak_rss_bytes`]) and the largest peak of the child
+//! processes it has waited for ([`children_peak_rss_bytes`]): the peak of
+//! any one process of the run. It is a max, not a sum, because the children
+//! exit before the run's buffers exist: their peaks and this process's
+//! never coincide, and adding them would count memory that was never in use
+//! at once. What the max may leave out is what this process held while a
+//! child ran (its start-up memory, a few MiB).
 
-/// Peak resident set size of this process in bytes: the kernel's high-water
-/// mark (`ru_maxrss`, the same figure as `VmHWM` and `/usr/bin/time -v`'s
-/// "Maximum resident set size"), file-backed pages included.
+/// The run's peak resident set size in bytes: this process's own peak or
+/// the largest peak of its waited-for children, whichever is larger (see
+/// the module docs). File-backed pages count, as the kernel counts them.
 ///
-/// On Linux the figure comes from `VmHWM` in `/proc/self/status`: unlike
-/// `ru_maxrss`, which `execve` carries over from the process image before
-/// it (a child spawned by a large test process would report the parent's
-/// peak), `VmHWM` belongs to this image's own memory.
+/// On Windows children are not counted (the OS keeps no peak of waited-for
+/// children; only a job object would): the figure is the process's own.
 pub fn peak_rss_bytes() -> u64 {
-    if let Some(hwm) = vm_hwm() {
-        return hwm;
-    }
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` points to writable memory of the right type; getrusage
-    // fills it and does nothing else.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return 0;
-    }
-    // SAFETY: getrusage returned 0, so it initialised the struct.
-    let maxrss = unsafe { usage.assume_init() }.ru_maxrss as u64;
-    if cfg!(target_os = "macos") {
-        maxrss
-    } else {
-        maxrss * 1024
-    }
+    own_peak_rss_bytes().max(children_peak_rss_bytes())
 }
 
-/// `VmHWM` from `/proc/self/status`, in bytes (Linux only).
+/// Peak resident set size in MiB (2^20 bytes), as [`peak_rss_bytes`].
+pub fn peak_rss_mib() -> f64 {
+    peak_rss_bytes() as f64 / (1024.0 * 1024.0)
+}
+
+/// This process's own peak resident set size in bytes, 0 where the OS does
+/// not say.
+///
+/// - Linux: `VmHWM` from `/proc/self/status`, the high-water mark of this
+///   process image's memory. Not `getrusage`'s `ru_maxrss`, which `execve`
+///   carries over from the image before it (a child spawned by a large
+///   process would report its parent's peak). When `/proc` is not mounted,
+///   `ru_maxrss`.
+/// - macOS and the other Unixes: `getrusage(RUSAGE_SELF).ru_maxrss`
+///   (bytes on macOS, KiB elsewhere).
+/// - Windows: `GetProcessMemoryInfo`'s `PeakWorkingSetSize`.
+pub fn own_peak_rss_bytes() -> u64 {
+    os::own_peak()
+}
+
+/// The largest peak resident set size, in bytes, of the child processes
+/// this process has waited for (and of their waited-for descendants): Unix
+/// `getrusage(RUSAGE_CHILDREN).ru_maxrss`. 0 before any child has been
+/// waited for, and always 0 on Windows (see [`peak_rss_bytes`]).
+///
+/// On Linux a child's figure includes the peak of the image it replaced at
+/// `execve`, which for a spawned child is this process's memory at spawn
+/// time: never more than [`own_peak_rss_bytes`], so the max in
+/// [`peak_rss_bytes`] is not inflated by it.
+pub fn children_peak_rss_bytes() -> u64 {
+    os::children_peak()
+}
+
+/// `VmHWM` from `/proc/self/status`, in bytes.
+#[cfg(target_os = "linux")]
 fn vm_hwm() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -36,9 +68,75 @@ fn vm_hwm() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Peak resident set size in MiB (2^20 bytes).
-pub fn peak_rss_mib() -> f64 {
-    peak_rss_bytes() as f64 / (1024.0 * 1024.0)
+#[cfg(unix)]
+mod os {
+    /// Bytes per unit of `ru_maxrss`: bytes on macOS, KiB on Linux and the
+    /// BSDs.
+    const MAXRSS_UNIT: u64 = if cfg!(target_os = "macos") { 1 } else { 1024 };
+
+    /// `getrusage(who).ru_maxrss` in bytes, 0 when the call fails.
+    fn maxrss(who: libc::c_int) -> u64 {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `usage` points to writable memory of the right type;
+        // getrusage fills it and does nothing else.
+        let rc = unsafe { libc::getrusage(who, usage.as_mut_ptr()) };
+        if rc != 0 {
+            return 0;
+        }
+        // SAFETY: getrusage returned 0, so it initialised the struct.
+        let maxrss = unsafe { usage.assume_init() }.ru_maxrss;
+        u64::try_from(maxrss).unwrap_or(0) * MAXRSS_UNIT
+    }
+
+    pub(super) fn own_peak() -> u64 {
+        #[cfg(target_os = "linux")]
+        let hwm = super::vm_hwm();
+        #[cfg(not(target_os = "linux"))]
+        let hwm = None;
+        hwm.unwrap_or_else(|| maxrss(libc::RUSAGE_SELF))
+    }
+
+    pub(super) fn children_peak() -> u64 {
+        maxrss(libc::RUSAGE_CHILDREN)
+    }
+}
+
+#[cfg(windows)]
+mod os {
+    use windows_sys::Win32::System::ProcessStatus::{
+        GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
+    };
+    use windows_sys::Win32::System::Threading::GetCurrentProcess;
+
+    pub(super) fn own_peak() -> u64 {
+        // SAFETY: PROCESS_MEMORY_COUNTERS is plain data, valid zeroed.
+        let mut counters: PROCESS_MEMORY_COUNTERS = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
+        counters.cb = size;
+        // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no
+        // closing; `counters` is writable and `size` is its size, which is
+        // all GetProcessMemoryInfo writes.
+        let ok = unsafe { GetProcessMemoryInfo(GetCurrentProcess(), &mut counters, size) };
+        if ok == 0 {
+            return 0;
+        }
+        counters.PeakWorkingSetSize as u64
+    }
+
+    pub(super) fn children_peak() -> u64 {
+        0
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+mod os {
+    pub(super) fn own_peak() -> u64 {
+        0
+    }
+
+    pub(super) fn children_peak() -> u64 {
+        0
+    }
 }
 
 /// What one run did.
@@ -60,7 +158,8 @@ pub struct Stats {
     pub seconds: f64,
     /// Input bytes per second, in MB/s (10^6 bytes).
     pub throughput_mb_s: f64,
-    /// The process's peak resident set size so far, in MiB.
+    /// The run's peak resident set size so far, in MiB: this process's or
+    /// its largest child's, whichever is larger ([`peak_rss_bytes`]).
     pub peak_rss_mb: f64,
     /// Backend name.
     pub backend: String,

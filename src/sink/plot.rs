@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -236,17 +237,18 @@ impl SpectrogramImage {
         let hi = if hi.is_finite() { f64::from(hi) } else { 0.0 };
         let lo = hi - db_range;
         let fs = axes.sample_rate.unwrap_or(1.0);
-        let (tu, fu) = if axes.sample_rate.is_some() {
-            ("time (s)", "frequency (Hz)")
+        let fmax = fs / 2.0 * (2 * (self.bins - 1)).max(1) as f64 / axes.nfft as f64;
+        let (tu, (funit, per_unit)) = if axes.sample_rate.is_some() {
+            ("time (s)", frequency_unit(fmax))
         } else {
-            ("time (samples)", "frequency (cycles/sample)")
+            ("time (samples)", ("cycles/sample", 1.0))
         };
+        let fu = format!("frequency ({funit})");
         // Frame k is centred at (k hop + nfft/2) / fs; the image spans the
         // centres, half a hop either side.
         let frames = self.frames.max(1) as f64;
         let t0 = (axes.nfft as f64 / 2.0 - axes.hop as f64 / 2.0) / fs;
         let t1 = t0 + frames * axes.hop as f64 / fs;
-        let fmax = fs / 2.0 * (2 * (self.bins - 1)).max(1) as f64 / axes.nfft as f64;
         let used = self.used_cols();
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -263,13 +265,13 @@ impl SpectrogramImage {
                     .caption(caption, ("sans-serif", 18))
                     .x_label_area_size(BOTTOM - 10)
                     .y_label_area_size(LEFT - 10)
-                    .build_cartesian_2d(t0..t1, 0.0..fmax)
+                    .build_cartesian_2d(t0..t1, 0.0..fmax / per_unit)
                     .map_err(draw_err)?;
                 chart
                     .configure_mesh()
                     .disable_mesh()
                     .x_desc(tu)
-                    .y_desc(fu)
+                    .y_desc(&fu)
                     .x_label_formatter(&tick_label)
                     .y_label_formatter(&tick_label)
                     .label_style(("sans-serif", 13))
@@ -324,8 +326,138 @@ impl SpectrogramImage {
     }
 }
 
-/// Draws a PSD (one line per channel) against frequency with a log-scale
-/// y axis, to `path` (PNG).
+/// How the PSD figure shows power on its y axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PsdScale {
+    /// `10·log10` of the values (dB re 1 unit²/Hz for a density), on a
+    /// linear axis.
+    #[default]
+    Db,
+    /// The values themselves (units²/Hz), on a logarithmic axis.
+    Log,
+}
+
+/// What the PSD figure shows, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsdPlot {
+    /// Width and height in pixels (at least 200 × 150).
+    pub size: (u32, u32),
+    /// The caption.
+    pub title: String,
+    /// Whether frequencies are in Hz (else cycles/sample).
+    pub sample_rate_known: bool,
+    /// Whether the values are a density (per Hz) rather than a power
+    /// spectrum.
+    pub density: bool,
+    /// The y axis.
+    pub scale: PsdScale,
+}
+
+/// How far below the highest value the PSD figure's y axis reaches at
+/// most, in dB: enough for any float data (f64 spans ~600 dB of power, f32
+/// data ~150 dB of dynamic range), so no real value is cut, while a zero
+/// (a detrended DC bin, −∞ dB) is drawn at this floor instead of stretching
+/// the axis without end.
+pub const DB_FLOOR_BELOW_MAX: f64 = 300.0;
+
+/// Space above and below the data on the PSD's y axis, as a fraction of
+/// the data's span in dB (at least [`MIN_MARGIN_DB`]), so that the highest
+/// and lowest values do not sit on the frame.
+const MARGIN_FRACTION: f64 = 0.05;
+
+/// The least margin, in dB: a flat spectrum still gets a visible axis.
+const MIN_MARGIN_DB: f64 = 1.0;
+
+/// `10·log10(v)` in dB, no lower than `floor` (a zero or a negative value,
+/// or NaN, is drawn at the floor).
+pub fn power_db(v: f64, floor: f64) -> f64 {
+    let db = 10.0 * v.log10();
+    if db.is_nan() || db < floor { floor } else { db }
+}
+
+/// The y range in dB that shows every channel whole: from the lowest value
+/// (no lower than [`DB_FLOOR_BELOW_MAX`] below the highest) to the highest,
+/// with a margin. Infinite and NaN values are ignored; with no finite
+/// positive value the range is the floor below 0 dB.
+pub fn psd_db_range(values: &[Vec<f64>]) -> (f64, f64) {
+    let db = || {
+        values
+            .iter()
+            .flatten()
+            .filter(|v| v.is_finite() && **v > 0.0)
+            .map(|&v| 10.0 * v.log10())
+    };
+    let hi = db().fold(f64::NEG_INFINITY, f64::max);
+    let hi = if hi.is_finite() { hi } else { 0.0 };
+    let floor = hi - DB_FLOOR_BELOW_MAX;
+    // A zero, a negative value or NaN is drawn at the floor.
+    let any_at_floor = values
+        .iter()
+        .flatten()
+        .any(|v| !v.is_nan() && !v.is_infinite() && *v <= 0.0);
+    let lo = if any_at_floor {
+        floor
+    } else {
+        db().fold(hi, f64::min).max(floor)
+    };
+    let margin = ((hi - lo) * MARGIN_FRACTION).max(MIN_MARGIN_DB);
+    (lo - margin, hi + margin)
+}
+
+/// An SI unit for an axis of frequencies up to `max_hz`: its name and its
+/// size in Hz (Hz below 1 kHz, then kHz, MHz, GHz), so that ticks read
+/// `24 kHz` rather than `24000`.
+pub fn frequency_unit(max_hz: f64) -> (&'static str, f64) {
+    let m = max_hz.abs();
+    if m >= 1e9 {
+        ("GHz", 1e9)
+    } else if m >= 1e6 {
+        ("MHz", 1e6)
+    } else if m >= 1e3 {
+        ("kHz", 1e3)
+    } else {
+        ("Hz", 1.0)
+    }
+}
+
+/// Line colours of the PSD figure, one per channel in turn: matplotlib's
+/// "tab10", chosen to stay apart for colour-blind readers too.
+pub const CHANNEL_COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Dash patterns of the PSD figure, one per channel in turn, as (dash,
+/// gap) in pixels; `None` is a solid line. With the colours they make 20
+/// distinct styles, and a line drawn over an identical one leaves the one
+/// below visible in its gaps.
+const CHANNEL_DASHES: [Option<(u32, u32)>; 4] = [None, Some((10, 6)), Some((3, 4)), Some((18, 6))];
+
+/// Width of the PSD lines in pixels.
+const LINE_WIDTH: u32 = 2;
+
+/// The colour and dash pattern of channel `c`'s line.
+pub fn channel_style(c: usize) -> (RGBColor, Option<(u32, u32)>) {
+    (
+        CHANNEL_COLOURS[c % CHANNEL_COLOURS.len()],
+        CHANNEL_DASHES[c % CHANNEL_DASHES.len()],
+    )
+}
+
+/// Draws a PSD (one line per channel, each its own colour and dash, with a
+/// legend `ch0`, `ch1`, … when there are several) against frequency (Hz,
+/// kHz, MHz or GHz from the highest frequency; cycles/sample without a
+/// sample rate), to `path` (PNG). The y axis shows every value: in dB by
+/// default ([`PsdScale`]), from the lowest to the highest of all channels
+/// ([`psd_db_range`]).
 ///
 /// # Errors
 /// As [`SpectrogramImage::write_png`]; [`Error::Usage`] for a size too small.
@@ -333,91 +465,155 @@ pub fn psd_png(
     path: &Path,
     frequencies: &[f64],
     values: &[Vec<f64>],
-    sample_rate_known: bool,
-    density: bool,
-    size: (u32, u32),
-    title: &str,
+    plot: &PsdPlot,
 ) -> Result<()> {
     register_font();
-    let (w, h) = size;
+    let (w, h) = plot.size;
     if w < 200 || h < 150 {
         return Err(Error::usage(format!(
             "--width {w} --height {h}: too small for a plot with axes (at least 200×150)"
         )));
     }
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    let hi = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let hi = if hi > 0.0 { hi } else { 1.0 };
-    // Twelve decades below the peak at most: a detrended DC bin is ~0.
-    let min_pos = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|&v| v > 0.0)
-        .fold(hi, f64::min);
-    let lo = min_pos.max(hi * 1e-12) * 0.5;
-    let hi = hi * 2.0;
+    let (lo_db, hi_db) = psd_db_range(values);
+    let floor = lo_db;
     let fmax = frequencies
         .last()
         .copied()
         .unwrap_or(1.0)
         .max(f64::MIN_POSITIVE);
-    let (fu, yu) = match (sample_rate_known, density) {
-        (true, true) => ("frequency (Hz)", "PSD (units²/Hz)"),
-        (true, false) => ("frequency (Hz)", "power spectrum (units²)"),
-        (false, true) => ("frequency (cycles/sample)", "PSD (units²/(cycle/sample))"),
-        (false, false) => ("frequency (cycles/sample)", "power spectrum (units²)"),
+    let (unit, per_unit) = if plot.sample_rate_known {
+        frequency_unit(fmax)
+    } else {
+        ("cycles/sample", 1.0)
     };
+    let fu = format!("frequency ({unit})");
+    let per = if plot.sample_rate_known {
+        "Hz"
+    } else {
+        "(cycle/sample)"
+    };
+    let yu = match (plot.scale, plot.density) {
+        (PsdScale::Db, true) => format!("PSD (dB re 1 unit²/{per})"),
+        (PsdScale::Db, false) => "power spectrum (dB re 1 unit²)".to_owned(),
+        (PsdScale::Log, true) => format!("PSD (units²/{per})"),
+        (PsdScale::Log, false) => "power spectrum (units²)".to_owned(),
+    };
+    let xs: Vec<f64> = frequencies.iter().map(|f| f / per_unit).collect();
+    let x_range = 0.0..(fmax / per_unit);
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .caption(title, ("sans-serif", 18))
-            .x_label_area_size(45)
-            .y_label_area_size(85)
-            .build_cartesian_2d(0.0..fmax, (lo..hi).log_scale())
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(fu)
-            .y_desc(yu)
-            .x_label_formatter(&tick_label)
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .label_style(("sans-serif", 13))
-            .axis_desc_style(("sans-serif", 14))
-            .draw()
-            .map_err(draw_err)?;
-        for (c, series) in values.iter().enumerate() {
-            let color = Palette99::pick(c).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    frequencies
+        let builder = |root| {
+            let mut b = ChartBuilder::on(root);
+            b.margin(12)
+                .caption(&plot.title, ("sans-serif", 18))
+                .x_label_area_size(45)
+                .y_label_area_size(85);
+            b
+        };
+        match plot.scale {
+            PsdScale::Db => {
+                let mut chart = builder(&root)
+                    .build_cartesian_2d(x_range, lo_db..hi_db)
+                    .map_err(draw_err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(fu)
+                    .y_desc(yu)
+                    .x_label_formatter(&tick_label)
+                    .y_label_formatter(&tick_label)
+                    .label_style(("sans-serif", 13))
+                    .axis_desc_style(("sans-serif", 14))
+                    .draw()
+                    .map_err(draw_err)?;
+                for (c, series) in values.iter().enumerate() {
+                    let points = xs
                         .iter()
                         .zip(series)
-                        .map(|(&f, &v)| (f, v.clamp(lo, hi))),
-                    color.stroke_width(1),
-                ))
-                .map_err(draw_err)?
-                .label(format!("channel {c}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        if values.len() > 1 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .draw()
-                .map_err(draw_err)?;
+                        .map(|(&f, &v)| (f, power_db(v, floor).min(hi_db)))
+                        .collect();
+                    draw_channel(&mut chart, c, points)?;
+                }
+                draw_legend(&mut chart, values.len())?;
+            }
+            PsdScale::Log => {
+                let (lo, hi) = (10f64.powf(lo_db / 10.0), 10f64.powf(hi_db / 10.0));
+                let mut chart = builder(&root)
+                    .build_cartesian_2d(x_range, (lo..hi).log_scale())
+                    .map_err(draw_err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(fu)
+                    .y_desc(yu)
+                    .x_label_formatter(&tick_label)
+                    .y_label_formatter(&|v| format!("{v:.0e}"))
+                    .label_style(("sans-serif", 13))
+                    .axis_desc_style(("sans-serif", 14))
+                    .draw()
+                    .map_err(draw_err)?;
+                for (c, series) in values.iter().enumerate() {
+                    let points = xs
+                        .iter()
+                        .zip(series)
+                        .map(|(&f, &v)| {
+                            let v = if v.is_nan() { lo } else { v };
+                            (f, v.clamp(lo, hi))
+                        })
+                        .collect();
+                    draw_channel(&mut chart, c, points)?;
+                }
+                draw_legend(&mut chart, values.len())?;
+            }
         }
         root.present().map_err(draw_err)?;
     }
     write_rgb_png(path, w, h, &buf)
+}
+
+/// Draws channel `c`'s line in its style ([`channel_style`]) and registers
+/// its legend entry.
+fn draw_channel<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    c: usize,
+    points: Vec<(f64, f64)>,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (colour, dash) = channel_style(c);
+    let style = colour.stroke_width(LINE_WIDTH);
+    let anno = match dash {
+        None => chart.draw_series(LineSeries::new(points, style)),
+        Some((on, off)) => chart.draw_series(DashedLineSeries::new(points, on, off, style)),
+    }
+    .map_err(draw_err)?;
+    anno.label(format!("ch{c}")).legend(move |(x, y)| {
+        let key: Vec<(i32, i32)> = vec![(x, y), (x + 30, y)];
+        match dash {
+            None => PathElement::new(key, style).into_dyn(),
+            Some((on, off)) => DashedPathElement::new(key, on, off, style).into_dyn(),
+        }
+    });
+    Ok(())
+}
+
+/// The legend, in the upper right corner, when there are several channels.
+fn draw_legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    channels: usize,
+) -> Result<()> {
+    if channels > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(draw_err)?;
+    }
+    Ok(())
 }
 
 fn draw_err(e: impl std::fmt::Display) -> Error {
@@ -456,5 +652,52 @@ fn tick_label(v: &f64) -> String {
         "0".to_owned()
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequency_units_follow_si_prefixes() {
+        assert_eq!(frequency_unit(999.0), ("Hz", 1.0));
+        assert_eq!(frequency_unit(1000.0), ("kHz", 1e3));
+        assert_eq!(frequency_unit(30e3), ("kHz", 1e3));
+        assert_eq!(frequency_unit(999_999.0), ("kHz", 1e3));
+        assert_eq!(frequency_unit(1e6), ("MHz", 1e6));
+        assert_eq!(frequency_unit(2.4e9), ("GHz", 1e9));
+        assert_eq!(frequency_unit(0.5), ("Hz", 1.0));
+    }
+
+    #[test]
+    fn db_conversion_floors_zeros_and_negatives() {
+        assert_eq!(power_db(1.0, -300.0), 0.0);
+        assert!((power_db(1e-3, -300.0) + 30.0).abs() < 1e-12);
+        assert_eq!(power_db(0.0, -120.0), -120.0);
+        assert_eq!(power_db(-1.0, -120.0), -120.0);
+        assert_eq!(power_db(f64::NAN, -120.0), -120.0);
+        assert_eq!(power_db(1e-20, -120.0), -120.0);
+    }
+
+    #[test]
+    fn db_range_spans_every_channel_with_a_margin() {
+        // 3e-2 .. 2e-6: -15.2 .. -57.0 dB, margin 5 % of 41.8 dB.
+        let (lo, hi) = psd_db_range(&[vec![3e-2, 1e-3], vec![2e-6, 1e-4]]);
+        let (top, bottom) = (10.0 * 3e-2f64.log10(), 10.0 * 2e-6f64.log10());
+        let margin = (top - bottom) * MARGIN_FRACTION;
+        assert!((hi - (top + margin)).abs() < 1e-9, "{hi}");
+        assert!((lo - (bottom - margin)).abs() < 1e-9, "{lo}");
+        // A zero goes to the floor, 300 dB below the top, not to -inf.
+        let (lo, hi) = psd_db_range(&[vec![1.0, 0.0]]);
+        let margin = DB_FLOOR_BELOW_MAX * MARGIN_FRACTION;
+        assert_eq!((lo, hi), (-DB_FLOOR_BELOW_MAX - margin, margin));
+        // A value further down than the floor is cut there.
+        let (lo, _) = psd_db_range(&[vec![1.0, 1e-40]]);
+        assert_eq!(lo, -DB_FLOOR_BELOW_MAX - margin);
+        // A flat line and an all-zero spectrum still give an axis.
+        assert_eq!(psd_db_range(&[vec![1.0, 1.0]]), (-1.0, 1.0));
+        let (lo, hi) = psd_db_range(&[vec![0.0; 4]]);
+        assert!(lo < hi && hi.is_finite() && lo.is_finite());
     }
 }

@@ -16,10 +16,11 @@
 //! reused afterwards. Either way the steady state allocates nothing.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::{Advice, Mmap, MmapOptions};
+#[cfg(unix)]
+use memmap2::Advice;
+use memmap2::{Mmap, MmapOptions};
 
 use super::convert::Converter;
 use super::{
@@ -27,6 +28,7 @@ use super::{
     check_not_empty, detect, npy, parse_header, raw, wav,
 };
 use crate::error::{Error, Result};
+use crate::io_at::PositionalIo;
 use crate::pool::Block;
 
 /// Bytes read from the start of a file to detect its format and parse its
@@ -103,7 +105,9 @@ impl ChunkSource for FileSource {
         if self.map {
             match map_window(&self.file, self.pos, len) {
                 Ok(window) => {
-                    // Advice is a hint; a kernel that refuses it reads the same bytes.
+                    // Advice is a hint (memmap2 offers it on Unix only); a
+                    // kernel that refuses it reads the same bytes.
+                    #[cfg(unix)]
                     let _ = window.advise(Advice::Sequential);
                     self.conv.convert(&window, block);
                     // `window` is unmapped here, before the next one is mapped.

@@ -78,6 +78,7 @@ use rustfft::{Fft, FftPlanner};
 use crate::backend::gpu::GpuContext;
 use crate::backend::gpu::fft::GpuFftBatch;
 use crate::error::{Error, Result};
+use crate::io_at::PositionalIo;
 use crate::pipeline::stats;
 use crate::pool::Block;
 use crate::sink::{AtomicFile, NPY_HEADER_LEN, npy_c8_header};
@@ -653,7 +654,7 @@ impl Output {
         let mut file = AtomicFile::create(path)?;
         let header = npy_c8_header(bins);
         let f = file.file();
-        crate::io_at::write_all_at(f, &header, 0)
+        f.write_all_at(&header, 0)
             .and_then(|_| f.set_len(NPY_HEADER_LEN as u64 + bins * C8))
             .map_err(|e| Error::io(path, e))?;
         Ok(Output { file })
@@ -675,12 +676,12 @@ impl Output {
 }
 
 fn write_at(file: &File, path: &Path, at: u64, values: &[Complex32]) -> Result<()> {
-    crate::io_at::write_all_at(file, bytemuck::cast_slice(values), at)
+    file.write_all_at(bytemuck::cast_slice(values), at)
         .map_err(|e| Error::io(path, e))
 }
 
 fn read_at(file: &File, path: &Path, at: u64, values: &mut [Complex32]) -> Result<()> {
-    crate::io_at::read_exact_at(file, bytemuck::cast_slice_mut(values), at)
+    file.read_exact_at(bytemuck::cast_slice_mut(values), at)
         .map_err(|e| Error::io(path, e))
 }
 
