@@ -328,7 +328,7 @@ fn e2e(c: &mut Criterion) {
             .with_backend(backend.clone());
             group.bench_function(BenchmarkId::new(*name, job_name), |b| {
                 b.iter(|| {
-                    let mut source = MemorySource::new(&x, 1, None);
+                    let mut source = MemorySource::new(&x, 1, None).unwrap();
                     let mut events = Vec::new();
                     processor
                         .process_source(

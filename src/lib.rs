@@ -54,6 +54,8 @@
 //! assert_eq!(filtered.len(), signal.len());
 //! ```
 
+#![warn(missing_debug_implementations, missing_docs)]
+
 // The crate's own tests use the paths an outside user would.
 #[cfg(test)]
 extern crate self as sigstream;

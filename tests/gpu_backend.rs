@@ -44,7 +44,7 @@ fn run(
     };
     let mut out = Vec::new();
     let mut events = Vec::new();
-    let mut source = MemorySource::new(x, channels, None);
+    let mut source = MemorySource::new(x, channels, None).unwrap();
     let sink: Option<Box<dyn sigstream::sink::SignalSink + '_>> = if signal {
         Some(Box::new(VecSink { out: &mut out }))
     } else {
@@ -317,7 +317,7 @@ fn a_device_lost_mid_run_fails_the_run_cleanly() {
         ..Job::default()
     };
     let x = common::bursts(20_000, 1, 7);
-    let mut source = MemorySource::new(&x, 1, None);
+    let mut source = MemorySource::new(&x, 1, None).unwrap();
     let mut out = Vec::new();
     let result = StreamProcessor::new(
         StreamConfig {

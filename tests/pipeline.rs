@@ -62,7 +62,7 @@ fn run(
     };
     let mut out = Vec::new();
     let mut events = Vec::new();
-    let mut source = MemorySource::new(x, channels, None);
+    let mut source = MemorySource::new(x, channels, None).unwrap();
     let stats = StreamProcessor::new(config, job.clone())
         .process_source(
             &mut source,

@@ -73,6 +73,31 @@ pub struct Job {
 }
 
 impl Job {
+    /// Checks the job: a kernel has at least one tap, all finite, and a
+    /// built-in detector's parameters are valid
+    /// ([`DetectorSpec::validate`]). Every entry point that runs a job
+    /// calls this first, so a bad job is an error, never a panic.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] saying what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(k) = &self.kernel {
+            if k.is_empty() {
+                return Err(Error::usage("the kernel has no taps"));
+            }
+            if let Some(i) = k.iter().position(|v| !v.is_finite()) {
+                return Err(Error::usage(format!(
+                    "kernel tap {i} is {}: every tap must be a finite number",
+                    k[i]
+                )));
+            }
+        }
+        if let Some(DetectorChoice::Builtin(spec)) = &self.detector {
+            spec.validate().map_err(Error::usage)?;
+        }
+        Ok(())
+    }
+
     /// Kernel length (1 without a kernel).
     pub fn taps(&self) -> usize {
         self.kernel.as_ref().map_or(1, |k| k.len())

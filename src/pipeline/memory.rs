@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::backend::Job;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::ConvMode;
 use crate::pool::Block;
 use crate::sink::VecSink;
@@ -17,6 +17,7 @@ use crate::source::{ChunkSource, Dtype, Endian, Format, SignalInfo};
 use super::{Sinks, StreamConfig, StreamProcessor};
 
 /// A [`ChunkSource`] over interleaved `f32` samples in memory.
+#[derive(Debug)]
 pub struct MemorySource<'a> {
     data: &'a [f32],
     pos: usize,
@@ -26,15 +27,27 @@ pub struct MemorySource<'a> {
 impl<'a> MemorySource<'a> {
     /// A source over `data`, `channels` interleaved channels.
     ///
-    /// # Panics
-    /// If `channels` is 0 or does not divide `data.len()`.
-    pub fn new(data: &'a [f32], channels: usize, sample_rate: Option<f64>) -> Self {
-        assert!(
-            channels > 0 && data.len().is_multiple_of(channels),
-            "{} samples are not a whole number of {channels}-channel frames",
-            data.len()
-        );
-        MemorySource {
+    /// # Errors
+    /// [`Error::Usage`] when `channels` is 0 or does not divide
+    /// `data.len()`, or `sample_rate` is not a positive finite number.
+    pub fn new(data: &'a [f32], channels: usize, sample_rate: Option<f64>) -> Result<Self> {
+        if channels == 0 {
+            return Err(Error::usage("channels must be at least 1"));
+        }
+        if !data.len().is_multiple_of(channels) {
+            return Err(Error::usage(format!(
+                "{} samples are not a whole number of {channels}-channel frames",
+                data.len()
+            )));
+        }
+        if let Some(r) = sample_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::usage(format!(
+                "sample rate {r}: must be a positive number of Hz"
+            )));
+        }
+        Ok(MemorySource {
             data,
             pos: 0,
             info: SignalInfo {
@@ -47,7 +60,7 @@ impl<'a> MemorySource<'a> {
                 sample_rate,
                 data_offset: 0,
             },
-        }
+        })
     }
 }
 
@@ -90,7 +103,7 @@ pub fn chunked_convolve(
         ..StreamConfig::default()
     };
     let mut out = Vec::with_capacity(mode.output_len(signal.len() as u64, kernel.len()) as usize);
-    let mut source = MemorySource::new(signal, 1, None);
+    let mut source = MemorySource::new(signal, 1, None)?;
     StreamProcessor::new(config, job).process_source(
         &mut source,
         Sinks {

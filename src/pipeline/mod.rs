@@ -82,12 +82,32 @@ pub struct Sinks<'a> {
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
 }
 
+impl std::fmt::Debug for Sinks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sinks")
+            .field("signal", &self.signal.is_some())
+            .field("events", &self.events.is_some())
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 /// Runs a [`Job`] over files or streams, chunk by chunk (the seed's
 /// `StreamProcessor`).
 pub struct StreamProcessor {
     config: StreamConfig,
     job: Job,
     backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for StreamProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamProcessor")
+            .field("config", &self.config)
+            .field("job", &self.job)
+            .field("backend", &self.backend.name())
+            .finish()
+    }
 }
 
 impl StreamProcessor {
@@ -134,6 +154,7 @@ impl StreamProcessor {
         mut sinks: Sinks<'_>,
     ) -> Result<Stats> {
         let started = Instant::now();
+        self.job.validate()?;
         let info = source.info().clone();
         let chunk = self.config.chunk_size;
         if chunk == 0 {

@@ -222,6 +222,7 @@ fn wav_header(frames: u64, channels: usize, sample_rate: Option<f64>) -> Vec<u8>
 
 /// Collects the output signal in memory, interleaved (for the in-memory
 /// helpers and tests).
+#[derive(Debug)]
 pub struct VecSink<'a> {
     /// Where the samples go.
     pub out: &'a mut Vec<f32>,

@@ -22,3 +22,19 @@ pub use frames::{Detrend, FramePower, FrameRun, Framer, frame_count};
 pub use stft::{Scale, Stft, StftConfig, StftRows};
 pub use welch::{Psd, Scaling, Welch, WelchConfig};
 pub use window::Window;
+
+/// Checks what a spectral estimator is told about its stream: at least one
+/// channel, and a sample rate (when given) that is a positive finite number.
+fn check_stream(channels: usize, sample_rate: Option<f64>) -> crate::Result<()> {
+    if channels == 0 {
+        return Err(crate::Error::usage("channels must be at least 1"));
+    }
+    if let Some(r) = sample_rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(crate::Error::usage(format!(
+            "sample rate {r}: must be a positive number of Hz"
+        )));
+    }
+    Ok(())
+}

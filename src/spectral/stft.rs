@@ -129,6 +129,7 @@ impl Stft {
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
         config.validate()?;
+        super::check_stream(channels, sample_rate)?;
         let power = FramePower::new(config.nfft, config.hop, config.window, config.detrend, gpu)?;
         let w = config.window.coefficients(config.nfft);
         let fs = sample_rate.unwrap_or(1.0);

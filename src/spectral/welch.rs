@@ -122,6 +122,7 @@ impl Welch {
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
         config.validate()?;
+        super::check_stream(channels, sample_rate)?;
         let power = FramePower::new(
             config.nperseg,
             config.nperseg - config.noverlap,

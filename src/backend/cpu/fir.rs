@@ -136,6 +136,14 @@ pub struct Fir {
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
+impl std::fmt::Debug for Fir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fir")
+            .field("taps", &self.taps)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Fir {
     /// A filter with `kernel` (numpy.convolve orientation) that accepts up
     /// to `max_input` samples per [`Fir::push`], computing with `method`, and

@@ -77,10 +77,26 @@ pub struct CpuProcessor {
     out_capacity: usize,
 }
 
+impl std::fmt::Debug for CpuProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuProcessor")
+            .field("channels", &self.firs.len())
+            .field("chunk", &self.chunk)
+            .field("emitted", &self.emitted)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CpuProcessor {
     /// Plans `job` for `channels` channels, blocks of at most `chunk` frames,
     /// `threads` threads.
     pub fn new(job: &Job, channels: usize, chunk: usize, threads: usize) -> Result<Self> {
+        job.validate()?;
+        if channels == 0 || chunk == 0 {
+            return Err(Error::usage(format!(
+                "cannot plan {channels} channels in chunks of {chunk} frames: both must be at least 1"
+            )));
+        }
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

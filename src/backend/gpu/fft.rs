@@ -74,6 +74,14 @@ pub struct FftBinding {
     data: wgpu::Buffer,
 }
 
+impl std::fmt::Debug for FftBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FftBinding")
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for GpuFft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuFft")
@@ -258,6 +266,14 @@ pub struct GpuFftBatch {
     buffer: wgpu::Buffer,
     upload: wgpu::Buffer,
     readback: wgpu::Buffer,
+}
+
+impl std::fmt::Debug for GpuFftBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuFftBatch")
+            .field("fft", &self.fft)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GpuFftBatch {

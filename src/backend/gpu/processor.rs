@@ -83,6 +83,14 @@ pub struct GpuProcessor {
     finished: bool,
 }
 
+impl std::fmt::Debug for GpuProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuProcessor")
+            .field("device", &self.ctx.info.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The warm-up of a built-in detector: outputs whose cft is forced to 0.
 fn warm_up(spec: &DetectorSpec) -> u64 {
     match *spec {
@@ -106,6 +114,7 @@ impl GpuProcessor {
         chunk: usize,
         max_step: usize,
     ) -> Result<Self> {
+        job.validate()?;
         let channels = channels.max(1);
         // The largest buffer is the classic STA/LTA's pyramid, up to
         // 2 × next_pow2(nlta + frames) values per channel, so up to 4 f32

@@ -83,6 +83,14 @@ pub struct RfftBinding {
     _uniform: wgpu::Buffer,
 }
 
+impl std::fmt::Debug for RfftBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RfftBinding")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RfftBinding {
     /// The uniform this binding runs with (for the CPU twin:
     /// [`fft_real::run`]).

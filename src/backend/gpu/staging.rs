@@ -49,6 +49,14 @@ pub struct Slot {
     name: &'static str,
 }
 
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("upload_bytes", &self.upload.size())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Slot {
     /// A slot with `upload_bytes` of upload space and `readback_bytes` of
     /// readback space, writable at once (mapped at creation).
