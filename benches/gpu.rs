@@ -317,7 +317,9 @@ fn e2e(c: &mut Criterion) {
         for (name, backend) in &backends {
             let processor = StreamProcessor::new(
                 StreamConfig {
-                    chunk_size: 1 << 20,
+                    chunk_size: Some(1 << 20),
+                    // 2^20 frames with every buffer is ~100 MiB.
+                    memory_limit: 256 << 20,
                     ..StreamConfig::default()
                 },
                 job.clone(),

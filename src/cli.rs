@@ -14,7 +14,7 @@ use crate::backend::{BackendChoice, DetectorChoice, Job};
 use crate::detect::DetectorSpec;
 use crate::error::{Error, Result};
 use crate::filter::{ConvMode, FilterSpec, load_kernel};
-use crate::pipeline::{DEFAULT_CHUNK_SIZE, StreamConfig};
+use crate::pipeline::{DEFAULT_MEMORY_LIMIT, StreamConfig};
 use crate::source::{Dtype, Endian, SignalInfo, SourceOptions};
 
 /// Filter, detect events in, and take spectra of signal recordings of any
@@ -416,9 +416,14 @@ pub struct ProcessArgs {
     #[arg(long, value_name = "DIR", help_heading = "Outputs")]
     pub output_dir: Option<PathBuf>,
 
-    /// Frames (samples per channel) per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
-    pub chunk_size: usize,
+    /// Frames (samples per channel) per chunk (default: the largest that
+    /// fits --memory-limit); refused if it does not fit.
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in MiB, that the chunk and every
+    /// buffer must fit.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_LIMIT >> 20, value_name = "MB", help_heading = "Run")]
+    pub memory_limit: u64,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub threads: Option<usize>,
@@ -439,9 +444,9 @@ pub struct DemoArgs {
     /// Events injected.
     #[arg(long, default_value_t = 1000, value_name = "K")]
     pub events: usize,
-    /// Frames per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N")]
-    pub chunk_size: usize,
+    /// Frames per chunk (default: the largest within the default memory limit).
+    #[arg(long, value_name = "N")]
+    pub chunk_size: Option<usize>,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -456,6 +461,14 @@ pub struct DemoArgs {
     pub quiet: bool,
 }
 
+/// `--memory-limit` in bytes.
+pub fn memory_limit(mib: u64) -> Result<u64> {
+    if mib == 0 {
+        return Err(Error::usage("--memory-limit must be at least 1 (MiB)"));
+    }
+    Ok(mib.saturating_mul(1 << 20))
+}
+
 /// Threads to use: the option, or every core.
 pub fn threads(opt: Option<usize>) -> Result<usize> {
     match opt {
@@ -468,11 +481,9 @@ pub fn threads(opt: Option<usize>) -> Result<usize> {
 impl ProcessArgs {
     /// The validated run configuration.
     pub fn stream_config(&self) -> Result<StreamConfig> {
-        if self.chunk_size == 0 {
-            return Err(Error::usage("--chunk-size must be at least 1"));
-        }
         Ok(StreamConfig {
             chunk_size: self.chunk_size,
+            memory_limit: memory_limit(self.memory_limit)?,
             threads: threads(self.threads)?,
             ..StreamConfig::default()
         })
@@ -706,9 +717,14 @@ pub struct SpectralRunArgs {
     /// Run report as JSON (seconds, throughput_mb_s, peak_rss_mb, backend, device).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report: Option<PathBuf>,
-    /// Frames (samples per channel) per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
-    pub chunk_size: usize,
+    /// Frames (samples per channel) per chunk (default: the largest that
+    /// fits --memory-limit); refused if it does not fit.
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in MiB, that the chunk and every
+    /// buffer must fit.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_LIMIT >> 20, value_name = "MB", help_heading = "Run")]
+    pub memory_limit: u64,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub threads: Option<usize>,
@@ -723,9 +739,10 @@ pub struct SpectralRunArgs {
 impl SpectralRunArgs {
     /// Checks the options that do not depend on the input.
     pub fn validate(&self) -> Result<()> {
-        if self.chunk_size == 0 {
+        if self.chunk_size == Some(0) {
             return Err(Error::usage("--chunk-size must be at least 1"));
         }
+        memory_limit(self.memory_limit)?;
         threads(self.threads)?;
         Ok(())
     }

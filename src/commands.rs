@@ -346,9 +346,6 @@ fn process_one(
 /// match those injected).
 pub fn demo(args: &DemoArgs) -> Result<i32> {
     let threads = threads(args.threads)?;
-    if args.chunk_size == 0 {
-        return Err(Error::usage("--chunk-size must be at least 1"));
-    }
     let positions = demo::event_positions(args.samples, args.events, args.seed)?;
     let dir = tempfile::Builder::new()
         .prefix("sigstream-demo-")
@@ -646,14 +643,32 @@ impl SpectralRun {
     /// Streams every chunk of the input through `f`. A reader thread fills
     /// the next blocks (three in all, reused) while `f` works on the
     /// current one, so reading and converting overlap the FFTs.
+    ///
+    /// The chunk is `--chunk-size`, or the largest that fits
+    /// `--memory-limit` with the three blocks, the source's window and
+    /// `state` bytes of the transform's own (see
+    /// [`crate::pipeline::budget::plan_blocks`]).
     fn stream(
         &mut self,
-        chunk_size: usize,
-        quiet: bool,
+        run: &SpectralRunArgs,
+        state: u64,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
         use std::sync::mpsc::sync_channel;
         const BLOCKS: usize = 3;
+        let shape = crate::pipeline::InputShape {
+            channels: self.info.channels,
+            sample_bytes: self.info.dtype.size(),
+            frames: self.info.frames,
+        };
+        let chunk_size = crate::pipeline::budget::plan_blocks(
+            run.chunk_size,
+            crate::cli::memory_limit(run.memory_limit)?,
+            &shape,
+            BLOCKS,
+            state,
+        )?;
+        let quiet = run.quiet;
         let bar = progress_bar(
             quiet,
             &self.info.path.display().to_string(),
@@ -745,6 +760,18 @@ fn too_short(input: &Path, frame_len: usize, samples: u64) -> Error {
     )
 }
 
+/// Bytes the STFT or Welch state holds for `channels` channels of frames
+/// of `frame_len` samples, for the memory budget: per channel, the carried
+/// partial frame and the joined frame (`f32`), the accumulated or current
+/// spectrum (`f64`) and the transform's buffers (complex `f32`), about 32
+/// bytes per sample of a frame.
+fn spectral_state(channels: usize, frame_len: usize) -> u64 {
+    const BYTES_PER_FRAME_SAMPLE: u64 = 32;
+    (channels as u64)
+        .saturating_mul(frame_len as u64)
+        .saturating_mul(BYTES_PER_FRAME_SAMPLE)
+}
+
 /// A library usage error that is about this input: name the input.
 fn about_input(input: &Path) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
@@ -788,7 +815,8 @@ pub fn spectrogram(args: &SpectrogramArgs) -> Result<i32> {
         .as_ref()
         .map(|_| SpectrogramImage::new(args.run.width, args.run.height, info.channels, bins, total))
         .transpose()?;
-    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+    let state = spectral_state(info.channels, config.nfft);
+    let samples = run.stream(&args.run, state, |block| {
         stft.push(block, |rows| {
             if let Some(w) = npy.as_mut() {
                 w.write(rows.values)?;
@@ -848,7 +876,8 @@ pub fn psd(args: &PsdArgs) -> Result<i32> {
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
     let info = run.info.clone();
     let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
-    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+    let state = spectral_state(info.channels, config.nperseg);
+    let samples = run.stream(&args.run, state, |block| {
         welch.push(block)
     })?;
     let psd = welch.finish().map_err(about_input(&args.input))?;

@@ -72,9 +72,10 @@ fn no_allocation_in_the_steady_state() {
             ..Job::default()
         };
         let config = StreamConfig {
-            chunk_size: chunk,
+            chunk_size: Some(chunk),
             threads,
             queue_depth: 2,
+            ..StreamConfig::default()
         };
         let signal = open_signal_sink(&dir.path().join("out.npy"), 1, None).unwrap();
         let mut csv = CsvEvents::create(&dir.path().join("events.csv")).unwrap();

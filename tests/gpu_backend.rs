@@ -36,9 +36,10 @@ fn run(
     signal: bool,
 ) -> (Vec<f32>, Vec<Event>) {
     let config = StreamConfig {
-        chunk_size: chunk,
+        chunk_size: Some(chunk),
         threads: 2,
         queue_depth: 2,
+        ..StreamConfig::default()
     };
     let mut out = Vec::new();
     let mut events = Vec::new();
@@ -319,9 +320,10 @@ fn a_device_lost_mid_run_fails_the_run_cleanly() {
     let mut out = Vec::new();
     let result = StreamProcessor::new(
         StreamConfig {
-            chunk_size: 1000,
+            chunk_size: Some(1000),
             threads: 1,
             queue_depth: 2,
+            ..StreamConfig::default()
         },
         job,
     )
