@@ -317,11 +317,10 @@ impl FirFootprint {
     }
 }
 
-/// Length of a channel's `[history | pending | new]` buffer.
+/// Length of a channel's `[history | pending | new]` buffer: fewer than a
+/// grid step pending plus a push, or one whole step for the flush.
 fn ext_len(taps: usize, grid: usize, max_input: usize) -> usize {
-    (taps - 1)
-        .saturating_add(grid - 1)
-        .saturating_add(max_input.max(grid))
+    (taps - 1).saturating_add((grid - 1).saturating_add(max_input).max(grid))
 }
 
 /// A streaming FIR filter for one channel.
@@ -439,9 +438,14 @@ impl Fir {
         self.filled += input.len();
         let pending = self.filled - hist;
         let nout = pending / self.plan.grid * self.plan.grid;
-        self.compute(nout, out, scratch);
-        self.ext.copy_within(nout..self.filled, 0);
-        self.filled -= nout;
+        if nout > 0 {
+            // With chunks shorter than a grid step, most pushes only
+            // gather inputs: moving the buffer onto itself would cost a
+            // copy of it per push for nothing.
+            self.compute(nout, out, scratch);
+            self.ext.copy_within(nout..self.filled, 0);
+            self.filled -= nout;
+        }
         nout
     }
 
