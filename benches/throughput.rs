@@ -245,13 +245,16 @@ fn channels(c: &mut Criterion) {
             channels,
             ..SourceOptions::default()
         };
-        g.bench_function(BenchmarkId::new("i16_bandpass301_threshold", channels), |b| {
-            b.iter(|| {
-                processor
-                    .process_file(&path, &opts, Sinks::default())
-                    .unwrap()
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("i16_bandpass301_threshold", channels),
+            |b| {
+                b.iter(|| {
+                    processor
+                        .process_file(&path, &opts, Sinks::default())
+                        .unwrap()
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -877,9 +877,7 @@ pub fn psd(args: &PsdArgs) -> Result<i32> {
     let info = run.info.clone();
     let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
     let state = spectral_state(info.channels, config.nperseg);
-    let samples = run.stream(&args.run, state, |block| {
-        welch.push(block)
-    })?;
+    let samples = run.stream(&args.run, state, |block| welch.push(block))?;
     let psd = welch.finish().map_err(about_input(&args.input))?;
     if let Some(path) = &args.output {
         let mut file = std::io::BufWriter::new(crate::sink::AtomicFile::create(path)?);

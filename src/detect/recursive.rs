@@ -9,7 +9,7 @@
 //! exactly `recstalta.c`'s operations and order, so the cft is bit-for-bit
 //! ObsPy's for finite input.
 
-use super::{SCRATCH_BLOCK, Detector, Event, Masks, Trigger, squares_into};
+use super::{Detector, Event, Masks, SCRATCH_BLOCK, Trigger, squares_into};
 
 /// Recursive STA/LTA with state carried across chunks.
 pub(super) struct RecursiveStaLta {

@@ -5,7 +5,7 @@
 //! magnitudes are widened to `f64` into a fixed scratch block and compared
 //! in `f64`, like the STA/LTA detectors' cft.
 
-use super::{SCRATCH_BLOCK, Detector, Event, Trigger};
+use super::{Detector, Event, SCRATCH_BLOCK, Trigger};
 
 /// cft = |y|, triggered with ObsPy's rules.
 pub(super) struct Threshold {
@@ -31,7 +31,8 @@ impl Detector for Threshold {
             for (c, &y) in cft.iter_mut().zip(block) {
                 *c = f64::from(y.abs());
             }
-            self.trigger.push(cft, offset + (b * SCRATCH_BLOCK) as u64, events);
+            self.trigger
+                .push(cft, offset + (b * SCRATCH_BLOCK) as u64, events);
         }
     }
 

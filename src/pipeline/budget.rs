@@ -255,9 +255,9 @@ fn choose(
             limit >> 20
         )));
     }
-    let most = input
-        .frames
-        .map_or(MAX_CHUNK_FRAMES, |f| f.clamp(1, MAX_CHUNK_FRAMES as u64) as usize);
+    let most = input.frames.map_or(MAX_CHUNK_FRAMES, |f| {
+        f.clamp(1, MAX_CHUNK_FRAMES as u64) as usize
+    });
     let smallest = MIN_CHUNK_FRAMES.min(most);
     if !fits(smallest) {
         let need = mib(cost(smallest));
@@ -339,7 +339,14 @@ mod tests {
                 // Not much more would have fit: one more grid step (or
                 // frame) goes over, or is within a step of the limit.
                 let grid = grid_step(&job, &CpuBackend, channels, 2);
-                let (more, _) = bytes_at(&cfg, &probe(channels), &job, &CpuBackend, false, plan.frames + grid);
+                let (more, _) = bytes_at(
+                    &cfg,
+                    &probe(channels),
+                    &job,
+                    &CpuBackend,
+                    false,
+                    plan.frames + grid,
+                );
                 assert!(
                     more > cfg.memory_limit,
                     "{channels} channels, {limit} MiB: {} frames planned but {} fit",
@@ -379,7 +386,8 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, Error::Usage { .. }), "{err:?}");
         assert!(
-            msg.contains("--memory-limit 8 MiB is too small for 385 channels") && msg.contains("give --memory-limit"),
+            msg.contains("--memory-limit 8 MiB is too small for 385 channels")
+                && msg.contains("give --memory-limit"),
             "{msg}"
         );
         // The limit it names is enough.
@@ -399,7 +407,9 @@ mod tests {
         let err = plan_chunk(&cfg, &probe(385), &job, &CpuBackend, false).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("--chunk-size 262144") && msg.contains("--memory-limit 24 MiB") && msg.contains("at most"),
+            msg.contains("--chunk-size 262144")
+                && msg.contains("--memory-limit 24 MiB")
+                && msg.contains("at most"),
             "{msg}"
         );
         let n: usize = msg
@@ -410,7 +420,16 @@ mod tests {
             .unwrap();
         let ok = plan_chunk(&config(24, Some(n)), &probe(385), &job, &CpuBackend, false).unwrap();
         assert_eq!(ok.frames, n, "an explicit chunk that fits is kept as given");
-        assert!(plan_chunk(&config(24, Some(n + 1)), &probe(385), &job, &CpuBackend, false).is_err());
+        assert!(
+            plan_chunk(
+                &config(24, Some(n + 1)),
+                &probe(385),
+                &job,
+                &CpuBackend,
+                false
+            )
+            .is_err()
+        );
         assert!(plan_chunk(&config(24, Some(0)), &probe(1), &job, &CpuBackend, false).is_err());
     }
 

@@ -174,7 +174,13 @@ impl StreamProcessor {
         };
         // Everything below is sized from this plan, checked against the
         // memory limit before the first allocation.
-        let plan = plan_chunk(&self.config, &shape, &job, self.backend.as_ref(), has_signal)?;
+        let plan = plan_chunk(
+            &self.config,
+            &shape,
+            &job,
+            self.backend.as_ref(),
+            has_signal,
+        )?;
         let chunk = plan.frames;
         let mut processor = self.backend.plan(&job, channels, chunk, threads)?;
         debug_assert_eq!(processor.output_capacity(), plan.output_frames);

@@ -92,7 +92,8 @@ impl SignalSink for FileSink {
             // pool hands out (its capacity), not for this block's frames:
             // the filter's first output block is shorter than the later
             // ones, and growing on a later one would allocate mid-stream.
-            self.bytes.resize(need.max(block.capacity() * self.channels * 4), 0);
+            self.bytes
+                .resize(need.max(block.capacity() * self.channels * 4), 0);
         }
         let bytes = &mut self.bytes[..need];
         interleave_le(block, bytes);

@@ -310,7 +310,9 @@ impl CpuProcessor {
                         firs.iter_mut()
                             .zip(planes.chunks_exact_mut(stride))
                             .enumerate()
-                            .map(|(i, (fir, out))| run(g * group + i, fir, out, Some(&mut *scratch)))
+                            .map(|(i, (fir, out))| {
+                                run(g * group + i, fir, out, Some(&mut *scratch))
+                            })
                             .fold((0, 0), |a, b| a.max(b))
                     })
                     .reduce(|| (0, 0), |a, b| a.max(b))

@@ -97,13 +97,7 @@ impl GpuProcessor {
     /// the largest buffer fits one storage binding. That buffer is the
     /// classic STA/LTA's pyramid, up to 2 × next_pow2(nlta + frames) values
     /// per channel, so up to 4 f32 per frame and channel.
-    fn piece(
-        ctx: &GpuContext,
-        job: &Job,
-        channels: usize,
-        chunk: usize,
-        max_step: usize,
-    ) -> usize {
+    fn piece(ctx: &GpuContext, job: &Job, channels: usize, chunk: usize, max_step: usize) -> usize {
         let limit = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -130,8 +124,8 @@ impl GpuProcessor {
         let piece = Self::piece(ctx, job, channels, chunk, max_step);
         let ch = channels.max(1) as u64;
         let plane = ch.saturating_mul(piece as u64).saturating_mul(F32);
-        let read_signal = !job.discard_signal
-            || matches!(job.detector, Some(DetectorChoice::Custom(_)));
+        let read_signal =
+            !job.discard_signal || matches!(job.detector, Some(DetectorChoice::Custom(_)));
         let planes = 1
             + u64::from(job.kernel.is_some())
             + if job.detector.is_some() { 4 } else { 0 }
