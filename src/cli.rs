@@ -524,6 +524,10 @@ impl ProcessArgs {
     /// The job for one input (designed filters and windows in seconds need
     /// its sample rate).
     pub fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
+        if let Some(f) = filter {
+            let limit = memory_limit(self.memory_limit)?;
+            crate::pipeline::budget::check_kernel(f.len(), info.channels, limit)?;
+        }
         let kernel = filter.map(|f| f.taps(info.sample_rate)).transpose()?;
         let detector = self
             .detector(info.sample_rate)?

@@ -127,6 +127,15 @@ fn blocks(config: &StreamConfig, has_signal: bool) -> (usize, usize) {
     (depth + 2, if has_signal { depth + 2 } else { 1 })
 }
 
+/// "1 channel", "385 channels", for messages.
+fn channels_text(n: usize) -> String {
+    if n == 1 {
+        "1 channel".to_string()
+    } else {
+        format!("{n} channels")
+    }
+}
+
 /// Whole MiB, rounded up, for messages.
 fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
@@ -249,8 +258,9 @@ fn choose(
             None => "not even 1 frame fits".to_string(),
         };
         return Err(Error::usage(format!(
-            "--chunk-size {frames}: chunks of {frames} frames of {channels} channels need {} MiB{what}, \
+            "--chunk-size {frames}: chunks of {frames} frames of {} need {} MiB{what}, \
              above --memory-limit {} MiB ({hint}); give a smaller --chunk-size or a larger --memory-limit",
+            channels_text(channels),
             mib(cost(frames)),
             limit >> 20
         )));
@@ -262,10 +272,11 @@ fn choose(
     if !fits(smallest) {
         let need = mib(cost(smallest));
         return Err(Error::usage(format!(
-            "--memory-limit {} MiB is too small for {channels} channels{what}: \
+            "--memory-limit {} MiB is too small for {}{what}: \
              chunks of {smallest} frames need {need} MiB (buffers and per-channel state included); \
              give --memory-limit {need} or more",
             limit >> 20,
+            channels_text(channels),
         )));
     }
     let mut frames = largest_fitting(most, fits).unwrap_or(smallest);
@@ -275,6 +286,39 @@ fn choose(
         frames = frames / grid * grid;
     }
     Ok(frames)
+}
+
+/// Bytes per tap of designing and holding a kernel before the chunk is
+/// planned: the design's `f64` taps and window (two vectors) and the `f32`
+/// kernel the job keeps.
+const KERNEL_BYTES_PER_TAP: u64 = 2 * 8 + 4;
+
+/// Checks that a kernel of `taps` taps for `channels` channels can be
+/// designed and held (with each channel's `taps − 1` samples of history)
+/// within `memory_limit`, before it is designed: the kernel is built before
+/// the chunk is planned, so a `--taps` of a billion must be refused here,
+/// not by an allocation failure.
+///
+/// # Errors
+/// [`Error::Usage`] naming the taps and `--memory-limit`.
+pub fn check_kernel(taps: usize, channels: usize, memory_limit: u64) -> Result<()> {
+    let need = BASELINE_BYTES
+        .saturating_add((taps as u64).saturating_mul(KERNEL_BYTES_PER_TAP))
+        .saturating_add(
+            (taps as u64)
+                .saturating_mul(channels as u64)
+                .saturating_mul(F32_BYTES),
+        );
+    if need > memory_limit {
+        return Err(Error::usage(format!(
+            "a kernel of {taps} taps on {} needs {} MiB before the first chunk, \
+             above --memory-limit {} MiB; use fewer taps or a larger --memory-limit",
+            channels_text(channels),
+            mib(need),
+            memory_limit >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// The filter's grid step as seen through the footprint: the output
@@ -448,6 +492,18 @@ mod tests {
         // asking for the footprint directly.
         let fp = CpuBackend.footprint(&huge, usize::MAX, usize::MAX, 2);
         assert_eq!(fp.bytes, u64::MAX, "saturates instead of wrapping");
+    }
+
+    #[test]
+    fn a_kernel_too_long_for_the_budget_is_refused_before_it_is_designed() {
+        assert!(check_kernel(301, 385, DEFAULT_MEMORY_LIMIT).is_ok());
+        let err = check_kernel(300_000_000, 1, DEFAULT_MEMORY_LIMIT).unwrap_err();
+        assert!(
+            err.to_string().contains("300000000 taps")
+                && err.to_string().contains("--memory-limit 24 MiB"),
+            "{err}"
+        );
+        assert!(check_kernel(usize::MAX, usize::MAX, u64::MAX - 1).is_err());
     }
 
     #[test]
