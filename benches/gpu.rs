@@ -143,7 +143,7 @@ fn fir(c: &mut Criterion) {
                 });
             },
         );
-        let mut cpu = Fir::new(&kernel, n, FirMethod::choose(taps), None);
+        let mut cpu = Fir::new(&kernel, n, FirMethod::choose(taps), None).expect("a FIR plan");
         let mut out = vec![0.0f32; cpu.max_output()];
         group.bench_with_input(BenchmarkId::new("cpu_1thread", taps), &taps, |b, _| {
             b.iter(|| black_box(cpu.push(black_box(&x), &mut out)));
@@ -320,7 +320,9 @@ fn e2e(c: &mut Criterion) {
         for (name, backend) in &backends {
             let processor = StreamProcessor::new(
                 StreamConfig {
-                    chunk_size: 1 << 20,
+                    chunk_size: Some(1 << 20),
+                    // 2^20 frames with every buffer is ~100 MiB.
+                    memory_limit: 256 << 20,
                     ..StreamConfig::default()
                 },
                 job.clone(),

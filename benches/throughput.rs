@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench throughput` runs them all; a filter such as
 //! `cargo bench --bench throughput -- fir_crossover` runs one group.
-//! Throughput is reported in input bytes (f32) per second.
+//! Throughput is reported in input bytes per second (f32, except the
+//! int16 `channels` group).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -16,9 +17,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sigstream::backend::cpu::fir::{Fir, FirMethod, best_nfft};
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::DetectorSpec;
-use sigstream::filter::ConvMode;
+use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
-use sigstream::source::SourceOptions;
+use sigstream::source::{Dtype, SourceOptions};
 
 fn noise(n: usize) -> Vec<f32> {
     let mut rng = Rng::new(7);
@@ -52,7 +53,7 @@ fn fir_crossover(c: &mut Criterion) {
             } else {
                 "fft"
             };
-            let mut fir = Fir::new(&k, n, method, None);
+            let mut fir = Fir::new(&k, n, method, None).expect("a FIR plan");
             let mut out = vec![0.0; fir.max_output()];
             g.bench_with_input(BenchmarkId::new(name, taps), &taps, |b, _| {
                 b.iter(|| black_box(fir.push(&x, &mut out)))
@@ -81,7 +82,7 @@ fn fir(c: &mut Criterion) {
                         .unwrap(),
                 )
             });
-            let mut fir = Fir::new(&k, n, FirMethod::choose(taps), pool);
+            let mut fir = Fir::new(&k, n, FirMethod::choose(taps), pool).expect("a FIR plan");
             let mut out = vec![0.0; fir.max_output()];
             g.bench_with_input(
                 BenchmarkId::new(format!("{threads}t"), taps),
@@ -202,5 +203,64 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fir_crossover, fir, detect, pipeline);
+/// Many channels against one, same bytes: 32 MB of int16 read as 385
+/// interleaved channels (a Neuropixels probe) and as one channel, through
+/// the job (301-tap band-pass 300–6000 Hz at 30 kHz, threshold
+/// detector) with the default memory budget. The ratio of the two
+/// throughputs is what `scripts/bench-channels` reports end to end.
+fn channels(c: &mut Criterion) {
+    const PROBE: usize = 385;
+    let frames = 41_560; // 385 × 41,560 × 2 bytes ≈ 32 MB
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.i16");
+    let x = noise(PROBE * frames);
+    {
+        let bytes: Vec<u8> = x
+            .iter()
+            .flat_map(|v| ((v * 2.0).round() as i16).to_le_bytes())
+            .collect();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let kernel = FilterSpec::Bandpass {
+        low: 300.0,
+        high: 6000.0,
+        taps: 301,
+    }
+    .taps(Some(30_000.0))
+    .unwrap();
+    let job = Job {
+        kernel: Some(kernel),
+        conv_mode: ConvMode::Same,
+        detector: Some(DetectorChoice::Builtin(DetectorSpec::Threshold {
+            on: 5.0,
+            off: 5.0,
+            max_len: None,
+        })),
+        ..Job::default()
+    };
+    let processor = StreamProcessor::new(StreamConfig::default(), job);
+    let mut g = c.benchmark_group("channels");
+    g.throughput(Throughput::Bytes(2 * (PROBE * frames) as u64));
+    g.sample_size(10);
+    for channels in [1, PROBE] {
+        let opts = SourceOptions {
+            dtype: Some(Dtype::I16),
+            channels,
+            ..SourceOptions::default()
+        };
+        g.bench_function(
+            BenchmarkId::new("i16_bandpass301_threshold", channels),
+            |b| {
+                b.iter(|| {
+                    processor
+                        .process_file(&path, &opts, Sinks::default())
+                        .unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fir_crossover, fir, detect, pipeline, channels);
 criterion_main!(benches);

@@ -359,6 +359,24 @@ impl FilterSpec {
         Ok(())
     }
 
+    /// How many taps the filter has, known before it is designed (so that
+    /// its memory can be checked first).
+    pub fn len(&self) -> usize {
+        match *self {
+            FilterSpec::Kernel(ref k) => k.len(),
+            FilterSpec::MovingAverage(n) => n,
+            FilterSpec::Lowpass { taps, .. }
+            | FilterSpec::Highpass { taps, .. }
+            | FilterSpec::Bandpass { taps, .. } => taps,
+        }
+    }
+
+    /// Whether the filter has no taps (a design error reported by
+    /// [`FilterSpec::taps`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The taps, for a signal sampled at `sample_rate` Hz (needed by the
     /// designed filters only); [`FilterSpec::design`] without the warnings.
     ///

@@ -20,7 +20,9 @@
 //! use sigstream::source::SourceOptions;
 //!
 //! # fn main() -> sigstream::Result<()> {
-//! let config = StreamConfig { chunk_size: 1_000_000, ..StreamConfig::default() };
+//! // The chunk is the largest that keeps the whole process within 32 MiB,
+//! // whatever the channel count.
+//! let config = StreamConfig { memory_limit: 32 << 20, ..StreamConfig::default() };
 //! let job = Job {
 //!     kernel: Some(vec![0.25, 0.5, 0.25]),
 //!     detector: Some(DetectorChoice::Builtin(DetectorSpec::Threshold {

@@ -54,7 +54,11 @@ fn no_allocation_in_the_steady_state() {
             f.write_all(&v.to_le_bytes()).unwrap();
         }
     }
-    for threads in [1, 2] {
+    // One channel, on one thread and on two; four channels (the same
+    // samples read as interleaved frames), filtered across channels in
+    // groups that share one FFT scratch each.
+    for (channels, threads) in [(1, 1), (1, 2), (4, 2)] {
+        let chunk = chunk / channels;
         let job = Job {
             kernel: Some(
                 (0..1025)
@@ -72,11 +76,12 @@ fn no_allocation_in_the_steady_state() {
             ..Job::default()
         };
         let config = StreamConfig {
-            chunk_size: chunk,
+            chunk_size: Some(chunk),
             threads,
             queue_depth: 2,
+            ..StreamConfig::default()
         };
-        let signal = open_signal_sink(&dir.path().join("out.npy"), 1, None).unwrap();
+        let signal = open_signal_sink(&dir.path().join("out.npy"), channels, None).unwrap();
         let mut csv = CsvEvents::create(&dir.path().join("events.csv")).unwrap();
         let mut marks = [0u64; 2];
         let mut progress = |p: &sigstream::pipeline::Progress| match p.chunks {
@@ -87,7 +92,10 @@ fn no_allocation_in_the_steady_state() {
         let stats = StreamProcessor::new(config, job)
             .process_file(
                 &input,
-                &SourceOptions::default(),
+                &SourceOptions {
+                    channels,
+                    ..SourceOptions::default()
+                },
                 Sinks {
                     signal: Some(signal),
                     events: Some(&mut csv as &mut dyn EventSink),
@@ -105,7 +113,7 @@ fn no_allocation_in_the_steady_state() {
         assert_eq!(
             marks[1] - marks[0],
             0,
-            "{threads} threads: {} allocations between chunk 10 and chunk 30",
+            "{channels} channels, {threads} threads: {} allocations between chunk 10 and chunk 30",
             marks[1] - marks[0]
         );
     }

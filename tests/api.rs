@@ -109,7 +109,7 @@ fn bad_jobs_are_errors() {
     );
     // A chunk of 0 frames.
     let zero_chunk = StreamConfig {
-        chunk_size: 0,
+        chunk_size: Some(0),
         ..StreamConfig::default()
     };
     assert_usage(run(Job::default(), zero_chunk), "chunk", "chunk 0");

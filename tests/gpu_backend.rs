@@ -34,13 +34,14 @@ fn run(
     x: &[f32],
     channels: usize,
     job: &Job,
-    chunk: usize,
+    chunk: Option<usize>,
     signal: bool,
 ) -> (Vec<f32>, Vec<Event>) {
     let config = StreamConfig {
         chunk_size: chunk,
         threads: 2,
         queue_depth: 2,
+        ..StreamConfig::default()
     };
     let mut out = Vec::new();
     let mut events = Vec::new();
@@ -101,9 +102,10 @@ fn assert_close(cpu: &[f32], gpu: &[f32], scale: f64, what: &str) {
     }
 }
 
-fn compare(gpu: &Arc<dyn Backend>, x: &[f32], channels: usize, job: &Job, chunk: usize) {
+/// `chunk`: `None` for the one the memory budget plans.
+fn compare(gpu: &Arc<dyn Backend>, x: &[f32], channels: usize, job: &Job, chunk: Option<usize>) {
     let what = format!(
-        "{channels} ch, chunk {chunk}, {} taps, {:?}, {:?}",
+        "{channels} ch, chunk {chunk:?}, {} taps, {:?}, {:?}",
         job.taps(),
         job.conv_mode,
         job.detector
@@ -159,7 +161,7 @@ fn moving_average_and_threshold_match_the_cpu() {
             &x,
             1,
             &job(Some(vec![1.0 / 3.0; 3]), ConvMode::Same, Some(det.clone())),
-            chunk,
+            Some(chunk),
         );
     }
 }
@@ -185,7 +187,7 @@ fn classic_sta_lta_matches_the_cpu_on_three_channels() {
             &x,
             3,
             &job(Some(lowpass(65)), mode, Some(det.clone())),
-            chunk,
+            Some(chunk),
         );
     }
 }
@@ -211,11 +213,17 @@ fn recursive_sta_lta_matches_the_cpu() {
                 ConvMode::Same,
                 Some(det.clone()),
             ),
-            chunk,
+            Some(chunk),
         );
     }
     // Without a filter the detector sees the raw samples.
-    compare(&gpu, &x, 2, &job(None, ConvMode::Full, Some(det)), 4096);
+    compare(
+        &gpu,
+        &x,
+        2,
+        &job(None, ConvMode::Full, Some(det)),
+        Some(4096),
+    );
 }
 
 #[test]
@@ -223,8 +231,37 @@ fn long_kernels_match_the_cpu_in_every_mode() {
     let Some(gpu) = gpu_backend() else { return };
     let x = common::bursts(12_000, 1, 4);
     for mode in [ConvMode::Full, ConvMode::Same, ConvMode::Valid] {
-        compare(&gpu, &x, 1, &job(Some(lowpass(1025)), mode, None), 3000);
+        compare(
+            &gpu,
+            &x,
+            1,
+            &job(Some(lowpass(1025)), mode, None),
+            Some(3000),
+        );
     }
+}
+
+/// The chunk the memory budget plans (no `--chunk-size`), for many
+/// channels: the GPU processor is planned for it and agrees with the CPU,
+/// which plans its own (smaller: it counts no device buffers) chunk.
+#[test]
+fn the_planned_chunk_works_for_many_channels() {
+    let Some(gpu) = gpu_backend() else { return };
+    let x = common::bursts(20_000, 96, 6);
+    // The low-pass keeps a tenth of the band: bursts of σ = 12 come out
+    // near σ = 4.
+    let det = DetectorSpec::Threshold {
+        on: 12.0,
+        off: 6.0,
+        max_len: None,
+    };
+    compare(
+        &gpu,
+        &x,
+        96,
+        &job(Some(lowpass(101)), ConvMode::Same, Some(det)),
+        None,
+    );
 }
 
 #[test]
@@ -255,7 +292,7 @@ fn a_custom_detector_runs_on_the_read_back_signal() {
         }))),
         ..Job::default()
     };
-    let (_, events) = run(gpu, &x, 1, &job, 1500, false);
+    let (_, events) = run(gpu, &x, 1, &job, Some(1500), false);
     let covered: u64 = events.iter().map(|e| e.end - e.start + 1).sum();
     assert_eq!(
         covered,
@@ -283,7 +320,7 @@ fn chunks_split_into_several_gpu_steps_give_the_same_results() {
         &x,
         2,
         &job(Some(lowpass(65)), ConvMode::Same, Some(det)),
-        4096,
+        Some(4096),
     );
 }
 
@@ -321,9 +358,10 @@ fn a_device_lost_mid_run_fails_the_run_cleanly() {
     let mut out = Vec::new();
     let result = StreamProcessor::new(
         StreamConfig {
-            chunk_size: 1000,
+            chunk_size: Some(1000),
             threads: 1,
             queue_depth: 2,
+            ..StreamConfig::default()
         },
         job,
     )

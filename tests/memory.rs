@@ -1,6 +1,7 @@
-//! Peak memory does not grow with the file: the process's real peak RSS
-//! (`ru_maxrss`, file-backed pages included), as the report gives it, for a
-//! 64 MiB and a 512 MiB input.
+//! Peak memory does not grow with the file, nor with the channel count: the
+//! process's real peak RSS (VmHWM, file-backed pages included), as the
+//! report gives it, for a 64 MiB and a 512 MiB input, and for a 385-channel
+//! int16 probe with the default memory budget and a tighter one.
 
 use std::io::Write;
 use std::path::Path;
@@ -94,4 +95,125 @@ fn peak_rss_stays_flat_as_the_input_grows() {
             "{job:?}: peak RSS {a:.2} MiB for 64 MiB but {b:.2} MiB for 512 MiB"
         );
     }
+}
+
+/// The bound on a 385-channel probe with the default options: the
+/// whole process, file pages included, within 32 MiB (it took 1.8 GB when
+/// the chunk was 2^18 frames whatever the channel count).
+const PROBE_MAX_MIB: f64 = 32.0;
+
+/// How far the measured peak may exceed `--memory-limit`: the planner's
+/// estimate of the process's own memory (`BASELINE_BYTES`) is a measured
+/// figure, not a bound, so allow 1 MiB of slack over it.
+const LIMIT_SLACK_MIB: f64 = 1.0;
+
+/// Writes `frames` frames of `channels` interleaved int16 channels: noise
+/// of a few units with a spike of 60 every 1000 frames on one channel.
+fn write_probe(path: &Path, channels: usize, frames: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut s = 0x9e37_79b9_u32;
+    for i in 0..frames {
+        for c in 0..channels {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let v = if i % 1000 == 0 && c == (i / 1000) % channels {
+                60
+            } else {
+                (s % 7) as i16 - 3
+            };
+            f.write_all(&v.to_le_bytes()).unwrap();
+        }
+    }
+    f.flush().unwrap();
+}
+
+/// The job on a 385-channel int16 probe.
+const PROBE_JOB: [&str; 13] = [
+    "--dtype",
+    "i16",
+    "--channels",
+    "385",
+    "--sample-rate",
+    "30000",
+    "--bandpass",
+    "300:6000",
+    "--taps",
+    "301",
+    "--detect",
+    "threshold",
+    "--on",
+];
+
+/// Runs `sigstream process` and returns its report, or its stderr on failure.
+fn report(input: &Path, dir: &Path, extra: &[&str]) -> Result<serde_json::Value, String> {
+    let path = dir.join("probe-report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigstream"))
+        .arg("process")
+        .arg(input)
+        .args(PROBE_JOB)
+        .arg("5")
+        .args(extra)
+        .args(["--backend", "cpu", "--quiet", "--report"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // The input's entry, with the run's peak beside its own keys.
+    let peak = report["peak_rss_mb"].clone();
+    let mut entry = report["inputs"][0].take();
+    entry["peak_rss_mb"] = peak;
+    Ok(entry)
+}
+
+#[test]
+fn a_385_channel_probe_stays_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.i16");
+    // 15 MB: dozens of chunks at the default budget, so the steady state
+    // (every buffer touched) is reached.
+    write_probe(&probe, 385, 20_000);
+
+    let defaults = report(&probe, dir.path(), &[]).unwrap();
+    let peak = defaults["peak_rss_mb"].as_f64().unwrap();
+    let chunk = defaults["chunk_size"].as_u64().unwrap();
+    assert!(
+        peak <= PROBE_MAX_MIB,
+        "385 channels with the defaults: peak RSS {peak:.1} MiB"
+    );
+    assert!(
+        defaults["chunks"].as_u64().unwrap() >= 10,
+        "the test needs many chunks: {defaults}"
+    );
+    assert_eq!(defaults["samples"].as_u64(), Some(20_000));
+
+    // A tighter budget gives a smaller chunk and a smaller peak, within it.
+    let tight = report(&probe, dir.path(), &["--memory-limit", "20"]).unwrap();
+    let tight_peak = tight["peak_rss_mb"].as_f64().unwrap();
+    assert!(
+        tight_peak <= 20.0 + LIMIT_SLACK_MIB,
+        "--memory-limit 20: peak RSS {tight_peak:.1} MiB"
+    );
+    assert!(tight["chunk_size"].as_u64().unwrap() < chunk);
+    assert_eq!(
+        tight["events"], defaults["events"],
+        "the chunk does not change the events"
+    );
+
+    // A budget that cannot hold the channels' state is refused up front.
+    let err = report(&probe, dir.path(), &["--memory-limit", "8"]).unwrap_err();
+    assert!(
+        err.contains("--memory-limit 8 MiB is too small for 385 channels"),
+        "{err}"
+    );
+    // So is an explicit chunk that does not fit: the old default.
+    let err = report(&probe, dir.path(), &["--chunk-size", "262144"]).unwrap_err();
+    assert!(
+        err.contains("--chunk-size 262144") && err.contains("at most"),
+        "{err}"
+    );
 }

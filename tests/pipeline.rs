@@ -56,9 +56,10 @@ fn run(
     threads: usize,
 ) -> (Vec<f32>, Vec<Event>) {
     let config = StreamConfig {
-        chunk_size: chunk,
+        chunk_size: Some(chunk),
         threads,
         queue_depth: 2,
+        ..StreamConfig::default()
     };
     let mut out = Vec::new();
     let mut events = Vec::new();

@@ -138,6 +138,19 @@ pub trait ChunkProcessor: Send {
     fn fir_method(&self) -> Option<String>;
 }
 
+/// What a backend will allocate for one plan, known before it plans, so
+/// that the chunk planner can check it against the memory budget before
+/// anything is allocated (see [`crate::pipeline::plan_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Frames an output block must hold ([`ChunkProcessor::output_capacity`]
+    /// of the plan).
+    pub output_frames: usize,
+    /// Bytes the processor allocates itself: filter state, detectors, blocks
+    /// it keeps, staging and device buffers (saturating, never wrapping).
+    pub bytes: u64,
+}
+
 /// Where the chunk work runs.
 pub trait Backend: Send + Sync {
     /// Short name, as in the report's `backend` field.
@@ -153,6 +166,10 @@ pub trait Backend: Send + Sync {
         chunk: usize,
         threads: usize,
     ) -> Result<Box<dyn ChunkProcessor>>;
+    /// What [`Backend::plan`] would allocate for the same arguments, without
+    /// allocating it. It must not decrease as `chunk` grows (the planner
+    /// searches for the largest chunk that fits).
+    fn footprint(&self, job: &Job, channels: usize, chunk: usize, threads: usize) -> Footprint;
 }
 
 /// The `--backend` choice.

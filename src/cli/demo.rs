@@ -8,7 +8,7 @@ use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::Event;
 use sigstream::error::{Error, Result};
 use sigstream::filter::ConvMode;
-use sigstream::pipeline::{DEFAULT_CHUNK_SIZE, Progress, Sinks, StreamConfig, StreamProcessor};
+use sigstream::pipeline::{Progress, Sinks, StreamConfig, StreamProcessor};
 use sigstream::source::SourceOptions;
 
 /// `sigstream demo`.
@@ -20,9 +20,9 @@ pub struct DemoArgs {
     /// Events injected.
     #[arg(long, default_value_t = 1000, value_name = "K")]
     pub events: usize,
-    /// Frames per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N")]
-    pub chunk_size: usize,
+    /// Frames per chunk (default: the largest within the default memory limit).
+    #[arg(long, value_name = "N")]
+    pub chunk_size: Option<usize>,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -41,9 +41,6 @@ pub struct DemoArgs {
 /// match those injected).
 pub fn run(args: &DemoArgs) -> Result<i32> {
     let threads = threads(args.threads)?;
-    if args.chunk_size == 0 {
-        return Err(Error::usage("--chunk-size must be at least 1"));
-    }
     let positions = super::demo_signal::event_positions(args.samples, args.events, args.seed)?;
     // The backend first: a GPU that cannot be had fails before the signal is written.
     let backend = args.backend.open()?;

@@ -230,6 +230,21 @@ impl BackendArgs {
     }
 }
 
+/// `--memory-limit` (MiB): a hard limit when given, else the default
+/// budget, which a job's own state may raise (see
+/// [`sigstream::pipeline::StreamConfig::strict_memory_limit`]).
+pub fn memory_limit(mib: Option<u64>) -> Result<sigstream::pipeline::budget::Limit> {
+    use sigstream::pipeline::budget::Limit;
+    match mib {
+        Some(0) => Err(Error::usage("--memory-limit must be at least 1 (MiB)")),
+        Some(mib) => Ok(Limit::strict(mib.saturating_mul(1 << 20))),
+        None => Ok(Limit {
+            bytes: sigstream::pipeline::DEFAULT_MEMORY_LIMIT,
+            strict: false,
+        }),
+    }
+}
+
 /// Threads to use: the option, or every core.
 pub fn threads(opt: Option<usize>) -> Result<usize> {
     match opt {

@@ -6,16 +6,14 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendArgs, InputArgs, about_input, check_outputs, group, progress_bar, report_failure,
-    threads, write_report,
+    BackendArgs, InputArgs, about_input, check_outputs, group, memory_limit, progress_bar,
+    report_failure, threads, write_report,
 };
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
 use sigstream::error::{Error, Result};
 use sigstream::filter::{ConvMode, FilterSpec, load_kernel};
-use sigstream::pipeline::{
-    DEFAULT_CHUNK_SIZE, Progress, Sinks, Stats, StreamConfig, StreamProcessor,
-};
+use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::{CsvEvents, EventSink, SignalSink, is_stdout, open_signal_sink};
 use sigstream::source::{self, SignalInfo, SourceOptions};
@@ -108,9 +106,15 @@ pub struct ProcessArgs {
     #[arg(long, value_name = "DIR", help_heading = "Outputs")]
     pub output_dir: Option<PathBuf>,
 
-    /// Frames (samples per channel) per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
-    pub chunk_size: usize,
+    /// Frames (samples per channel) per chunk (default: the largest that
+    /// fits --memory-limit); refused if it does not fit.
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in MiB, that the chunk and every
+    /// buffer must fit; refused if the job cannot (default: 24 for the
+    /// buffers, raised by what a job's per-channel state needs beyond it).
+    #[arg(long, value_name = "MB", help_heading = "Run")]
+    pub memory_limit: Option<u64>,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub threads: Option<usize>,
@@ -147,11 +151,10 @@ pub enum DetectArg {
 impl ProcessArgs {
     /// The run configuration.
     fn stream_config(&self) -> Result<StreamConfig> {
-        if self.chunk_size == 0 {
-            return Err(Error::usage("--chunk-size must be at least 1"));
-        }
         Ok(StreamConfig {
             chunk_size: self.chunk_size,
+            memory_limit: memory_limit(self.memory_limit)?.bytes,
+            strict_memory_limit: self.memory_limit.is_some(),
             threads: threads(self.threads)?,
             ..StreamConfig::default()
         })
@@ -221,6 +224,10 @@ impl ProcessArgs {
     /// The job for one input (designed filters and windows in seconds need
     /// its sample rate).
     fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
+        if let Some(f) = filter {
+            let limit = memory_limit(self.memory_limit)?;
+            sigstream::pipeline::budget::check_kernel(f.len(), info.channels, limit.bytes)?;
+        }
         let designed = filter.map(|f| f.design(info.sample_rate)).transpose()?;
         if !self.quiet {
             for warning in designed.iter().flat_map(|d| &d.warnings) {
@@ -427,6 +434,15 @@ fn process_one(
     if let Some(csv) = csv {
         csv.commit()?;
     }
+    let default_mb = (sigstream::pipeline::DEFAULT_MEMORY_LIMIT >> 20) as f64;
+    if args.memory_limit.is_none() && stats.memory_limit_mb > default_mb && !args.quiet {
+        eprintln!(
+            "sigstream: note: {}: the job's own state for {} channels needs more than the default {default_mb} MiB budget; it ran within {:.0} MiB (--memory-limit MB makes the limit hard)",
+            input.display(),
+            stats.channels,
+            stats.memory_limit_mb.ceil()
+        );
+    }
     let job = processor.job();
     let mut entry = describe_input(&info, Some(stats.samples));
     let detector = match &job.detector {
@@ -441,6 +457,8 @@ fn process_one(
         ("output_samples", json!(stats.output_samples)),
         ("chunks", json!(stats.chunks)),
         ("chunk_size", json!(stats.chunk_size)),
+        ("memory_limit_mb", json!(stats.memory_limit_mb)),
+        ("planned_mb", json!(stats.planned_mb)),
         ("overlap", json!(stats.overlap)),
         ("threads", json!(threads(args.threads)?)),
         ("events", json!(stats.events)),

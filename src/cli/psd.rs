@@ -110,9 +110,8 @@ pub fn run(args: &PsdArgs) -> Result<i32> {
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
     let info = run.info.clone();
     let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
-    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
-        welch.push(block)
-    })?;
+    let state = sigstream::spectral::state_bytes(info.channels, config.nperseg);
+    let samples = run.stream(&args.run, state, |block| welch.push(block))?;
     let psd = welch.finish().map_err(about_input(&args.input))?;
     if let Some(path) = &args.output {
         let mut file = std::io::BufWriter::new(sigstream::sink::Output::create(path)?);

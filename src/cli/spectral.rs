@@ -9,10 +9,10 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendArg, BackendArgs, InputArgs, check_outputs, group, progress_bar, threads, write_report,
+    BackendArg, BackendArgs, InputArgs, check_outputs, group, memory_limit, progress_bar, threads,
+    write_report,
 };
 use sigstream::error::{Error, Result};
-use sigstream::pipeline::DEFAULT_CHUNK_SIZE;
 use sigstream::pool::Block;
 use sigstream::report::{Report, describe_input};
 use sigstream::source::{self, SignalInfo};
@@ -86,9 +86,15 @@ pub struct SpectralRunArgs {
     /// Run report as JSON (seconds, throughput_mb_s, peak_rss_mb, backend, device).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report: Option<PathBuf>,
-    /// Frames (samples per channel) per chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = "Run")]
-    pub chunk_size: usize,
+    /// Frames (samples per channel) per chunk (default: the largest that
+    /// fits --memory-limit); refused if it does not fit.
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in MiB, that the chunk and every
+    /// buffer must fit; refused if the job cannot (default: 24 for the
+    /// buffers, raised by what a job's per-channel state needs beyond it).
+    #[arg(long, value_name = "MB", help_heading = "Run")]
+    pub memory_limit: Option<u64>,
     /// Compute threads (default: all cores).
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub threads: Option<usize>,
@@ -104,9 +110,10 @@ impl SpectralRunArgs {
     /// Checks the options that do not depend on the input, with the
     /// command's own outputs (`(option, path)`) beside --png and --report.
     pub fn validate(&self, own: &[(&str, Option<&Path>)]) -> Result<()> {
-        if self.chunk_size == 0 {
+        if self.chunk_size == Some(0) {
             return Err(Error::usage("--chunk-size must be at least 1"));
         }
+        memory_limit(self.memory_limit)?;
         threads(self.threads)?;
         if self.png.as_deref().is_some_and(sigstream::sink::is_stdout) {
             return Err(Error::usage(
@@ -185,14 +192,32 @@ impl SpectralRun {
     /// Streams every chunk of the input through `f`. A reader thread fills
     /// the next blocks (three in all, reused) while `f` works on the
     /// current one, so reading and converting overlap the FFTs.
+    ///
+    /// The chunk is `--chunk-size`, or the largest that fits
+    /// `--memory-limit` with the three blocks, the source's window and
+    /// `state` bytes of the transform's own (see
+    /// [`sigstream::pipeline::budget::plan_blocks`]).
     pub(super) fn stream(
         &mut self,
-        chunk_size: usize,
-        quiet: bool,
+        run: &SpectralRunArgs,
+        state: u64,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
         use std::sync::mpsc::sync_channel;
         const BLOCKS: usize = 3;
+        let shape = sigstream::pipeline::InputShape {
+            channels: self.info.channels,
+            sample_bytes: self.info.dtype.size(),
+            frames: self.info.frames,
+        };
+        let chunk_size = sigstream::pipeline::budget::plan_blocks(
+            run.chunk_size,
+            memory_limit(run.memory_limit)?,
+            &shape,
+            BLOCKS,
+            state,
+        )?;
+        let quiet = run.quiet;
         let bar = progress_bar(
             quiet,
             &self.info.path.display().to_string(),

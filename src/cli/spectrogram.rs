@@ -136,7 +136,8 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
         .as_ref()
         .map(|_| SpectrogramImage::new(args.run.width, args.run.height, info.channels, bins, total))
         .transpose()?;
-    let samples = run.stream(args.run.chunk_size, args.run.quiet, |block| {
+    let state = sigstream::spectral::state_bytes(info.channels, config.nfft);
+    let samples = run.stream(&args.run, state, |block| {
         stft.push(block, |rows| {
             if let Some(w) = npy.as_mut() {
                 w.write(rows.values)?;

@@ -88,8 +88,17 @@ pub use trigger::Trigger;
 
 /// Samples per sub-block inside the built-in detectors: the size of their
 /// scratch buffers, allocated once at construction, so `process` never
-/// allocates whatever the chunk size.
+/// allocates whatever the chunk size. The classic STA/LTA's history ring
+/// (and so its resync schedule) is sized from it.
 pub const BLOCK: usize = 4096;
+
+/// Sub-block of the threshold and recursive detectors, whose results do not
+/// depend on how their input is cut (their state is carried sample by
+/// sample): 512 `f64` values (4 KiB) per channel, against 32 KiB for a
+/// [`BLOCK`], since every channel of a 385-channel probe holds one (12 MiB
+/// at [`BLOCK`]) while the per-call costs (one trigger pass per sub-block)
+/// are already negligible at 512 samples.
+const SCRATCH_BLOCK: usize = 512;
 
 /// One detected event, in sample indices of the detector's input stream.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -278,6 +287,21 @@ impl DetectorSpec {
             DetectorSpec::Threshold { .. } => 0,
             DetectorSpec::ClassicStaLta { nlta, .. }
             | DetectorSpec::RecursiveStaLta { nlta, .. } => *nlta,
+        }
+    }
+
+    /// Bytes one channel's detector allocates when built (its scratch and
+    /// history buffers), for the memory budget of the chunk planner.
+    pub fn memory_bytes(&self) -> u64 {
+        const F64: u64 = 8;
+        let scratch = |n: usize| n as u64 * F64;
+        match *self {
+            DetectorSpec::Threshold { .. } | DetectorSpec::RecursiveStaLta { .. } => {
+                scratch(SCRATCH_BLOCK)
+            }
+            DetectorSpec::ClassicStaLta { nlta, .. } => {
+                scratch(nlta.saturating_add(BLOCK)).saturating_add(scratch(BLOCK))
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 //! exactly `recstalta.c`'s operations and order, so the cft is bit-for-bit
 //! ObsPy's for finite input.
 
-use super::{BLOCK, Detector, Event, Masks, Trigger, squares_into};
+use super::{Detector, Event, Masks, SCRATCH_BLOCK, Trigger, squares_into};
 
 /// Recursive STA/LTA with state carried across chunks.
 pub(super) struct RecursiveStaLta {
@@ -48,7 +48,7 @@ impl RecursiveStaLta {
                 poison_len: nlta as u64,
                 bad_until: 0,
             },
-            buf: vec![0.0; BLOCK].into_boxed_slice(),
+            buf: vec![0.0; SCRATCH_BLOCK].into_boxed_slice(),
             trigger,
         }
     }
@@ -93,8 +93,8 @@ const LANES: usize = 4;
 
 impl Detector for RecursiveStaLta {
     fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>) {
-        for (b, block) in samples.chunks(BLOCK).enumerate() {
-            self.block(block, offset + (b * BLOCK) as u64, events);
+        for (b, block) in samples.chunks(SCRATCH_BLOCK).enumerate() {
+            self.block(block, offset + (b * SCRATCH_BLOCK) as u64, events);
         }
     }
 

@@ -5,7 +5,7 @@
 //! magnitudes are widened to `f64` into a fixed scratch block and compared
 //! in `f64`, like the STA/LTA detectors' cft.
 
-use super::{BLOCK, Detector, Event, Trigger};
+use super::{Detector, Event, SCRATCH_BLOCK, Trigger};
 
 /// cft = |y|, triggered with ObsPy's rules.
 pub(super) struct Threshold {
@@ -19,19 +19,20 @@ impl Threshold {
     pub(super) fn new(trigger: Trigger) -> Self {
         Threshold {
             trigger,
-            cft: vec![0.0; BLOCK].into_boxed_slice(),
+            cft: vec![0.0; SCRATCH_BLOCK].into_boxed_slice(),
         }
     }
 }
 
 impl Detector for Threshold {
     fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>) {
-        for (b, block) in samples.chunks(BLOCK).enumerate() {
+        for (b, block) in samples.chunks(SCRATCH_BLOCK).enumerate() {
             let cft = &mut self.cft[..block.len()];
             for (c, &y) in cft.iter_mut().zip(block) {
                 *c = f64::from(y.abs());
             }
-            self.trigger.push(cft, offset + (b * BLOCK) as u64, events);
+            self.trigger
+                .push(cft, offset + (b * SCRATCH_BLOCK) as u64, events);
         }
     }
 

@@ -99,7 +99,7 @@ pub fn chunked_convolve(
         ..Job::default()
     };
     let config = StreamConfig {
-        chunk_size,
+        chunk_size: Some(chunk_size),
         ..StreamConfig::default()
     };
     let mut out = Vec::with_capacity(mode.output_len(signal.len() as u64, kernel.len()) as usize);

@@ -7,6 +7,10 @@
 //!   writer thread writes the output of the block before that. Bounded
 //!   queues between them (`queue_depth`) cap the blocks in flight, so the
 //!   memory is fixed by the chunk size, not by the file.
+//! - The chunk size itself comes from a memory budget in bytes (see
+//!   [`budget`]): everything a run allocates is added up for the input's
+//!   channel count before anything is allocated, so a 385-channel probe and
+//!   a single channel both run in a few MiB.
 //! - Both pools are filled before the first chunk with every block that can
 //!   be in flight, so the loop itself allocates nothing.
 //! - The history each stage needs is carried inside the stages (filter
@@ -16,6 +20,7 @@
 //!   channel: an event is held back only while a channel could still report
 //!   one that starts earlier (see [`ChunkProcessor::horizon`]).
 
+pub mod budget;
 mod memory;
 mod queue;
 pub mod stats;
@@ -30,20 +35,34 @@ use crate::error::{Error, Result};
 use crate::pool::{Block, MemoryPool};
 use crate::sink::{EventSink, SignalSink};
 use crate::source::{self, ChunkSource, SourceOptions};
+pub use budget::{
+    ChunkPlan, DEFAULT_MEMORY_LIMIT, InputShape, MAX_CHUNK_FRAMES, MIN_CHUNK_FRAMES, plan_chunk,
+};
 pub use memory::{MemorySource, chunked_convolve};
 use queue::{CloseOnDrop, Queue};
 pub use stats::Stats;
 
-/// Default frames per chunk: 2^18 (1 MiB of f32 per channel) keeps a chunk
-/// in the L2 cache, costs well under 1% in per-chunk overhead, and keeps the
-/// peak memory of the whole process near 20 MiB.
-pub const DEFAULT_CHUNK_SIZE: usize = 1 << 18;
+/// Bytes in a MiB, for the figures in [`Stats`].
+const MIB: f64 = (1u64 << 20) as f64;
 
 /// How the stream is cut and run (the seed's `StreamConfig`).
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    /// Frames (samples per channel) per chunk.
-    pub chunk_size: usize,
+    /// Frames (samples per channel) per chunk; `None` (the default): the
+    /// largest chunk within `memory_limit` (see [`plan_chunk`]). A given
+    /// chunk size that does not fit `memory_limit` is refused.
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in bytes, that the chunk and every
+    /// buffer sized from the input or the options must fit
+    /// ([`DEFAULT_MEMORY_LIMIT`] by default).
+    pub memory_limit: u64,
+    /// Whether `memory_limit` is a hard limit (the user set it, as
+    /// `--memory-limit` does). When `false` (the default) it bounds the
+    /// buffers, and a job whose own per-channel state (detector windows,
+    /// filter history) leaves no room for the smallest chunk runs with the
+    /// limit raised by that state instead of being refused
+    /// ([`Stats::memory_limit_mb`] says by how much).
+    pub strict_memory_limit: bool,
     /// Compute threads (besides the reader and writer threads).
     pub threads: usize,
     /// Blocks queued between reader, compute and writer.
@@ -53,7 +72,9 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
-            chunk_size: DEFAULT_CHUNK_SIZE,
+            chunk_size: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            strict_memory_limit: false,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue_depth: 2,
         }
@@ -156,10 +177,6 @@ impl StreamProcessor {
         let started = Instant::now();
         self.job.validate()?;
         let info = source.info().clone();
-        let chunk = self.config.chunk_size;
-        if chunk == 0 {
-            return Err(Error::usage("--chunk-size must be at least 1"));
-        }
         let taps = self.job.taps();
         let too_short = |frames: u64| {
             Error::format(
@@ -182,13 +199,30 @@ impl StreamProcessor {
             discard_signal: self.job.discard_signal || !has_signal,
             ..self.job.clone()
         };
+        let shape = InputShape {
+            channels,
+            sample_bytes: info.dtype.size(),
+            frames: info.frames,
+        };
+        // Everything below is sized from this plan, checked against the
+        // memory limit before the first allocation.
+        let plan = plan_chunk(
+            &self.config,
+            &shape,
+            &job,
+            self.backend.as_ref(),
+            has_signal,
+        )?;
+        let chunk = plan.frames;
         let mut processor = self.backend.plan(&job, channels, chunk, threads)?;
+        debug_assert_eq!(processor.output_capacity(), plan.output_frames);
         let depth = self.config.queue_depth.max(1);
-        // In flight: `depth` queued + one being filled/written + one in use.
-        let in_pool = MemoryPool::new(channels, chunk, depth + 2);
-        in_pool.prefill(depth + 2);
-        let out_pool = MemoryPool::new(channels, processor.output_capacity(), depth + 2);
-        out_pool.prefill(depth + 2);
+        // In flight: `depth` queued + one being filled/written + one in use
+        // (see `budget`; one output block when nothing is written).
+        let in_pool = MemoryPool::new(channels, chunk, plan.input_blocks);
+        in_pool.prefill(plan.input_blocks);
+        let out_pool = MemoryPool::new(channels, processor.output_capacity(), plan.output_blocks);
+        out_pool.prefill(plan.output_blocks);
         let in_queue = Queue::<Result<Block>>::new(depth);
         let out_queue = Queue::<Block>::new(depth);
 
@@ -198,6 +232,8 @@ impl StreamProcessor {
             device: self.backend.device(),
             overlap: self.overlap(),
             chunk_size: chunk,
+            memory_limit_mb: plan.memory_limit as f64 / MIB,
+            planned_mb: plan.bytes as f64 / MIB,
             ..Stats::default()
         };
         let mut events = Vec::with_capacity(1024);

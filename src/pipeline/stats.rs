@@ -170,6 +170,12 @@ pub struct Stats {
     pub overlap: usize,
     /// Frames per chunk.
     pub chunk_size: usize,
+    /// The memory limit the chunk was planned under, in MiB: the
+    /// configured one, or more when a default limit was raised to fit the
+    /// job's own state (see [`super::StreamConfig::strict_memory_limit`]).
+    pub memory_limit_mb: f64,
+    /// The planner's estimate of the run's peak memory, in MiB.
+    pub planned_mb: f64,
     /// How the backend computed the filter, if there was one.
     pub fir_method: Option<String>,
 }

@@ -91,8 +91,12 @@ impl SignalSink for FileSink {
         let n = block.frames();
         let need = n * self.channels * 4;
         if self.bytes.len() < need {
-            // Grows to the largest block once, at the start of the stream.
-            self.bytes.resize(need, 0);
+            // Sized once, on the first write, for the largest block the
+            // pool hands out (its capacity), not for this block's frames:
+            // the filter's first output block is shorter than the later
+            // ones, and growing on a later one would allocate mid-stream.
+            self.bytes
+                .resize(need.max(block.capacity() * self.channels * 4), 0);
         }
         let bytes = &mut self.bytes[..need];
         interleave_le(block, bytes);

@@ -141,10 +141,19 @@ fn convert_mono<D: Decode, const NORM: bool>(src: &[u8], _channels: usize, block
     }
 }
 
-/// Several channels: channel by channel, each a strided walk over the
-/// frames (every write is sequential, and the bounds check on the sample's
-/// place in its frame is the same for every frame, so it leaves the loop).
-/// `CH` is the channel count when fixed at compile time, 0 when it is not.
+/// Frames per tile of the transposing deinterleave: 32 frames of 385 int16
+/// channels are 24 KiB of input, which stay in the L1 cache while every
+/// channel's 32 samples (two cache lines of `f32` output) are picked out of
+/// them. Walking each channel over a whole chunk instead re-reads the chunk
+/// from memory once per channel (a line holds only 32 int16 channels),
+/// which made deinterleaving 385 channels memory-bound.
+const TILE_FRAMES: usize = 32;
+
+/// Several channels: tile by tile of [`TILE_FRAMES`] frames, and in each
+/// tile channel by channel, a strided walk over the tile's frames (every
+/// write is sequential, and the bounds check on the sample's place in its
+/// frame is the same for every frame, so it leaves the loop). `CH` is the
+/// channel count when fixed at compile time, 0 when it is not.
 fn convert_interleaved<D: Decode, const NORM: bool, const CH: usize>(
     src: &[u8],
     channels: usize,
@@ -152,10 +161,16 @@ fn convert_interleaved<D: Decode, const NORM: bool, const CH: usize>(
 ) {
     let channels = if CH == 0 { channels } else { CH };
     let frame = D::SIZE * channels;
-    for (c, dst) in block.channels_capacity_mut().enumerate() {
-        let at = c * D::SIZE;
-        for (d, f) in dst.iter_mut().zip(src.chunks_exact(frame)) {
-            *d = D::get::<NORM>(&f[at..at + D::SIZE]);
+    let stride = block.capacity();
+    let planes = block.planes_mut();
+    for (t, tile) in src.chunks(frame * TILE_FRAMES).enumerate() {
+        let first = t * TILE_FRAMES;
+        for (c, plane) in planes.chunks_exact_mut(stride).enumerate() {
+            let at = c * D::SIZE;
+            let dst = &mut plane[first..];
+            for (d, f) in dst.iter_mut().zip(tile.chunks_exact(frame)) {
+                *d = D::get::<NORM>(&f[at..at + D::SIZE]);
+            }
         }
     }
 }
@@ -283,6 +298,22 @@ mod tests {
             .collect();
         let b = convert(Dtype::U16, Endian::Big, 1, true, &src);
         assert_eq!(b.channel(0), &[-1.0, 0.0, 32767.0 / 32768.0]);
+    }
+
+    #[test]
+    fn many_channels_go_planar_across_tiles() {
+        // 385 channels, a frame count that is not a whole number of tiles.
+        let (channels, frames) = (385, 3 * TILE_FRAMES + 5);
+        let value = |f: usize, c: usize| ((f * 7919 + c * 31) % 65536) as i16;
+        let src: Vec<u8> = (0..frames)
+            .flat_map(|f| (0..channels).map(move |c| value(f, c)))
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let b = convert(Dtype::I16, Endian::Big, channels, false, &src);
+        for c in 0..channels {
+            let want: Vec<f32> = (0..frames).map(|f| f32::from(value(f, c))).collect();
+            assert_eq!(b.channel(c), &want[..], "channel {c}");
+        }
     }
 
     #[test]

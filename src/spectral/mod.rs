@@ -38,3 +38,16 @@ fn check_stream(channels: usize, sample_rate: Option<f64>) -> crate::Result<()> 
     }
     Ok(())
 }
+
+/// Bytes an STFT or Welch estimator holds for `channels` channels of frames
+/// of `frame_len` samples, for the memory budget
+/// ([`crate::pipeline::budget::plan_blocks`]): per channel, the carried
+/// partial frame and the joined frame (`f32`), the accumulated or current
+/// spectrum (`f64`) and the transform's buffers (complex `f32`), about 32
+/// bytes per sample of a frame.
+pub fn state_bytes(channels: usize, frame_len: usize) -> u64 {
+    const BYTES_PER_FRAME_SAMPLE: u64 = 32;
+    (channels as u64)
+        .saturating_mul(frame_len as u64)
+        .saturating_mul(BYTES_PER_FRAME_SAMPLE)
+}

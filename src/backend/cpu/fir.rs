@@ -19,6 +19,12 @@
 //!   front of one contiguous buffer, so every output reads one slice.
 //! - Nothing allocates after construction: the buffers are sized for the
 //!   largest chunk, and each worker thread owns its FFT scratch.
+//! - Many channels share one [`FirPlan`] (the kernel's spectrum and the FFT
+//!   plans) and one FFT scratch per worker, not one per channel: a channel
+//!   then holds only its history and input buffer. With hundreds of
+//!   channels, what a channel holds is what bounds the chunk under a
+//!   memory budget, so [`FirMethod::choose_for`] also caps the FFT length
+//!   by the channel count (see [`FFT_SAMPLES_ALL_CHANNELS`]).
 //!
 //! Outputs are those of the *full* convolution `y[n] = Σ_j k[j]·x[n−j]`
 //! (numpy.convolve's orientation), one per input pushed; the caller trims
@@ -63,16 +69,37 @@ pub enum FirMethod {
     },
 }
 
+/// FFT samples of all channels together that overlap-save may hold per
+/// grid step: [`FirMethod::choose_for`] caps the FFT length at this over the
+/// channel count (never below the shortest valid length). Each channel's
+/// output block and input buffer hold at least one grid step (about two FFT
+/// lengths), so with 385 channels a 2048-point FFT (the cheapest per output
+/// for 301 taps) would pin ~11 MiB before the first frame of a chunk, a
+/// 1024-point one half that, for 9% more FFT work per output. 2^19 leaves
+/// one channel's choice alone up to 2^19-point FFTs (kernels of ~100k taps).
+pub const FFT_SAMPLES_ALL_CHANNELS: usize = 1 << 19;
+
 impl FirMethod {
     /// The method for a kernel of `taps` taps: direct up to
     /// [`DIRECT_MAX_TAPS`], else overlap-save with the FFT length that
     /// minimises the FFT work per output sample.
     pub fn choose(taps: usize) -> Self {
+        Self::choose_for(taps, 1)
+    }
+
+    /// The method for `channels` channels of a kernel of `taps` taps: as
+    /// [`FirMethod::choose`], with the FFT length capped at
+    /// [`FFT_SAMPLES_ALL_CHANNELS`]` / channels` (but never below the
+    /// shortest valid length, `2·taps` rounded up to a power of two). It
+    /// depends on the kernel and the channel count only, never on the chunk
+    /// size, so results do not depend on the chunking.
+    pub fn choose_for(taps: usize, channels: usize) -> Self {
         if taps <= DIRECT_MAX_TAPS {
             FirMethod::Direct
         } else {
+            let cap = FFT_SAMPLES_ALL_CHANNELS / channels.max(1);
             FirMethod::OverlapSave {
-                nfft: best_nfft(taps),
+                nfft: best_nfft_within(taps, cap),
             }
         }
     }
@@ -81,11 +108,17 @@ impl FirMethod {
 /// The power-of-two FFT length minimising `nfft·log2(nfft) / (nfft − taps + 1)`,
 /// the cost of two real FFTs per block divided by the outputs per block.
 pub fn best_nfft(taps: usize) -> usize {
-    let mut best = (f64::INFINITY, 0);
+    best_nfft_within(taps, usize::MAX)
+}
+
+/// [`best_nfft`] among lengths up to `max_nfft` (the shortest valid length
+/// when that is larger).
+pub fn best_nfft_within(taps: usize, max_nfft: usize) -> usize {
     let mut nfft = (2 * taps).next_power_of_two().max(16);
+    let mut best = (f64::INFINITY, nfft);
     // 2^20 samples (4 MiB per buffer) is an upper bound that keeps a block's
     // buffers out of the memory budget's way; the cost curve is flat there.
-    while nfft <= 1 << 20 {
+    while nfft <= (1 << 20).min(max_nfft) {
         let cost = nfft as f64 * (nfft as f64).log2() / (nfft - taps + 1) as f64;
         if cost < best.0 * 0.98 {
             best = (cost, nfft);
@@ -114,60 +147,63 @@ enum Engine {
     },
 }
 
-/// Per-worker buffers for one pair of FFT blocks.
-struct Scratch {
+/// Buffers for one pair of FFT blocks: one per worker thread, shared by
+/// every channel that worker filters. The default one is empty (for direct
+/// filters, or no filter).
+#[derive(Debug, Default)]
+pub struct FirScratch {
     buf: Vec<Complex<f32>>,
     fft: Vec<Complex<f32>>,
 }
 
-/// A streaming FIR filter for one channel.
-pub struct Fir {
+/// Bytes per `f32` and per `Complex<f32>`.
+const F32_BYTES: u64 = 4;
+const C32_BYTES: u64 = 8;
+
+/// What every channel of one filter shares, read-only: the method, the
+/// reversed kernel or its spectrum and the FFT plans. Cheap to clone.
+#[derive(Clone)]
+pub struct FirPlan {
     taps: usize,
     /// Outputs per step of the block grid: 1 for the direct method,
     /// `2 (nfft − taps + 1)` for overlap-save (two blocks per complex FFT).
     grid: usize,
-    max_input: usize,
-    /// `[history (taps − 1) | pending inputs | new inputs]`.
-    ext: Vec<f32>,
-    /// `ext[..filled]` holds valid samples.
-    filled: usize,
-    engine: Engine,
-    scratch: Vec<Scratch>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    engine: Arc<Engine>,
 }
 
-impl std::fmt::Debug for Fir {
+impl std::fmt::Debug for FirPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fir")
+        f.debug_struct("FirPlan")
             .field("taps", &self.taps)
+            .field("grid", &self.grid)
             .finish_non_exhaustive()
     }
 }
 
-impl Fir {
-    /// A filter with `kernel` (numpy.convolve orientation) that accepts up
-    /// to `max_input` samples per [`Fir::push`], computing with `method`, and
-    /// spreading the work of one push over `pool`'s threads when given.
+impl FirPlan {
+    /// Plans `kernel` (numpy.convolve orientation) with `method`.
     ///
-    /// # Panics
-    /// If the kernel is empty or `max_input` is 0 (the caller validates).
-    pub fn new(
-        kernel: &[f32],
-        max_input: usize,
-        method: FirMethod,
-        pool: Option<Arc<rayon::ThreadPool>>,
-    ) -> Self {
-        assert!(!kernel.is_empty(), "FIR kernel must have at least one tap");
-        assert!(max_input > 0, "FIR input size must be positive");
+    /// # Errors
+    /// [`Error::Usage`] if the kernel is empty, or an overlap-save length
+    /// does not exceed the taps.
+    pub fn new(kernel: &[f32], method: FirMethod) -> crate::Result<Self> {
+        if kernel.is_empty() {
+            return Err(crate::Error::usage("the kernel has no taps"));
+        }
         let taps = kernel.len();
-        let workers = pool.as_ref().map_or(1, |p| p.current_num_threads());
-        let (engine, grid, scratch) = match method {
+        if let FirMethod::OverlapSave { nfft } = method
+            && nfft <= taps
+        {
+            return Err(crate::Error::usage(format!(
+                "an overlap-save FFT of {nfft} points cannot filter with {taps} taps: it must be longer than the kernel"
+            )));
+        }
+        let (engine, grid) = match method {
             FirMethod::Direct => {
                 let rev = kernel.iter().rev().copied().collect();
-                (Engine::Direct { rev }, 1, Vec::new())
+                (Engine::Direct { rev }, 1)
             }
             FirMethod::OverlapSave { nfft } => {
-                assert!(nfft > taps, "FFT length {nfft} must exceed the {taps} taps");
                 let mut planner = FftPlanner::<f32>::new();
                 let forward = planner.plan_fft_forward(nfft);
                 let inverse = planner.plan_fft_inverse(nfft);
@@ -180,15 +216,6 @@ impl Fir {
                 for c in &mut spectrum {
                     *c *= scale;
                 }
-                let scratch_len = forward
-                    .get_inplace_scratch_len()
-                    .max(inverse.get_inplace_scratch_len());
-                let scratch = (0..workers)
-                    .map(|_| Scratch {
-                        buf: vec![Complex::default(); nfft],
-                        fft: vec![Complex::default(); scratch_len],
-                    })
-                    .collect();
                 let block = nfft - taps + 1;
                 let engine = Engine::Fft {
                     nfft,
@@ -197,20 +224,14 @@ impl Fir {
                     inverse,
                     spectrum,
                 };
-                (engine, 2 * block, scratch)
+                (engine, 2 * block)
             }
         };
-        let ext = vec![0.0; taps - 1 + grid - 1 + max_input.max(grid)];
-        Fir {
+        Ok(FirPlan {
             taps,
             grid,
-            max_input,
-            ext,
-            filled: taps - 1,
-            engine,
-            scratch,
-            pool,
-        }
+            engine: Arc::new(engine),
+        })
     }
 
     /// Number of taps.
@@ -218,18 +239,199 @@ impl Fir {
         self.taps
     }
 
+    /// Outputs per step of the block grid (1 for the direct method).
+    pub fn grid(&self) -> usize {
+        self.grid
+    }
+
     /// The method in use.
     pub fn method(&self) -> FirMethod {
-        match &self.engine {
+        match &*self.engine {
             Engine::Direct { .. } => FirMethod::Direct,
             Engine::Fft { nfft, .. } => FirMethod::OverlapSave { nfft: *nfft },
         }
     }
 
-    /// Most outputs one push can return: the pending inputs of a partial
-    /// block plus the new ones.
+    /// Most outputs one push of at most `max_input` samples can return:
+    /// outputs leave in whole grid steps, and fewer than one step of inputs
+    /// is ever pending, so this is `max_input + grid − 1` rounded down to a
+    /// whole step (exactly `max_input` when it is a multiple of the grid).
+    pub fn max_output(&self, max_input: usize) -> usize {
+        grid_outputs(max_input, self.grid)
+    }
+
+    /// A scratch for one worker (empty for the direct method).
+    pub fn scratch(&self) -> FirScratch {
+        match &*self.engine {
+            Engine::Direct { .. } => FirScratch::default(),
+            Engine::Fft {
+                nfft,
+                forward,
+                inverse,
+                ..
+            } => {
+                let scratch_len = forward
+                    .get_inplace_scratch_len()
+                    .max(inverse.get_inplace_scratch_len());
+                FirScratch {
+                    buf: vec![Complex::default(); *nfft],
+                    fft: vec![Complex::default(); scratch_len],
+                }
+            }
+        }
+    }
+}
+
+/// See [`FirPlan::max_output`].
+fn grid_outputs(max_input: usize, grid: usize) -> usize {
+    max_input.saturating_add(grid - 1) / grid * grid
+}
+
+/// The grid step of a kernel of `taps` taps computed with `method`.
+fn grid_of(taps: usize, method: FirMethod) -> usize {
+    match method {
+        FirMethod::Direct => 1,
+        FirMethod::OverlapSave { nfft } => 2 * (nfft.saturating_sub(taps) + 1),
+    }
+}
+
+/// What a filter will allocate, known before it is built (for the chunk
+/// planner's memory budget). All sizes saturate instead of overflowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirFootprint {
+    /// Most outputs one push returns ([`FirPlan::max_output`]).
+    pub max_output: usize,
+    /// Bytes of one channel's state (history and input buffer).
+    pub per_channel: u64,
+    /// Bytes of the shared plan (kernel or spectrum and FFT twiddles).
+    pub shared: u64,
+    /// Bytes of one worker's scratch.
+    pub per_worker: u64,
+}
+
+impl FirFootprint {
+    /// The footprint of a `taps`-tap filter computed with `method` taking
+    /// up to `max_input` samples per push.
+    pub fn new(taps: usize, method: FirMethod, max_input: usize) -> Self {
+        let grid = grid_of(taps, method);
+        let ext = ext_len(taps, grid, max_input) as u64;
+        let (shared, per_worker) = match method {
+            FirMethod::Direct => (taps as u64 * F32_BYTES, 0),
+            // The spectrum, the two plans' twiddles (about one transform's
+            // worth each) and, per worker, the pair buffer and rustfft's
+            // in-place scratch (at most one transform's worth).
+            FirMethod::OverlapSave { nfft } => {
+                let one = nfft as u64 * C32_BYTES;
+                (3 * one, 2 * one)
+            }
+        };
+        FirFootprint {
+            max_output: grid_outputs(max_input, grid),
+            per_channel: ext.saturating_mul(F32_BYTES),
+            shared,
+            per_worker,
+        }
+    }
+}
+
+/// Length of a channel's `[history | pending | new]` buffer: fewer than a
+/// grid step pending plus a push, or one whole step for the flush.
+fn ext_len(taps: usize, grid: usize, max_input: usize) -> usize {
+    (taps - 1).saturating_add((grid - 1).saturating_add(max_input).max(grid))
+}
+
+/// A streaming FIR filter for one channel.
+pub struct Fir {
+    plan: FirPlan,
+    max_input: usize,
+    /// `[history (taps − 1) | pending inputs | new inputs]`.
+    ext: Vec<f32>,
+    /// `ext[..filled]` holds valid samples.
+    filled: usize,
+    /// One per worker of `pool`; empty for a filter whose caller lends the
+    /// scratch ([`Fir::with_plan`]).
+    scratch: Vec<FirScratch>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl std::fmt::Debug for Fir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fir")
+            .field("taps", &self.taps())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fir {
+    /// A filter with `kernel` (numpy.convolve orientation) that accepts up
+    /// to `max_input` samples per [`Fir::push`], computing with `method`, and
+    /// spreading the work of one push over `pool`'s threads when given.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] if the kernel is empty, `max_input` is 0, or the
+    /// method cannot take the kernel ([`FirPlan::new`]).
+    pub fn new(
+        kernel: &[f32],
+        max_input: usize,
+        method: FirMethod,
+        pool: Option<Arc<rayon::ThreadPool>>,
+    ) -> crate::Result<Self> {
+        if max_input == 0 {
+            return Err(crate::Error::usage(
+                "a filter must take at least one sample per push",
+            ));
+        }
+        let plan = FirPlan::new(kernel, method)?;
+        let mut fir = Fir::with_plan(&plan, max_input, pool);
+        if fir.scratch.is_empty() {
+            fir.scratch.push(plan.scratch());
+        }
+        Ok(fir)
+    }
+
+    /// A filter on a shared `plan` with no scratch of its own: its caller
+    /// lends one per push ([`Fir::push_with`]), so channels filtered by the
+    /// same worker share one. With `pool`, pushes big enough to split use
+    /// scratch of their own, one per worker, allocated here.
+    ///
+    /// # Panics
+    /// If `max_input` is 0.
+    pub fn with_plan(
+        plan: &FirPlan,
+        max_input: usize,
+        pool: Option<Arc<rayon::ThreadPool>>,
+    ) -> Self {
+        assert!(max_input > 0, "FIR input size must be positive");
+        let (taps, grid) = (plan.taps, plan.grid);
+        let scratch = match &pool {
+            Some(p) => (0..p.current_num_threads())
+                .map(|_| plan.scratch())
+                .collect(),
+            None => Vec::new(),
+        };
+        Fir {
+            plan: plan.clone(),
+            max_input,
+            ext: vec![0.0; ext_len(taps, grid, max_input)],
+            filled: taps - 1,
+            scratch,
+            pool,
+        }
+    }
+
+    /// Number of taps.
+    pub fn taps(&self) -> usize {
+        self.plan.taps
+    }
+
+    /// The method in use.
+    pub fn method(&self) -> FirMethod {
+        self.plan.method()
+    }
+
+    /// Most outputs one push can return (see [`FirPlan::max_output`]).
     pub fn max_output(&self) -> usize {
-        self.max_input + self.grid - 1
+        self.plan.max_output(self.max_input)
     }
 
     /// Largest input one push accepts.
@@ -240,21 +442,41 @@ impl Fir {
     /// Feeds `input` (at most `max_input` samples) and writes every output
     /// that is now complete to the front of `out` (which must hold
     /// [`Fir::max_output`]), returning how many.
+    ///
+    /// # Panics
+    /// For a filter made by [`Fir::with_plan`] without a pool: use
+    /// [`Fir::push_with`].
     pub fn push(&mut self, input: &[f32], out: &mut [f32]) -> usize {
+        self.push_with(input, out, None)
+    }
+
+    /// [`Fir::push`] with `scratch` lent by the caller (any scratch from
+    /// the same plan); `None` uses the filter's own.
+    pub fn push_with(
+        &mut self,
+        input: &[f32],
+        out: &mut [f32],
+        scratch: Option<&mut FirScratch>,
+    ) -> usize {
         assert!(
             input.len() <= self.max_input,
             "FIR push of {} samples exceeds the {} it was sized for",
             input.len(),
             self.max_input
         );
-        let hist = self.taps - 1;
+        let hist = self.plan.taps - 1;
         self.ext[self.filled..self.filled + input.len()].copy_from_slice(input);
         self.filled += input.len();
         let pending = self.filled - hist;
-        let nout = pending / self.grid * self.grid;
-        self.compute(nout, out);
-        self.ext.copy_within(nout..self.filled, 0);
-        self.filled -= nout;
+        let nout = pending / self.plan.grid * self.plan.grid;
+        if nout > 0 {
+            // With chunks shorter than a grid step, most pushes only
+            // gather inputs: moving the buffer onto itself would cost a
+            // copy of it per push for nothing.
+            self.compute(nout, out, scratch);
+            self.ext.copy_within(nout..self.filled, 0);
+            self.filled -= nout;
+        }
         nout
     }
 
@@ -264,31 +486,39 @@ impl Fir {
     /// caller pushes the zeros of the convolution's tail first. `out` must
     /// hold [`Fir::max_output`].
     pub fn flush(&mut self, out: &mut [f32]) -> usize {
-        let hist = self.taps - 1;
+        self.flush_with(out, None)
+    }
+
+    /// [`Fir::flush`] with `scratch` lent by the caller (see
+    /// [`Fir::push_with`]).
+    pub fn flush_with(&mut self, out: &mut [f32], scratch: Option<&mut FirScratch>) -> usize {
+        let hist = self.plan.taps - 1;
+        let grid = self.plan.grid;
         let pending = self.filled - hist;
         if pending == 0 {
             return 0;
         }
-        let end = hist + self.grid;
+        let end = hist + grid;
         self.ext[self.filled..end].fill(0.0);
         // One block of outputs (`out` holds max_output() >= grid); only
         // `pending` of them are real.
-        self.compute(self.grid, out);
-        self.ext.copy_within(self.grid..end, 0);
+        self.compute(grid, out, scratch);
+        self.ext.copy_within(grid..end, 0);
         self.filled = hist;
         pending
     }
 
     /// Computes `nout` outputs (a multiple of the grid) from `ext` into `out`.
-    fn compute(&mut self, nout: usize, out: &mut [f32]) {
+    fn compute(&mut self, nout: usize, out: &mut [f32], lent: Option<&mut FirScratch>) {
         if nout == 0 {
             return;
         }
+        let taps = self.plan.taps;
         let out = &mut out[..nout];
-        let ext = &self.ext[..nout + self.taps - 1];
-        let grid = self.grid;
-        let work_per_output = match self.engine {
-            Engine::Direct { .. } => self.taps,
+        let ext = &self.ext[..nout + taps - 1];
+        let grid = self.plan.grid;
+        let work_per_output = match *self.plan.engine {
+            Engine::Direct { .. } => taps,
             Engine::Fft { .. } => FFT_WORK_PER_OUTPUT,
         };
         let workers = match &self.pool {
@@ -298,7 +528,7 @@ impl Fir {
         // Split the outputs into `workers` runs of whole blocks.
         let blocks = nout / grid;
         let per = blocks.div_ceil(workers) * grid;
-        match &self.engine {
+        match &*self.plan.engine {
             Engine::Direct { rev } => {
                 if workers > 1 {
                     let pool = self.pool.as_ref().expect("workers > 1 implies a pool");
@@ -318,7 +548,7 @@ impl Fir {
                 inverse,
                 spectrum,
             } => {
-                let job = |start: usize, o: &mut [f32], s: &mut Scratch| {
+                let job = |start: usize, o: &mut [f32], s: &mut FirScratch| {
                     for (p, op) in o.chunks_mut(grid).enumerate() {
                         let seg = &ext[start + p * grid..start + p * grid + block + nfft];
                         fft_pair(
@@ -341,7 +571,14 @@ impl Fir {
                             .for_each(|(t, (o, s))| job(t * per, o, s))
                     });
                 } else {
-                    job(0, out, &mut self.scratch[0]);
+                    let s = match lent {
+                        Some(s) => s,
+                        None => self
+                            .scratch
+                            .first_mut()
+                            .expect("a filter without a pool of its own is lent a scratch"),
+                    };
+                    job(0, out, s);
                 }
             }
         }
@@ -392,7 +629,7 @@ fn fft_pair(
     forward: &dyn Fft<f32>,
     inverse: &dyn Fft<f32>,
     spectrum: &[Complex<f32>],
-    s: &mut Scratch,
+    s: &mut FirScratch,
 ) {
     let block = out.len() / 2;
     let (a, b) = (&seg[..nfft], &seg[block..block + nfft]);
@@ -474,7 +711,7 @@ mod tests {
             ] {
                 let mut whole = None;
                 for chunk in [1, 7, taps + 1, 1000, 5000] {
-                    let mut fir = Fir::new(&k, chunk, method, None);
+                    let mut fir = Fir::new(&k, chunk, method, None).unwrap();
                     let y = run(&mut fir, &x, chunk);
                     assert_eq!(y.len(), want.len(), "taps {taps} {method:?} chunk {chunk}");
                     for (i, (a, b)) in y.iter().zip(&want).enumerate() {
@@ -507,8 +744,8 @@ mod tests {
                 .unwrap(),
         );
         for method in [FirMethod::Direct, FirMethod::choose(1025)] {
-            let mut one = Fir::new(&k, 100_000, method, None);
-            let mut many = Fir::new(&k, 100_000, method, Some(pool.clone()));
+            let mut one = Fir::new(&k, 100_000, method, None).unwrap();
+            let mut many = Fir::new(&k, 100_000, method, Some(pool.clone())).unwrap();
             assert_eq!(run(&mut one, &x, 100_000), run(&mut many, &x, 100_000));
         }
     }

@@ -6,6 +6,12 @@
 //! there are several; with one channel, the filter spreads its blocks over
 //! the threads instead. Detection is sequential per channel by nature
 //! (running sums, trigger state), and cheap next to filtering.
+//!
+//! With many channels, channels go to the threads in contiguous groups
+//! ([`GROUPS_PER_THREAD`] per thread), each group with one FFT scratch, and
+//! all channels share one [`FirPlan`]: what a channel holds is then only
+//! its filter history and its detector, which is what lets a 385-channel
+//! stream fit a memory budget of a few MiB (see [`crate::pipeline`]).
 
 pub mod fir;
 
@@ -13,11 +19,30 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::backend::{Backend, ChunkProcessor, Job};
+use crate::backend::{Backend, ChunkProcessor, Footprint, Job};
 use crate::detect::{Detector, Event};
 use crate::error::{Error, Result};
 use crate::pool::Block;
-use fir::{Fir, FirMethod};
+use fir::{Fir, FirFootprint, FirMethod, FirPlan, FirScratch};
+
+/// Channel groups per thread when channels run in parallel: several per
+/// thread so that a thread that also runs the detectors (they overlap the
+/// filter, see [`CpuProcessor`]) does not hold up the others, and few enough
+/// that each group is thousands of samples of work (one rayon task, one
+/// FFT scratch each).
+const GROUPS_PER_THREAD: usize = 4;
+
+/// Bytes per `f32`.
+const F32_BYTES: u64 = 4;
+
+/// Initial capacity of each channel's event list: reserved at planning so
+/// that a few events per chunk never allocate (a list that needs more grows
+/// once and keeps its capacity). 64 rather than more because every channel
+/// of a many-channel probe holds one, and the budget counts them.
+const EVENTS_PER_CHANNEL: usize = 64;
+
+/// Bytes of one [`Event`] in the event lists.
+const EVENT_BYTES: u64 = std::mem::size_of::<Event>() as u64;
 
 /// The CPU backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +67,26 @@ impl Backend for CpuBackend {
     ) -> Result<Box<dyn ChunkProcessor>> {
         Ok(Box::new(CpuProcessor::new(job, channels, chunk, threads)?))
     }
+
+    fn footprint(&self, job: &Job, channels: usize, chunk: usize, threads: usize) -> Footprint {
+        CpuProcessor::footprint(job, channels, chunk, threads)
+    }
+}
+
+/// The FIR method for `job` on `channels` channels.
+fn fir_method(job: &Job, taps: usize, channels: usize) -> FirMethod {
+    job.fir_method
+        .unwrap_or_else(|| FirMethod::choose_for(taps, channels))
+}
+
+/// Channel groups (and FFT scratches) for `channels` channels on `threads`
+/// threads; 0 when the channels do not run in parallel.
+fn groups(channels: usize, threads: usize) -> usize {
+    if channels > 1 && threads > 1 {
+        channels.min(threads * GROUPS_PER_THREAD)
+    } else {
+        0
+    }
 }
 
 /// Per-chunk work on the CPU for one stream. See the module docs.
@@ -53,6 +98,12 @@ impl Backend for CpuBackend {
 /// block waits in `pending`, and blocks are swapped, not copied.
 pub struct CpuProcessor {
     firs: Vec<Option<Fir>>,
+    /// One FFT scratch per channel group (parallel channels), or one for
+    /// all channels (sequential channels); empty ones for direct filters
+    /// and pass-through.
+    scratch: Vec<FirScratch>,
+    /// Channels per group when channels run in parallel.
+    group: usize,
     detectors: Vec<Box<dyn Detector>>,
     events: Vec<Vec<Event>>,
     /// Filtered but not yet detected (only with detectors).
@@ -116,27 +167,45 @@ impl CpuProcessor {
             None
         };
         let across_channels = channels > 1 && pool.is_some();
-        let fir_pool = if across_channels { None } else { pool.clone() };
         let taps = job.taps();
-        let firs: Vec<Option<Fir>> = (0..channels)
-            .map(|_| {
-                job.kernel.as_ref().map(|k| {
-                    let method = job.fir_method.unwrap_or_else(|| FirMethod::choose(k.len()));
-                    Fir::new(k, chunk, method, fir_pool.clone())
-                })
-            })
-            .collect();
-        let out_capacity = firs
-            .first()
-            .and_then(|f| f.as_ref())
-            .map_or(chunk, |f| f.max_output());
+        let plan = job
+            .kernel
+            .as_ref()
+            .map(|k| FirPlan::new(k, fir_method(job, k.len(), channels)))
+            .transpose()?;
+        let ngroups = groups(channels, threads);
+        let (firs, scratch): (Vec<Option<Fir>>, Vec<FirScratch>) = match &plan {
+            Some(plan) if channels == 1 => {
+                // One channel: the filter spreads its big pushes over the
+                // pool, with a scratch per worker of its own.
+                (
+                    vec![Some(Fir::with_plan(plan, chunk, pool.clone()))],
+                    vec![plan.scratch()],
+                )
+            }
+            Some(plan) => (
+                (0..channels)
+                    .map(|_| Some(Fir::with_plan(plan, chunk, None)))
+                    .collect(),
+                (0..ngroups.max(1)).map(|_| plan.scratch()).collect(),
+            ),
+            // Pass-through: empty scratches, one per group, so the groups
+            // still pair up with them.
+            None => (
+                (0..channels).map(|_| None).collect(),
+                (0..ngroups.max(1)).map(|_| FirScratch::default()).collect(),
+            ),
+        };
+        let out_capacity = plan.as_ref().map_or(chunk, |p| p.max_output(chunk));
         let detectors: Vec<Box<dyn Detector>> = match &job.detector {
             Some(d) => (0..channels).map(|_| d.build()).collect(),
             None => Vec::new(),
         };
         Ok(CpuProcessor {
+            scratch,
+            group: channels.div_ceil(ngroups.max(1)),
             events: (0..detectors.len())
-                .map(|_| Vec::with_capacity(256))
+                .map(|_| Vec::with_capacity(EVENTS_PER_CHANNEL))
                 .collect(),
             pending: Block::new(
                 channels,
@@ -166,17 +235,70 @@ impl CpuProcessor {
         })
     }
 
+    /// What [`CpuProcessor::new`] allocates for the same arguments, besides
+    /// the output blocks the caller makes ([`Footprint::output_frames`]
+    /// frames each) and the pool's threads.
+    pub fn footprint(job: &Job, channels: usize, chunk: usize, threads: usize) -> Footprint {
+        let ch = channels as u64;
+        let threads = threads.max(1);
+        let (output_frames, fir_bytes) = match &job.kernel {
+            Some(k) => {
+                let fir = FirFootprint::new(k.len(), fir_method(job, k.len(), channels), chunk);
+                let workers = if channels == 1 && threads > 1 {
+                    threads + 1
+                } else {
+                    groups(channels, threads).max(1)
+                } as u64;
+                let bytes = fir
+                    .per_channel
+                    .saturating_mul(ch)
+                    .saturating_add(fir.shared)
+                    .saturating_add(fir.per_worker.saturating_mul(workers))
+                    // The zeros of the convolution's tail.
+                    .saturating_add((chunk as u64).saturating_mul(F32_BYTES));
+                (fir.max_output, bytes)
+            }
+            None => (chunk, 0),
+        };
+        let detect_bytes = match &job.detector {
+            Some(d) => {
+                let state = match d {
+                    crate::backend::DetectorChoice::Builtin(spec) => spec.memory_bytes(),
+                    crate::backend::DetectorChoice::Custom(_) => 0,
+                };
+                // Each channel's detector and event list, and the block
+                // waiting for detection (`pending`).
+                (state + EVENTS_PER_CHANNEL as u64 * EVENT_BYTES)
+                    .saturating_mul(ch)
+                    .saturating_add(
+                        (output_frames as u64)
+                            .saturating_mul(ch)
+                            .saturating_mul(F32_BYTES),
+                    )
+            }
+            None => 0,
+        };
+        Footprint {
+            output_frames,
+            bytes: fir_bytes.saturating_add(detect_bytes),
+        }
+    }
+
     /// One filter step over every channel: `input`, or (without input)
     /// `zeros` zeros of the tail, or the final flush. Writes the trimmed
     /// outputs to `output`.
     fn filter(&mut self, input: Option<&Block>, zeros: usize, output: &mut Block) {
         let (skip, produced) = (self.skip, self.produced);
         let zeros_buf = &self.zeros[..zeros];
-        let run = |(c, (fir, out)): (usize, (&mut Option<Fir>, &mut [f32]))| -> (usize, usize) {
+        let run = |c: usize,
+                   fir: &mut Option<Fir>,
+                   out: &mut [f32],
+                   scratch: Option<&mut FirScratch>|
+         -> (usize, usize) {
             let n = match (fir, input) {
-                (Some(fir), Some(block)) => fir.push(block.channel(c), out),
-                (Some(fir), None) if zeros > 0 => fir.push(zeros_buf, out),
-                (Some(fir), None) => fir.flush(out),
+                (Some(fir), Some(block)) => fir.push_with(block.channel(c), out, scratch),
+                (Some(fir), None) if zeros > 0 => fir.push_with(zeros_buf, out, scratch),
+                (Some(fir), None) => fir.flush_with(out, scratch),
                 (None, Some(block)) => {
                     let x = block.channel(c);
                     out[..x.len()].copy_from_slice(x);
@@ -193,22 +315,34 @@ impl CpuProcessor {
         };
         let stride = output.capacity();
         let planes = output.planes_mut();
+        let group = self.group;
         let (n, kept) = match (&self.pool, self.across_channels) {
             (Some(pool), true) => pool.install(|| {
                 self.firs
-                    .par_iter_mut()
-                    .zip(planes.par_chunks_exact_mut(stride))
+                    .par_chunks_mut(group)
+                    .zip(planes.par_chunks_mut(group * stride))
+                    .zip(self.scratch.par_iter_mut())
                     .enumerate()
-                    .map(run)
+                    .map(|(g, ((firs, planes), scratch))| {
+                        firs.iter_mut()
+                            .zip(planes.chunks_exact_mut(stride))
+                            .enumerate()
+                            .map(|(i, (fir, out))| {
+                                run(g * group + i, fir, out, Some(&mut *scratch))
+                            })
+                            .fold((0, 0), |a, b| a.max(b))
+                    })
                     .reduce(|| (0, 0), |a, b| a.max(b))
             }),
-            _ => self
-                .firs
-                .iter_mut()
-                .zip(planes.chunks_exact_mut(stride))
-                .enumerate()
-                .map(run)
-                .fold((0, 0), |a, b| a.max(b)),
+            _ => {
+                let mut scratch = self.scratch.first_mut();
+                self.firs
+                    .iter_mut()
+                    .zip(planes.chunks_exact_mut(stride))
+                    .enumerate()
+                    .map(|(c, (fir, out))| run(c, fir, out, scratch.as_deref_mut()))
+                    .fold((0, 0), |a, b| a.max(b))
+            }
         };
         output.start = self.emitted;
         output.set_frames(kept);

@@ -40,7 +40,7 @@ pub mod staging;
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, ChunkProcessor, Job};
+use crate::backend::{Backend, ChunkProcessor, Footprint, Job};
 use crate::error::Result;
 
 pub use context::{GpuContext, GpuOptions};
@@ -111,6 +111,10 @@ impl Backend for GpuBackend {
             chunk,
             self.max_step,
         )?))
+    }
+
+    fn footprint(&self, job: &Job, channels: usize, chunk: usize, _threads: usize) -> Footprint {
+        GpuProcessor::footprint(&self.ctx, job, channels, chunk, self.max_step)
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::backend::{ChunkProcessor, DetectorChoice, Job};
+use crate::backend::{ChunkProcessor, DetectorChoice, Footprint, Job};
 use crate::detect::{Detector, DetectorSpec, Event};
 use crate::error::{Error, Result};
 use crate::pool::Block;
@@ -101,6 +101,55 @@ fn warm_up(spec: &DetectorSpec) -> u64 {
 }
 
 impl GpuProcessor {
+    /// Frames per step: the chunk, at most `max_step`, and few enough that
+    /// the largest buffer fits one storage binding. That buffer is the
+    /// classic STA/LTA's pyramid, up to 2 × next_pow2(nlta + frames) values
+    /// per channel, so up to 4 f32 per frame and channel.
+    fn piece(ctx: &GpuContext, job: &Job, channels: usize, chunk: usize, max_step: usize) -> usize {
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let per_frame = (channels.max(1) as u64).saturating_mul(F32 * 4);
+        let history = job.history() as u64;
+        let fit = (limit / per_frame).saturating_sub(history).max(1);
+        (chunk.min(max_step.max(1)) as u64).min(fit) as usize
+    }
+
+    /// What [`GpuProcessor::new`] allocates for the same arguments, device
+    /// buffers included (on a software adapter they are host memory, and
+    /// on any adapter the budget is the safer for it): per frame and
+    /// channel of a step, the input, the filtered signal, up to four values
+    /// of the detector's buffers, and each staging slot's upload and
+    /// readback; per channel, the filter's and the detector's history.
+    pub fn footprint(
+        ctx: &GpuContext,
+        job: &Job,
+        channels: usize,
+        chunk: usize,
+        max_step: usize,
+    ) -> Footprint {
+        let piece = Self::piece(ctx, job, channels, chunk, max_step);
+        let ch = channels.max(1) as u64;
+        let plane = ch.saturating_mul(piece as u64).saturating_mul(F32);
+        let read_signal =
+            !job.discard_signal || matches!(job.detector, Some(DetectorChoice::Custom(_)));
+        let planes = 1
+            + u64::from(job.kernel.is_some())
+            + if job.detector.is_some() { 4 } else { 0 }
+            + SLOTS as u64 * (1 + u64::from(read_signal));
+        let history = ch
+            .saturating_mul((job.taps() + job.history()) as u64)
+            .saturating_mul(2 * F32);
+        Footprint {
+            output_frames: chunk.saturating_add(piece),
+            bytes: plane
+                .saturating_mul(planes)
+                .saturating_add(history)
+                .saturating_add(SLOTS as u64 * HEADER),
+        }
+    }
+
     /// Plans `job` for `channels` channels in blocks of at most `chunk`
     /// frames on `ctx`, in steps of at most `max_step` frames (and fewer if
     /// the device's binding limits require it).
@@ -116,17 +165,7 @@ impl GpuProcessor {
     ) -> Result<Self> {
         job.validate()?;
         let channels = channels.max(1);
-        // The largest buffer is the classic STA/LTA's pyramid, up to
-        // 2 × next_pow2(nlta + frames) values per channel, so up to 4 f32
-        // per frame and channel: keep it within one storage binding.
-        let limit = ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size);
-        let per_frame = channels as u64 * F32 * 4;
-        let history = job.history() as u64;
-        let fit = (limit / per_frame).saturating_sub(history).max(1);
-        let piece = (chunk.min(max_step.max(1)) as u64).min(fit) as usize;
+        let piece = Self::piece(ctx, job, channels, chunk, max_step);
         let taps = job.taps();
         let step = ctx.buffer(
             "step params",
