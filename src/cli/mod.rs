@@ -245,6 +245,41 @@ pub fn memory_limit(mib: Option<u64>) -> Result<sigstream::pipeline::budget::Lim
     }
 }
 
+/// How a command runs: chunking, memory, threads, backend, progress.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Frames (samples per channel) per chunk (default: the largest that
+    /// fits --memory-limit); refused if it does not fit.
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub chunk_size: Option<usize>,
+    /// Peak memory of the whole process, in MiB, that the chunk and every
+    /// buffer must fit; refused if the job cannot (default: 24 for the
+    /// buffers, raised by what a job's per-channel state needs beyond it).
+    #[arg(long, value_name = "MB", help_heading = "Run")]
+    pub memory_limit: Option<u64>,
+    /// Compute threads (default: all cores).
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub threads: Option<usize>,
+    /// Where to compute.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// No progress bar.
+    #[arg(short, long, help_heading = "Run")]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// Checks the options (the library checks them again where it uses them).
+    pub fn validate(&self) -> Result<()> {
+        if self.chunk_size == Some(0) {
+            return Err(Error::usage("--chunk-size must be at least 1"));
+        }
+        memory_limit(self.memory_limit)?;
+        threads(self.threads)?;
+        Ok(())
+    }
+}
+
 /// Threads to use: the option, or every core.
 pub fn threads(opt: Option<usize>) -> Result<usize> {
     match opt {

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendArgs, InputArgs, about_input, check_outputs, group, memory_limit, progress_bar,
+    InputArgs, RunArgs, about_input, check_outputs, group, memory_limit, progress_bar,
     report_failure, threads, write_report,
 };
 use sigstream::backend::{DetectorChoice, Job};
@@ -106,24 +106,9 @@ pub struct ProcessArgs {
     #[arg(long, value_name = "DIR", help_heading = "Outputs")]
     pub output_dir: Option<PathBuf>,
 
-    /// Frames (samples per channel) per chunk (default: the largest that
-    /// fits --memory-limit); refused if it does not fit.
-    #[arg(long, value_name = "N", help_heading = "Run")]
-    pub chunk_size: Option<usize>,
-    /// Peak memory of the whole process, in MiB, that the chunk and every
-    /// buffer must fit; refused if the job cannot (default: 24 for the
-    /// buffers, raised by what a job's per-channel state needs beyond it).
-    #[arg(long, value_name = "MB", help_heading = "Run")]
-    pub memory_limit: Option<u64>,
-    /// Compute threads (default: all cores).
-    #[arg(long, value_name = "N", help_heading = "Run")]
-    pub threads: Option<usize>,
-    /// Where to compute.
+    /// Chunking, memory, threads, backend.
     #[command(flatten)]
-    pub backend: BackendArgs,
-    /// No progress bar.
-    #[arg(short, long, help_heading = "Run")]
-    pub quiet: bool,
+    pub run: RunArgs,
 }
 
 /// numpy.convolve modes.
@@ -152,10 +137,10 @@ impl ProcessArgs {
     /// The run configuration.
     fn stream_config(&self) -> Result<StreamConfig> {
         Ok(StreamConfig {
-            chunk_size: self.chunk_size,
-            memory_limit: memory_limit(self.memory_limit)?.bytes,
-            strict_memory_limit: self.memory_limit.is_some(),
-            threads: threads(self.threads)?,
+            chunk_size: self.run.chunk_size,
+            memory_limit: memory_limit(self.run.memory_limit)?.bytes,
+            strict_memory_limit: self.run.memory_limit.is_some(),
+            threads: threads(self.run.threads)?,
             ..StreamConfig::default()
         })
     }
@@ -225,11 +210,11 @@ impl ProcessArgs {
     /// its sample rate).
     fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
         if let Some(f) = filter {
-            let limit = memory_limit(self.memory_limit)?;
+            let limit = memory_limit(self.run.memory_limit)?;
             sigstream::pipeline::budget::check_kernel(f.len(), info.channels, limit.bytes)?;
         }
         let designed = filter.map(|f| f.design(info.sample_rate)).transpose()?;
-        if !self.quiet {
+        if !self.run.quiet {
             for warning in designed.iter().flat_map(|d| &d.warnings) {
                 eprintln!("sigstream: warning: {}: {warning}", info.path.display());
             }
@@ -359,7 +344,7 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
     let inputs = expand_inputs(&args.inputs)?;
     args.check_outputs(&inputs)?;
-    let backend = args.backend.open()?;
+    let backend = args.run.backend.open()?;
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -371,7 +356,7 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
             |job: Job| StreamProcessor::new(config.clone(), job).with_backend(backend.clone());
         match process_one(args, filter.as_ref(), input, &opts, processor) {
             Ok((entry, stats)) => {
-                if !args.quiet && args.report.is_none() {
+                if !args.run.quiet && args.report.is_none() {
                     eprintln!(
                         "{}: {} samples × {} ch, {} events, {:.2} s, {:.0} MB/s, peak {:.1} MiB",
                         input.display(),
@@ -420,7 +405,7 @@ fn process_one(
         .as_ref()
         .map(|p| CsvEvents::create(p))
         .transpose()?;
-    let bar = progress_bar(args.quiet, &input.display().to_string(), info.frames);
+    let bar = progress_bar(args.run.quiet, &input.display().to_string(), info.frames);
     let mut on_progress = |p: &Progress| bar.set_position(p.frames);
     let stats = processor.process_source(
         source.as_mut(),
@@ -435,7 +420,7 @@ fn process_one(
         csv.commit()?;
     }
     let default_mb = (sigstream::pipeline::DEFAULT_MEMORY_LIMIT >> 20) as f64;
-    if args.memory_limit.is_none() && stats.memory_limit_mb > default_mb && !args.quiet {
+    if args.run.memory_limit.is_none() && stats.memory_limit_mb > default_mb && !args.run.quiet {
         eprintln!(
             "sigstream: note: {}: the job's own state for {} channels needs more than the default {default_mb} MiB budget; it ran within {:.0} MiB (--memory-limit MB makes the limit hard)",
             input.display(),
@@ -460,7 +445,7 @@ fn process_one(
         ("memory_limit_mb", json!(stats.memory_limit_mb)),
         ("planned_mb", json!(stats.planned_mb)),
         ("overlap", json!(stats.overlap)),
-        ("threads", json!(threads(args.threads)?)),
+        ("threads", json!(threads(args.run.threads)?)),
         ("events", json!(stats.events)),
         (
             "filter",

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendArg, BackendArgs, InputArgs, check_outputs, group, memory_limit, progress_bar, threads,
+    BackendArg, InputArgs, RunArgs, check_outputs, group, memory_limit, progress_bar, threads,
     write_report,
 };
 use sigstream::error::{Error, Result};
@@ -86,35 +86,16 @@ pub struct SpectralRunArgs {
     /// Run report as JSON (seconds, throughput_mb_s, peak_rss_mb, backend, device).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report: Option<PathBuf>,
-    /// Frames (samples per channel) per chunk (default: the largest that
-    /// fits --memory-limit); refused if it does not fit.
-    #[arg(long, value_name = "N", help_heading = "Run")]
-    pub chunk_size: Option<usize>,
-    /// Peak memory of the whole process, in MiB, that the chunk and every
-    /// buffer must fit; refused if the job cannot (default: 24 for the
-    /// buffers, raised by what a job's per-channel state needs beyond it).
-    #[arg(long, value_name = "MB", help_heading = "Run")]
-    pub memory_limit: Option<u64>,
-    /// Compute threads (default: all cores).
-    #[arg(long, value_name = "N", help_heading = "Run")]
-    pub threads: Option<usize>,
-    /// Where to compute.
+    /// Chunking, memory, threads, backend.
     #[command(flatten)]
-    pub backend: BackendArgs,
-    /// No progress bar.
-    #[arg(short, long, help_heading = "Run")]
-    pub quiet: bool,
+    pub run: RunArgs,
 }
 
 impl SpectralRunArgs {
     /// Checks the options that do not depend on the input, with the
     /// command's own outputs (`(option, path)`) beside --png and --report.
     pub fn validate(&self, own: &[(&str, Option<&Path>)]) -> Result<()> {
-        if self.chunk_size == Some(0) {
-            return Err(Error::usage("--chunk-size must be at least 1"));
-        }
-        memory_limit(self.memory_limit)?;
-        threads(self.threads)?;
+        self.run.validate()?;
         if self.png.as_deref().is_some_and(sigstream::sink::is_stdout) {
             return Err(Error::usage(
                 "--png -: a picture cannot go to standard output; give a file",
@@ -156,7 +137,7 @@ impl SpectralRun {
         frame_len: usize,
     ) -> Result<Self> {
         let opts = input_args.source_options()?;
-        let threads = threads(run.threads)?;
+        let threads = threads(run.run.threads)?;
         let source = source::open(input, &opts)?;
         let info = source.info().clone();
         if let Some(frames) = info.frames
@@ -164,9 +145,9 @@ impl SpectralRun {
         {
             return Err(too_short(input, frame_len, frames));
         }
-        let gpu = match run.backend.gpu_context()? {
+        let gpu = match run.run.backend.gpu_context()? {
             Some(_)
-                if run.backend.backend == BackendArg::Auto
+                if run.run.backend.backend == BackendArg::Auto
                     && !sigstream::backend::gpu::spectra::supports(frame_len) =>
             {
                 None
@@ -211,13 +192,13 @@ impl SpectralRun {
             frames: self.info.frames,
         };
         let chunk_size = sigstream::pipeline::budget::plan_blocks(
-            run.chunk_size,
-            memory_limit(run.memory_limit)?,
+            run.run.chunk_size,
+            memory_limit(run.run.memory_limit)?,
             &shape,
             BLOCKS,
             state,
         )?;
-        let quiet = run.quiet;
+        let quiet = run.run.quiet;
         let bar = progress_bar(
             quiet,
             &self.info.path.display().to_string(),
@@ -315,7 +296,7 @@ impl SpectralRun {
         if let Some(path) = &args.report {
             write_report(path, &report.finish())
         } else {
-            if !args.quiet {
+            if !args.run.quiet {
                 eprintln!("{summary}");
             }
             Ok(())
