@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::{BackendArgs, group, out, progress_bar, threads};
+use super::{RunArgs, group, memory_limit, out, progress_bar, threads};
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::Event;
 use sigstream::error::{Error, Result};
@@ -20,30 +20,22 @@ pub struct DemoArgs {
     /// Events injected.
     #[arg(long, default_value_t = 1000, value_name = "K")]
     pub events: usize,
-    /// Frames per chunk (default: the largest within the default memory limit).
-    #[arg(long, value_name = "N")]
-    pub chunk_size: Option<usize>,
-    /// Compute threads (default: all cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
     /// Seed of the random signal.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Where to compute.
+    /// Chunking, memory, threads, backend.
     #[command(flatten)]
-    pub backend: BackendArgs,
-    /// No progress bar.
-    #[arg(short, long)]
-    pub quiet: bool,
+    pub run: RunArgs,
 }
 
 /// `sigstream demo`: returns the exit code (1 if the events found do not
 /// match those injected).
 pub fn run(args: &DemoArgs) -> Result<i32> {
-    let threads = threads(args.threads)?;
+    args.run.validate()?;
+    let threads = threads(args.run.threads)?;
     let positions = super::demo_signal::event_positions(args.samples, args.events, args.seed)?;
     // The backend first: a GPU that cannot be had fails before the signal is written.
-    let backend = args.backend.open()?;
+    let backend = args.run.backend.open()?;
     let dir = tempfile::Builder::new()
         .prefix("sigstream-demo-")
         .tempdir()
@@ -67,13 +59,15 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
         ..Job::default()
     };
     let config = StreamConfig {
-        chunk_size: args.chunk_size,
+        chunk_size: args.run.chunk_size,
+        memory_limit: memory_limit(args.run.memory_limit)?.bytes,
+        strict_memory_limit: args.run.memory_limit.is_some(),
         threads,
         ..StreamConfig::default()
     };
     let processor = StreamProcessor::new(config, job).with_backend(backend);
     let mut events: Vec<Event> = Vec::new();
-    let bar = progress_bar(args.quiet, "demo", Some(args.samples));
+    let bar = progress_bar(args.run.quiet, "demo", Some(args.samples));
     let mut on_progress = |p: &Progress| bar.set_position(p.frames);
     let stats = processor.process_file(
         &path,

@@ -337,6 +337,7 @@ fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// `sigstream process`: returns the exit code.
 pub fn run(args: &ProcessArgs) -> Result<i32> {
+    args.run.validate()?;
     let opts = args.input.source_options()?;
     let config = args.stream_config()?;
     let filter = args.filter_spec()?;
