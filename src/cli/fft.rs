@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use serde_json::json;
 
-use super::{BackendArgs, InputArgs, check_outputs, group, progress_bar, write_report};
+use super::{BackendArgs, InputArgs, group, progress_bar, write_report};
 use sigstream::error::{Error, Result};
 use sigstream::report::{Report, describe_input, outputs};
 
@@ -62,7 +62,7 @@ pub fn run(args: &FftArgs) -> Result<i32> {
     if let Some(r) = &args.report {
         all.push(("--report", r.as_path()));
     }
-    check_outputs(&all)?;
+    sigstream::sink::check_outputs(&[args.input.as_path()], &all)?;
 
     let gpu = args.backend.gpu_context()?;
     let device = gpu.as_ref().map(|g| g.describe());

@@ -283,38 +283,9 @@ impl RunArgs {
 /// Threads to use: the option, or every core.
 pub fn threads(opt: Option<usize>) -> Result<usize> {
     match opt {
-        Some(0) => Err(Error::usage("--threads must be at least 1")),
-        Some(n) => Ok(n),
+        Some(n) => sigstream::pipeline::check_threads(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
-}
-
-/// Checks a run's outputs before anything is read: no two on one path, and
-/// at most one on standard output (`-`), which then carries nothing else.
-/// `outputs` is (option name, path) for each output asked for.
-pub fn check_outputs(outputs: &[(&str, &Path)]) -> Result<()> {
-    let stdout: Vec<&str> = outputs
-        .iter()
-        .filter(|(_, p)| sigstream::sink::is_stdout(p))
-        .map(|(name, _)| *name)
-        .collect();
-    if stdout.len() > 1 {
-        return Err(Error::usage(format!(
-            "{} all write to standard output (-): at most one output may go there",
-            stdout.join(", ")
-        )));
-    }
-    for (i, (a, pa)) in outputs.iter().enumerate() {
-        for (b, pb) in &outputs[i + 1..] {
-            if !sigstream::sink::is_stdout(pa) && pa == pb {
-                return Err(Error::usage(format!(
-                    "{a} and {b} both write {}: give each output its own path",
-                    pa.display()
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`sigstream info x | head`) is not an error.

@@ -6,8 +6,8 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    InputArgs, RunArgs, about_input, check_outputs, group, memory_limit, progress_bar,
-    report_failure, threads, write_report,
+    InputArgs, RunArgs, about_input, group, memory_limit, progress_bar, report_failure, threads,
+    write_report,
 };
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
@@ -292,7 +292,8 @@ impl ProcessArgs {
             all.push(("--report".to_owned(), p.clone()));
         }
         let refs: Vec<(&str, &Path)> = all.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
-        check_outputs(&refs)
+        let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        sigstream::sink::check_outputs(&inputs, &refs)
     }
 }
 
@@ -344,11 +345,12 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     // Validate what does not depend on the input before touching any file.
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
     let inputs = expand_inputs(&args.inputs)?;
+    // The output directory first, so that the outputs in it can be checked.
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::open(dir, e))?;
+    }
     args.check_outputs(&inputs)?;
     let backend = args.run.backend.open()?;
-    if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
     let mut report = Report::new("process");
     report.set_backend(backend.name(), &backend.device());
     let mut code = 0;

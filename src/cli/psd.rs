@@ -87,7 +87,8 @@ impl PsdArgs {
                 "nothing to write: give -o FILE.csv and/or --png FILE.png",
             ));
         }
-        self.run.validate(&[("-o", self.output.as_deref())])?;
+        self.run
+            .validate(&self.input, &[("-o", self.output.as_deref())])?;
         let config = sigstream::spectral::WelchConfig {
             nperseg: self.nperseg,
             noverlap: self.overlap.unwrap_or(self.nperseg / 2),

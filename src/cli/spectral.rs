@@ -9,8 +9,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendArg, InputArgs, RunArgs, check_outputs, group, memory_limit, progress_bar, threads,
-    write_report,
+    BackendArg, InputArgs, RunArgs, group, memory_limit, progress_bar, threads, write_report,
 };
 use sigstream::error::{Error, Result};
 use sigstream::pool::Block;
@@ -94,7 +93,7 @@ pub struct SpectralRunArgs {
 impl SpectralRunArgs {
     /// Checks the options that do not depend on the input, with the
     /// command's own outputs (`(option, path)`) beside --png and --report.
-    pub fn validate(&self, own: &[(&str, Option<&Path>)]) -> Result<()> {
+    pub fn validate(&self, input: &Path, own: &[(&str, Option<&Path>)]) -> Result<()> {
         self.run.validate()?;
         if self.png.as_deref().is_some_and(sigstream::sink::is_stdout) {
             return Err(Error::usage(
@@ -110,7 +109,7 @@ impl SpectralRunArgs {
             ])
             .filter_map(|(name, p)| Some((name, p?)))
             .collect();
-        check_outputs(&all)
+        sigstream::sink::check_outputs(&[input], &all)
     }
 }
 

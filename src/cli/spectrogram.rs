@@ -89,7 +89,8 @@ impl SpectrogramArgs {
                 "-o -: the spectrogram is a .npy whose header is completed at the end and cannot go to standard output; give a file",
             ));
         }
-        self.run.validate(&[("-o", self.output.as_deref())])?;
+        self.run
+            .validate(&self.input, &[("-o", self.output.as_deref())])?;
         let config = sigstream::spectral::StftConfig {
             nfft: self.nfft,
             hop: self

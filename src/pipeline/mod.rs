@@ -42,6 +42,30 @@ pub use memory::{MemorySource, chunked_convolve};
 use queue::{CloseOnDrop, Queue};
 pub use stats::Stats;
 
+/// Most compute threads per core that a run accepts: more only adds
+/// stacks and scheduling, and `--threads 100000` would take the machine's
+/// thread limit (it hung before this check).
+pub const MAX_THREADS_PER_CORE: usize = 8;
+
+/// Checks a thread count: at least 1, at most [`MAX_THREADS_PER_CORE`]
+/// times the cores (and at least 64 in all, for small machines).
+///
+/// # Errors
+/// [`Error::Usage`] naming `--threads` and the limit.
+pub fn check_threads(threads: usize) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let most = (MAX_THREADS_PER_CORE * cores).max(64);
+    if threads == 0 {
+        return Err(Error::usage("--threads must be at least 1"));
+    }
+    if threads > most {
+        return Err(Error::usage(format!(
+            "--threads {threads}: at most {most} ({MAX_THREADS_PER_CORE} per core on {cores} cores)"
+        )));
+    }
+    Ok(threads)
+}
+
 /// Bytes in a MiB, for the figures in [`Stats`].
 const MIB: f64 = (1u64 << 20) as f64;
 

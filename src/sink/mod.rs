@@ -30,7 +30,38 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     /// Creates the temporary file in `target`'s directory.
+    ///
+    /// A symlink is followed: the file it points to is replaced (and the
+    /// link kept). An existing target that is not a regular file (a
+    /// directory, a device, a FIFO) is refused: renaming over it would
+    /// replace it ([`Output::create`] writes devices and FIFOs as streams).
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the target is a directory or the temporary file
+    /// cannot be created; [`Error::Usage`] for another special file.
     pub fn create(target: &Path) -> Result<Self> {
+        let resolved;
+        let target = match std::fs::metadata(target) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::open(
+                    target,
+                    std::io::Error::from(std::io::ErrorKind::IsADirectory),
+                ));
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(Error::usage(format!(
+                    "{}: not a regular file (a device or a FIFO): this output needs a file it can complete at the end",
+                    target.display()
+                )));
+            }
+            Ok(_) => {
+                // Through symlinks: write beside, and rename over, the file
+                // itself.
+                resolved = std::fs::canonicalize(target).map_err(|e| Error::open(target, e))?;
+                resolved.as_path()
+            }
+            Err(_) => target,
+        };
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -87,8 +118,17 @@ pub fn is_stdout(path: &Path) -> bool {
     path == Path::new("-")
 }
 
+/// Whether `path` is written as a stream rather than a file completed at the
+/// end: standard output (`-`), or an existing device or FIFO.
+pub fn is_stream_target(path: &Path) -> bool {
+    is_stdout(path) || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Where a streamed output goes: a file committed atomically
-/// ([`AtomicFile`]), or standard output for the path `-`.
+/// ([`AtomicFile`]), standard output for the path `-`, or an existing
+/// device or FIFO, written directly as a stream (renaming a file over
+/// `/dev/null` or a FIFO would replace it, and the FIFO's reader would get
+/// nothing).
 ///
 /// Why both behind one type: every writer (signal, events CSV, report, PSD
 /// CSV) then takes `-` the same way. Standard output cannot be taken back,
@@ -100,6 +140,13 @@ pub enum Output {
     File(AtomicFile),
     /// Standard output.
     Stdout(std::io::Stdout),
+    /// An existing device or FIFO, written in place.
+    Stream {
+        /// The open file.
+        file: File,
+        /// Its path, for messages.
+        path: PathBuf,
+    },
 }
 
 impl Output {
@@ -109,9 +156,20 @@ impl Output {
     /// [`Error::Open`] when the temporary file cannot be created.
     pub fn create(path: &Path) -> Result<Self> {
         if is_stdout(path) {
-            Ok(Output::Stdout(std::io::stdout()))
-        } else {
-            AtomicFile::create(path).map(Output::File)
+            return Ok(Output::Stdout(std::io::stdout()));
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let file = File::options()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::open(path, e))?;
+                Ok(Output::Stream {
+                    file,
+                    path: path.to_path_buf(),
+                })
+            }
+            _ => AtomicFile::create(path).map(Output::File),
         }
     }
 
@@ -120,6 +178,7 @@ impl Output {
         match self {
             Output::File(f) => f.target(),
             Output::Stdout(_) => Path::new(STDOUT_NAME),
+            Output::Stream { path, .. } => path,
         }
     }
 
@@ -127,7 +186,7 @@ impl Output {
     pub fn file_mut(&mut self) -> Option<&mut File> {
         match self {
             Output::File(f) => Some(f.file()),
-            Output::Stdout(_) => None,
+            Output::Stdout(_) | Output::Stream { .. } => None,
         }
     }
 
@@ -139,6 +198,7 @@ impl Output {
         match self {
             Output::File(f) => f.commit(),
             Output::Stdout(mut s) => s.flush().map_err(|e| Error::io(STDOUT_NAME, e)),
+            Output::Stream { mut file, path } => file.flush().map_err(|e| Error::io(path, e)),
         }
     }
 }
@@ -151,12 +211,14 @@ impl Write for Output {
         match self {
             Output::File(f) => f.write(buf),
             Output::Stdout(s) => s.write(buf),
+            Output::Stream { file, .. } => file.write(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Output::File(f) => f.flush(),
             Output::Stdout(s) => s.flush(),
+            Output::Stream { file, .. } => file.flush(),
         }
     }
 }
@@ -238,4 +300,119 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
         .and_then(|_| file.write_all(b"\n"))
         .map_err(|e| Error::io(path, e))?;
     file.commit()
+}
+
+/// Checks a run's outputs before anything is read or written: none is an
+/// input (the same file, however named: `./a.f32`, a symlink, a hard link),
+/// no two are the same file, at most one goes to standard output (`-`),
+/// none is a directory, and each can be created where it is asked for.
+/// `inputs` are the run's input paths (`-` for standard input), `outputs`
+/// (option name, path) for each output asked for.
+///
+/// Why here, before the run: an output that is an input would destroy the
+/// recording it is computed from, and a bad output path found only at the
+/// end would throw away the whole run's work.
+///
+/// # Errors
+/// [`Error::Usage`] for an output that is an input, two outputs on one
+/// file, or two on standard output; [`Error::Open`] for an output that is
+/// a directory or whose directory does not exist.
+pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<()> {
+    let stdout: Vec<&str> = outputs
+        .iter()
+        .filter(|(_, p)| is_stdout(p))
+        .map(|(name, _)| *name)
+        .collect();
+    if stdout.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} all write to standard output (-): at most one output may go there",
+            stdout.join(", ")
+        )));
+    }
+    let files: Vec<(&str, &Path, FileKey)> = outputs
+        .iter()
+        .filter(|(_, p)| !is_stdout(p))
+        .map(|&(name, path)| Ok((name, path, output_key(path)?)))
+        .collect::<Result<_>>()?;
+    for (i, (a, pa, ka)) in files.iter().enumerate() {
+        for (b, pb, kb) in &files[i + 1..] {
+            if ka == kb {
+                let same = if pa == pb {
+                    format!("both write {}", pa.display())
+                } else {
+                    format!(
+                        "write the same file ({} and {})",
+                        pa.display(),
+                        pb.display()
+                    )
+                };
+                return Err(Error::usage(format!(
+                    "{a} and {b} {same}: give each output its own path"
+                )));
+            }
+        }
+    }
+    for input in inputs.iter().filter(|p| !is_stdout(p)) {
+        let Some(key) = existing_key(input) else {
+            continue;
+        };
+        if let Some((name, path, _)) = files.iter().find(|(_, _, k)| *k == key) {
+            return Err(Error::usage(format!(
+                "{name} {}: that is the input {}; sigstream never writes over an input",
+                path.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What makes two paths the same file: (device, inode) on Unix; elsewhere
+/// the canonical path (for a file that exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileKey {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+/// The key of an existing file (symlinks followed), if it exists.
+fn existing_key(path: &Path) -> Option<FileKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| FileKey::Inode(m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::canonicalize(path).ok().map(FileKey::Path)
+    }
+}
+
+/// The key of an output path: the existing file's, or, for a new file, its
+/// directory's canonical path joined with its name (two new outputs named
+/// differently but in one place, `a.npy` and `./a.npy`, are one file).
+fn output_key(path: &Path) -> Result<FileKey> {
+    if let Ok(m) = std::fs::metadata(path)
+        && m.is_dir()
+    {
+        return Err(Error::open(
+            path,
+            std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        ));
+    }
+    if let Some(key) = existing_key(path) {
+        return Ok(key);
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::open(path, e))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("{}: not a file name", path.display())))?;
+    Ok(FileKey::Path(dir.join(name)))
 }

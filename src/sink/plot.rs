@@ -115,6 +115,7 @@ impl SpectrogramImage {
         bins: usize,
         total: Option<u64>,
     ) -> Result<Self> {
+        check_size(width, height)?;
         let panel = height / channels.max(1) as u32;
         if width < LEFT + RIGHT + 50 || panel < TOP + BOTTOM + 30 {
             return Err(Error::usage(format!(
@@ -452,6 +453,24 @@ pub fn channel_style(c: usize) -> (RGBColor, Option<(u32, u32)>) {
     )
 }
 
+/// Largest picture side, in pixels: 16384 × 16384 RGB is 768 MiB, already
+/// far past any screen; a larger request (`--width 100000`) is refused
+/// before its buffer is allocated.
+pub const MAX_PNG_SIDE: u32 = 16_384;
+
+/// Checks a picture's size against [`MAX_PNG_SIDE`].
+///
+/// # Errors
+/// [`Error::Usage`] naming `--width`/`--height` and the limit.
+pub fn check_size(width: u32, height: u32) -> Result<()> {
+    if width > MAX_PNG_SIDE || height > MAX_PNG_SIDE {
+        return Err(Error::usage(format!(
+            "--width {width} --height {height}: a picture side is at most {MAX_PNG_SIDE} pixels"
+        )));
+    }
+    Ok(())
+}
+
 /// Draws a PSD (one line per channel, each its own colour and dash, with a
 /// legend `ch0`, `ch1`, … when there are several) against frequency (Hz,
 /// kHz, MHz or GHz from the highest frequency; cycles/sample without a
@@ -460,7 +479,8 @@ pub fn channel_style(c: usize) -> (RGBColor, Option<(u32, u32)>) {
 /// ([`psd_db_range`]).
 ///
 /// # Errors
-/// As [`SpectrogramImage::write_png`]; [`Error::Usage`] for a size too small.
+/// As [`SpectrogramImage::write_png`]; [`Error::Usage`] for a size too
+/// small or too large ([`MAX_PNG_SIDE`]).
 pub fn psd_png(
     path: &Path,
     frequencies: &[f64],
@@ -469,6 +489,7 @@ pub fn psd_png(
 ) -> Result<()> {
     register_font();
     let (w, h) = plot.size;
+    check_size(w, h)?;
     if w < 200 || h < 150 {
         return Err(Error::usage(format!(
             "--width {w} --height {h}: too small for a plot with axes (at least 200×150)"

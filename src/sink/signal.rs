@@ -59,6 +59,13 @@ pub fn open_signal_sink(
     sample_rate: Option<f64>,
 ) -> Result<Box<dyn SignalSink>> {
     let format = SignalFormat::from_path(path);
+    // Checked before opening: opening a FIFO for writing waits for its reader.
+    if format != SignalFormat::Raw && super::is_stream_target(path) {
+        return Err(Error::usage(format!(
+            "{}: a .npy or .wav header is completed at the end, so it needs a regular file, not a device, FIFO or standard output; write raw f32 there",
+            path.display()
+        )));
+    }
     let mut file = Output::create(path)?;
     let header = match format {
         SignalFormat::Npy => NPY_HEADER_LEN,

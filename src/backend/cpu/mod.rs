@@ -143,6 +143,7 @@ impl CpuProcessor {
     /// `threads` threads.
     pub fn new(job: &Job, channels: usize, chunk: usize, threads: usize) -> Result<Self> {
         job.validate()?;
+        crate::pipeline::check_threads(threads)?;
         if channels == 0 || chunk == 0 {
             return Err(Error::usage(format!(
                 "cannot plan {channels} channels in chunks of {chunk} frames: both must be at least 1"

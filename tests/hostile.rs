@@ -1,0 +1,327 @@
+//! Hostile outputs and options: sigstream never writes over an input,
+//! never replaces a device, a FIFO or a symlink, refuses a bad output path
+//! before reading anything, and refuses absurd options instead of
+//! crashing or taking the machine.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sigstream(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigstream"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sigstream runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit 2, one line `sigstream: ...` saying `phrase`, no panic.
+fn assert_refused(out: &Output, phrase: &str, what: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    assert!(err.starts_with("sigstream: "), "{what}: {err}");
+    assert!(err.contains(phrase), "{what}: says {phrase:?}: {err}");
+}
+
+fn write_f32(path: &Path, n: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| ((i as f32 * 0.1).sin() * 3.0).to_le_bytes())
+        .collect();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// The names in `dir`, sorted (temp files would show up here).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(unix)]
+#[test]
+fn an_output_is_never_an_input_however_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let original = write_f32(&d.join("a.f32"), 4096);
+    std::os::unix::fs::symlink("a.f32", d.join("link.f32")).unwrap();
+    std::fs::hard_link(d.join("a.f32"), d.join("hard.f32")).unwrap();
+    let cases: [&[&str]; 7] = [
+        &["process", "a.f32", "--moving-average", "3", "-o", "a.f32"],
+        &["process", "a.f32", "--moving-average", "3", "-o", "./a.f32"],
+        &[
+            "process",
+            "a.f32",
+            "--moving-average",
+            "3",
+            "-o",
+            "link.f32",
+        ],
+        &[
+            "process",
+            "a.f32",
+            "--moving-average",
+            "3",
+            "-o",
+            "hard.f32",
+        ],
+        &[
+            "process",
+            "link.f32",
+            "--detect",
+            "threshold",
+            "--on",
+            "1",
+            "--events",
+            "a.f32",
+        ],
+        &["fft", "a.f32", "-o", "a.f32"],
+        &["psd", "./a.f32", "--nperseg", "64", "-o", "a.f32"],
+    ];
+    for args in cases {
+        let out = sigstream(d, args);
+        assert_refused(&out, "never writes over an input", &args.join(" "));
+        assert_eq!(
+            std::fs::read(d.join("a.f32")).unwrap(),
+            original,
+            "{args:?}"
+        );
+        assert!(
+            std::fs::symlink_metadata(d.join("link.f32"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+    assert_eq!(
+        names(d),
+        ["a.f32", "hard.f32", "link.f32"],
+        "nothing left behind"
+    );
+    // Two outputs that are one file under two names.
+    let out = sigstream(
+        d,
+        &[
+            "process",
+            "a.f32",
+            "--detect",
+            "threshold",
+            "--on",
+            "1",
+            "-o",
+            "y.f32",
+            "--events",
+            "./y.f32",
+        ],
+    );
+    assert_refused(&out, "write the same file", "./y.f32 and y.f32");
+}
+
+#[test]
+fn a_directory_or_a_missing_directory_as_output_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("a.f32"), 4096);
+    std::fs::create_dir(d.join("outdir")).unwrap();
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--moving-average", "3", "-o", "outdir"],
+    );
+    assert_refused(&out, "outdir: is a directory", "-o a directory");
+    let out = sigstream(
+        d,
+        &[
+            "process",
+            "a.f32",
+            "--moving-average",
+            "3",
+            "-o",
+            "no/such/dir/y.f32",
+        ],
+    );
+    assert_refused(
+        &out,
+        "no such file or directory",
+        "-o in a missing directory",
+    );
+    let out = sigstream(d, &["fft", "a.f32", "-o", "outdir"]);
+    assert_refused(&out, "is a directory", "fft -o a directory");
+    assert_eq!(names(d), ["a.f32", "outdir"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_output_is_written_in_place_and_a_symlink_is_followed() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("a.f32"), 50_000);
+    // The reference: the filtered signal as a file.
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--moving-average", "3", "-o", "ref.f32"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = std::fs::read(d.join("ref.f32")).unwrap();
+
+    let fifo = d.join("out.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::fs::File::open(fifo)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            got
+        })
+    };
+    let out = sigstream(
+        d,
+        &[
+            "process",
+            "a.f32",
+            "--moving-average",
+            "3",
+            "-o",
+            "out.fifo",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        reader.join().unwrap(),
+        want,
+        "the FIFO's reader gets the signal"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "still a FIFO"
+    );
+    // A header format cannot be completed on a FIFO: refused before reading.
+    std::fs::rename(&fifo, d.join("out.npy")).unwrap();
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--moving-average", "3", "-o", "out.npy"],
+    );
+    assert_refused(&out, "needs a regular file", "-o fifo.npy");
+
+    // A symlink output: the file it points to is replaced, the link stays.
+    std::fs::write(d.join("target.f32"), b"old").unwrap();
+    std::os::unix::fs::symlink("target.f32", d.join("via.f32")).unwrap();
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--moving-average", "3", "-o", "via.f32"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(d.join("via.f32"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(d.join("target.f32")).unwrap(), want);
+}
+
+#[test]
+fn absurd_options_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("a.f32"), 10_000);
+    let max = u64::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--moving-average",
+                "3",
+                "--threads",
+                "100000",
+            ],
+            "--threads 100000: at most",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--moving-average",
+                "3",
+                "--chunk-size",
+                &max,
+            ],
+            "--chunk-size",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--lowpass",
+                "10",
+                "--sample-rate",
+                "100",
+                "--taps",
+                &max,
+            ],
+            "--memory-limit",
+        ),
+        (vec!["process", "a.f32", "--moving-average", &max], "taps"),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--detect",
+                "sta-lta",
+                "--sta",
+                "10",
+                "--lta",
+                "1000000000000",
+                "--on",
+                "3",
+            ],
+            "--memory-limit",
+        ),
+        (
+            vec![
+                "psd",
+                "a.f32",
+                "--nperseg",
+                "64",
+                "--png",
+                "p.png",
+                "--width",
+                "100000",
+                "--height",
+                "100000",
+            ],
+            "at most 16384 pixels",
+        ),
+        (
+            vec![
+                "spectrogram",
+                "a.f32",
+                "--nfft",
+                "64",
+                "--png",
+                "s.png",
+                "--width",
+                "100000",
+            ],
+            "at most 16384 pixels",
+        ),
+    ];
+    for (args, phrase) in cases {
+        let out = sigstream(d, &args);
+        assert_refused(&out, phrase, &args.join(" "));
+    }
+    assert_eq!(names(d), ["a.f32"], "nothing written");
+}
