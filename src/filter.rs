@@ -539,11 +539,38 @@ fn firwin(numtaps: usize, band: &[f64; 2], scale_freq: f64) -> Vec<f64> {
     h
 }
 
+/// Largest kernel file `load_kernel` reads: 64 MiB, 8M taps as an f8
+/// `.npy` (far past the longest filter the memory budget lets run).
+pub const MAX_KERNEL_FILE_BYTES: u64 = 64 << 20;
+
 /// Reads a kernel file: `.npy` (1-D, any real dtype numpy writes), or text
 /// with numbers separated by whitespace or commas (`#` starts a comment).
 pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::open(path, e))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::open(path, e))?;
+    let mut bytes = Vec::new();
+    // Read at most one byte past the limit: `--kernel /dev/zero` (or any
+    // huge file) is refused after MAX_KERNEL_FILE_BYTES, not read whole.
+    file.take(MAX_KERNEL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::open(path, e))?;
+    if bytes.len() as u64 > MAX_KERNEL_FILE_BYTES {
+        return Err(Error::format(
+            path,
+            format!(
+                "a kernel file is at most {} MiB (8M taps as f8 npy); this one is larger",
+                MAX_KERNEL_FILE_BYTES >> 20
+            ),
+        ));
+    }
     if bytes.starts_with(b"\x93NUMPY") {
+        let header_end = bytes
+            .iter()
+            .take(1 << 20)
+            .position(|&b| b == b'\n')
+            .unwrap_or(bytes.len().min(1 << 20));
+        crate::source::check_npy_header_nesting(&bytes[..header_end])
+            .map_err(|why| Error::format(path, format!("invalid npy kernel: {why}")))?;
         let npy = npyz::NpyFile::new(&bytes[..])
             .map_err(|e| Error::format(path, format!("invalid npy kernel: {e}")))?;
         if npy.shape().len() != 1 {

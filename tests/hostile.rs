@@ -325,3 +325,57 @@ fn absurd_options_are_refused_at_once() {
     }
     assert_eq!(names(d), ["a.f32"], "nothing written");
 }
+
+/// An npy header whose dictionary nests `depth` brackets deep.
+fn deep_npy(depth: usize) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': {}'<f4'{}, 'fortran_order': False, 'shape': (4,), }}",
+        "{".repeat(depth),
+        "}".repeat(depth)
+    );
+    let mut h = dict.into_bytes();
+    let pad = 64 - (10 + h.len() + 1) % 64;
+    h.extend(std::iter::repeat_n(b' ', pad));
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend(h);
+    out.extend([0u8; 16]);
+    out
+}
+
+#[test]
+fn a_deeply_nested_npy_header_is_refused_in_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 40 levels: npyz's parser would take hours (it doubles per level).
+    std::fs::write(d.join("deep.npy"), deep_npy(40)).unwrap();
+    let out = sigstream(d, &["info", "deep.npy"]);
+    assert_refused(&out, "nest deeper than 8 levels", "info deep.npy");
+    // The same header as a kernel file.
+    std::fs::write(d.join("a.f32"), [0u8; 64]).unwrap();
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--kernel", "deep.npy", "-o", "y.f32"],
+    );
+    assert_refused(&out, "nest deeper than 8 levels", "--kernel deep.npy");
+    assert!(!d.join("y.f32").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_kernel_file_is_refused_after_its_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.f32"), [0u8; 64]).unwrap();
+    let out = sigstream(
+        d,
+        &["process", "a.f32", "--kernel", "/dev/zero", "-o", "y.f32"],
+    );
+    assert_refused(
+        &out,
+        "a kernel file is at most 64 MiB",
+        "--kernel /dev/zero",
+    );
+    assert!(!d.join("y.f32").exists());
+}

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::pool::Block;
 
+pub(crate) use npy::check_nesting as check_npy_header_nesting;
 pub use stream::from_reader;
 
 /// Sample type of the stored data.

@@ -66,10 +66,43 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
     if let Some(more) = need(end)? {
         return Ok(more);
     }
+    check_nesting(&prefix[8 + len_bytes as usize..end]).map_err(invalid)?;
     let mut rest = &prefix[..end];
     let header = NpyHeader::from_reader(&mut rest).map_err(|e| invalid(e.to_string()))?;
     let data_offset = (end - rest.len()) as u64;
     layout(path, &header, data_offset).map(Parsed::Header)
+}
+
+/// Deepest bracket nesting accepted in a header's dictionary. A plain
+/// array's header nests 2 deep (the dict and the shape tuple), a structured
+/// dtype a few more; npyz's parser takes time exponential in the depth
+/// (20 levels took 5 s, each one more doubles it), so a crafted header is
+/// refused here, in time linear in its length, before npyz sees it.
+pub(crate) const MAX_HEADER_NESTING: usize = 8;
+
+/// Checks the nesting of `(`, `[` and `{` in a header dictionary against
+/// [`MAX_HEADER_NESTING`] (brackets inside quoted strings count too: no
+/// legitimate header has them).
+///
+/// # Errors
+/// What is wrong, for the caller's message.
+pub(crate) fn check_nesting(dict: &[u8]) -> std::result::Result<(), String> {
+    let mut depth = 0usize;
+    for &b in dict {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!(
+                        "the header's brackets nest deeper than {MAX_HEADER_NESTING} levels"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks a parsed header and turns it into our layout.
