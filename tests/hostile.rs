@@ -379,3 +379,46 @@ fn an_endless_kernel_file_is_refused_after_its_size_limit() {
     );
     assert!(!d.join("y.f32").exists());
 }
+
+#[test]
+fn a_frame_too_long_for_the_budget_is_refused_on_a_stream_too() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        [
+            "spectrogram",
+            "-",
+            "--dtype",
+            "f32",
+            "--nfft",
+            "1000000000",
+            "-o",
+            "s.npy",
+        ],
+        [
+            "psd",
+            "-",
+            "--dtype",
+            "f32",
+            "--nperseg",
+            "1000000000",
+            "-o",
+            "p.csv",
+        ],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sigstream"))
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It may refuse before reading: a closed pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(&[0u8; 4096]);
+        let out = child.wait_with_output().unwrap();
+        assert_refused(&out, "give --memory-limit", &args.join(" "));
+    }
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing written");
+}

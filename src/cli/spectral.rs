@@ -113,6 +113,9 @@ impl SpectralRunArgs {
     }
 }
 
+/// Blocks the reader fills ahead of the transform (reused).
+const BLOCKS: usize = 3;
+
 /// What the spectral commands share around their computation: the input,
 /// the GPU, a rayon pool of `--threads` threads, the progress bar, and the
 /// report.
@@ -169,6 +172,28 @@ impl SpectralRun {
         })
     }
 
+    /// The chunk for [`SpectralRun::stream`]: `--chunk-size`, or the
+    /// largest that fits `--memory-limit` with the blocks read ahead, the
+    /// source's window and `state` bytes of the transform's own
+    /// ([`sigstream::spectral::state_bytes`]). Called before the transform
+    /// is built, so that a frame too long for the budget (`--nfft 1e9` on
+    /// a stream, whose length is unknown) is refused before its buffers are
+    /// allocated.
+    pub(super) fn plan(&self, run: &SpectralRunArgs, state: u64) -> Result<usize> {
+        let shape = sigstream::pipeline::InputShape {
+            channels: self.info.channels,
+            sample_bytes: self.info.dtype.size(),
+            frames: self.info.frames,
+        };
+        sigstream::pipeline::budget::plan_blocks(
+            run.run.chunk_size,
+            memory_limit(run.run.memory_limit)?,
+            &shape,
+            BLOCKS,
+            state,
+        )
+    }
+
     /// Streams every chunk of the input through `f`. A reader thread fills
     /// the next blocks (three in all, reused) while `f` works on the
     /// current one, so reading and converting overlap the FFTs.
@@ -180,23 +205,10 @@ impl SpectralRun {
     pub(super) fn stream(
         &mut self,
         run: &SpectralRunArgs,
-        state: u64,
+        chunk_size: usize,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
         use std::sync::mpsc::sync_channel;
-        const BLOCKS: usize = 3;
-        let shape = sigstream::pipeline::InputShape {
-            channels: self.info.channels,
-            sample_bytes: self.info.dtype.size(),
-            frames: self.info.frames,
-        };
-        let chunk_size = sigstream::pipeline::budget::plan_blocks(
-            run.run.chunk_size,
-            memory_limit(run.run.memory_limit)?,
-            &shape,
-            BLOCKS,
-            state,
-        )?;
         let quiet = run.run.quiet;
         let bar = progress_bar(
             quiet,

@@ -284,7 +284,8 @@ fn choose(
     // it alone leaves no room for the smallest chunk.
     // Never beyond SOFT_LIMIT_CEILING: a header that claims a million
     // channels must be refused, not obeyed.
-    let limit = if !limit.strict && cost(smallest) > limit.bytes {
+    let soft = !limit.strict && cost(smallest) > limit.bytes;
+    let limit = if soft {
         limit
             .bytes
             .saturating_add(cost(0).saturating_sub(BASELINE_BYTES))
@@ -320,11 +321,18 @@ fn choose(
     }
     if !fits(smallest) {
         let need = mib(cost(smallest));
+        let which = if soft {
+            format!(
+                "the default memory budget (raised for a job's own state to at most {} MiB)",
+                limit >> 20
+            )
+        } else {
+            format!("--memory-limit {} MiB", limit >> 20)
+        };
         return Err(Error::usage(format!(
-            "--memory-limit {} MiB is too small for {}{what}: \
+            "{which} is too small for {}{what}: \
              chunks of {smallest} frames need {need} MiB (buffers and per-channel state included); \
              give --memory-limit {need} or more",
-            limit >> 20,
             channels_text(channels),
         )));
     }
