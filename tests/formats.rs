@@ -1392,3 +1392,48 @@ fn raw_bad_inputs() {
     );
     assert!(open(&npy, &raw_opts(Dtype::U8, Endian::Little, 0, 0)).is_ok());
 }
+
+/// A 16-bit mono WAV with a LIST chunk of odd size before `data`, with or
+/// without the pad byte RIFF asks for.
+fn wav_with_odd_chunk(pad: bool, samples: &[i16]) -> Vec<u8> {
+    let mut body = b"WAVE".to_vec();
+    body.extend_from_slice(b"fmt ");
+    body.extend_from_slice(&16u32.to_le_bytes());
+    body.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    body.extend_from_slice(&1u16.to_le_bytes()); // mono
+    body.extend_from_slice(&8000u32.to_le_bytes());
+    body.extend_from_slice(&16000u32.to_le_bytes());
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&16u16.to_le_bytes());
+    body.extend_from_slice(b"LIST");
+    body.extend_from_slice(&5u32.to_le_bytes());
+    body.extend_from_slice(b"INFOx");
+    if pad {
+        body.push(0);
+    }
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&((samples.len() * 2) as u32).to_le_bytes());
+    for s in samples {
+        body.extend_from_slice(&s.to_le_bytes());
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn an_odd_chunk_without_its_pad_byte_is_read_as_other_readers_do() {
+    let dir = tempdir();
+    let samples: Vec<i16> = (0..100).map(|i| i * 37 - 1800).collect();
+    let want = vec![samples.iter().map(|&v| f32::from(v)).collect::<Vec<f32>>()];
+    for pad in [true, false] {
+        let bytes = wav_with_odd_chunk(pad, &samples);
+        let path = write_file(dir.path(), &format!("odd-{pad}.wav"), &bytes);
+        let src = open(&path, &SourceOptions::default()).unwrap();
+        assert_eq!(src.info().frames, Some(100), "pad {pad}");
+        assert_bits_eq(&read_all(src, 7).unwrap(), &want, "file");
+        let src = from_reader("-", Cursor::new(bytes), &SourceOptions::default()).unwrap();
+        assert_bits_eq(&read_all(src, 7).unwrap(), &want, "stream");
+    }
+}

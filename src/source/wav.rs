@@ -132,8 +132,28 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
             }
             _ => {}
         }
-        // Chunks are padded to an even length.
-        pos = end + u64::from(size & 1);
+        // Chunks are padded to an even length; some writers leave the pad
+        // byte out. After an odd-sized chunk, take the padded position when
+        // a chunk id is there, else the unpadded one when one is there (as
+        // other readers do), else the padded one.
+        pos = if size & 1 == 0 {
+            end
+        } else {
+            let padded = end + 1;
+            if total.is_none_or(|t| padded + 4 <= t) && ((padded + 4) as usize) > prefix.len() {
+                return Ok(Parsed::NeedMore(padded + 4));
+            }
+            let id_at = |at: u64| {
+                prefix
+                    .get(at as usize..at as usize + 4)
+                    .is_some_and(|b| b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b' '))
+            };
+            if !id_at(padded) && id_at(end) {
+                end
+            } else {
+                padded
+            }
+        };
     }
 }
 
