@@ -3,28 +3,17 @@
 //! before reading anything, and refuses absurd options instead of
 //! crashing or taking the machine.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn sigstream(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigstream"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sigstream runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli::{sigstream, stderr};
 
 /// Exit 2, one line `sigstream: ...` saying `phrase`, no panic.
-fn assert_refused(out: &Output, phrase: &str, what: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
-    assert!(err.starts_with("sigstream: "), "{what}: {err}");
-    assert!(err.contains(phrase), "{what}: says {phrase:?}: {err}");
+fn assert_refused(out: &std::process::Output, phrase: &str, what: &str) {
+    cli::assert_refused(out, "", phrase, what);
 }
 
 fn write_f32(path: &Path, n: usize) -> Vec<u8> {

@@ -2,34 +2,14 @@
 //! format is refused, `-` means standard output, two outputs never share a
 //! path, and `--backend auto` costs nothing where no GPU can exist.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use cli::{assert_refused, sigstream, stderr};
 
 use sigstream::backend::{gpu_device_nodes_in, hardware_gpu_possible};
-
-fn sigstream(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigstream"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sigstream runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit 2 with one line `sigstream: <subject>...<phrase>` on stderr.
-fn assert_refused(out: &Output, subject: &str, phrase: &str, what: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
-    assert!(
-        err.starts_with(&format!("sigstream: {subject}")),
-        "{what}: names {subject}: {err}"
-    );
-    assert!(err.contains(phrase), "{what}: says {phrase:?}: {err}");
-}
 
 fn write_f32(path: &Path, values: &[f32]) {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();

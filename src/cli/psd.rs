@@ -110,12 +110,8 @@ pub fn run(args: &PsdArgs) -> Result<i32> {
     let config = args.config()?;
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
     let info = run.info.clone();
-    let chunk = run.plan(
-        &args.run,
-        sigstream::spectral::state_bytes(info.channels, config.nperseg),
-    )?;
     let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
-    let samples = run.stream(&args.run, chunk, |block| welch.push(block))?;
+    let samples = run.stream(&args.run, |block| welch.push(block))?;
     let psd = welch.finish().map_err(about_input(&args.input))?;
     if let Some(path) = &args.output {
         let mut file = std::io::BufWriter::new(sigstream::sink::Output::create(path)?);

@@ -125,6 +125,8 @@ pub(super) struct SpectralRun {
     pub(super) gpu: Option<std::sync::Arc<sigstream::backend::gpu::GpuContext>>,
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Frames per chunk, planned under the memory budget.
+    chunk: usize,
     started: Instant,
 }
 
@@ -147,6 +149,21 @@ impl SpectralRun {
         {
             return Err(too_short(input, frame_len, frames));
         }
+        // The chunk, checked against the budget with the transform's own
+        // state before anything of it is built: a frame too long for the
+        // budget (`--nfft 1e9` on a stream, whose length is unknown) is
+        // refused here, before its buffers are allocated.
+        let chunk = sigstream::pipeline::budget::plan_blocks(
+            run.run.chunk_size,
+            memory_limit(run.run.memory_limit)?,
+            &sigstream::pipeline::InputShape {
+                channels: info.channels,
+                sample_bytes: info.dtype.size(),
+                frames: info.frames,
+            },
+            BLOCKS,
+            sigstream::spectral::state_bytes(info.channels, frame_len),
+        )?;
         let gpu = match run.run.backend.gpu_context()? {
             Some(_)
                 if run.run.backend.backend == BackendArg::Auto
@@ -168,47 +185,23 @@ impl SpectralRun {
             gpu,
             pool,
             threads,
+            chunk,
             started: Instant::now(),
         })
-    }
-
-    /// The chunk for [`SpectralRun::stream`]: `--chunk-size`, or the
-    /// largest that fits `--memory-limit` with the blocks read ahead, the
-    /// source's window and `state` bytes of the transform's own
-    /// ([`sigstream::spectral::state_bytes`]). Called before the transform
-    /// is built, so that a frame too long for the budget (`--nfft 1e9` on
-    /// a stream, whose length is unknown) is refused before its buffers are
-    /// allocated.
-    pub(super) fn plan(&self, run: &SpectralRunArgs, state: u64) -> Result<usize> {
-        let shape = sigstream::pipeline::InputShape {
-            channels: self.info.channels,
-            sample_bytes: self.info.dtype.size(),
-            frames: self.info.frames,
-        };
-        sigstream::pipeline::budget::plan_blocks(
-            run.run.chunk_size,
-            memory_limit(run.run.memory_limit)?,
-            &shape,
-            BLOCKS,
-            state,
-        )
     }
 
     /// Streams every chunk of the input through `f`. A reader thread fills
     /// the next blocks (three in all, reused) while `f` works on the
     /// current one, so reading and converting overlap the FFTs.
     ///
-    /// The chunk is `--chunk-size`, or the largest that fits
-    /// `--memory-limit` with the three blocks, the source's window and
-    /// `state` bytes of the transform's own (see
-    /// [`sigstream::pipeline::budget::plan_blocks`]).
+    /// Blocks are of the chunk planned in [`SpectralRun::open`].
     pub(super) fn stream(
         &mut self,
         run: &SpectralRunArgs,
-        chunk_size: usize,
         mut f: impl FnMut(&Block) -> Result<()> + Send,
     ) -> Result<u64> {
         use std::sync::mpsc::sync_channel;
+        let chunk_size = self.chunk;
         let quiet = run.run.quiet;
         let bar = progress_bar(
             quiet,

@@ -118,10 +118,6 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
     let config = args.config()?;
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nfft)?;
     let info = run.info.clone();
-    let chunk = run.plan(
-        &args.run,
-        sigstream::spectral::state_bytes(info.channels, config.nfft),
-    )?;
     let mut stft = Stft::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
     let bins = stft.bins();
     let tail = if info.channels == 1 {
@@ -141,7 +137,7 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
         .as_ref()
         .map(|_| SpectrogramImage::new(args.run.width, args.run.height, info.channels, bins, total))
         .transpose()?;
-    let samples = run.stream(&args.run, chunk, |block| {
+    let samples = run.stream(&args.run, |block| {
         stft.push(block, |rows| {
             if let Some(w) = npy.as_mut() {
                 w.write(rows.values)?;
