@@ -48,6 +48,17 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// An input shrank while it was being read (another process truncated
+    /// or rewrote it). A failure at run time.
+    #[error("{}: the file shrank while being read (was {was} bytes, now {now})", .path.display())]
+    Shrank {
+        /// The input.
+        path: PathBuf,
+        /// Its size when it was opened.
+        was: u64,
+        /// Its size now.
+        now: u64,
+    },
     /// The GPU failed: no adapter, an adapter that cannot run our kernels, a
     /// shader or pipeline the driver rejects, or the device lost mid-run. A
     /// failure at run time.
@@ -70,7 +81,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Open { .. } | Error::Format { .. } | Error::Usage { .. } => 2,
-            Error::Io { .. } | Error::Gpu { .. } | Error::Runtime { .. } => 1,
+            Error::Io { .. } | Error::Shrank { .. } | Error::Gpu { .. } | Error::Runtime { .. } => {
+                1
+            }
         }
     }
 

@@ -14,6 +14,9 @@ use clap::Parser;
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // First, before any thread starts: the interruption signals are taken
+    // by one thread that removes temporary files.
+    cli::signals::install();
     // A panic is a bug; say so in one line instead of a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("sigstream: internal error: {info}");

@@ -309,6 +309,11 @@ fn absurd_options_are_refused_at_once() {
         ),
     ];
     for (args, phrase) in cases {
+        // Under a bounded address space: a regression that allocates what
+        // the option asks for fails here instead of taking the machine.
+        #[cfg(unix)]
+        let out = cli::sigstream_bounded(d, &args);
+        #[cfg(not(unix))]
         let out = sigstream(d, &args);
         assert_refused(&out, phrase, &args.join(" "));
     }
@@ -410,4 +415,180 @@ fn a_frame_too_long_for_the_budget_is_refused_on_a_stream_too() {
         assert_refused(&out, "give --memory-limit", &args.join(" "));
     }
     assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing written");
+}
+
+/// Headers and options that claim huge channel counts run (or are refused)
+/// within a bounded address space: per-channel state is planned against
+/// the budget, never allocated as the header asks.
+#[cfg(unix)]
+#[test]
+fn huge_channel_counts_stay_within_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A 3 MB npy of shape (3, 1000000) uint8: three frames of a million
+    // channels (C order: one row per frame).
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header =
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 1000000), }".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend(std::iter::repeat_n(7u8, 3_000_000));
+    std::fs::write(d.join("wide.npy"), &npy).unwrap();
+    // A WAV of 65,535 u8 channels, three frames.
+    let channels: u16 = 65_535;
+    let data = vec![128u8; 3 * usize::from(channels)];
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(4 + 24 + 8 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&(8000 * u32::from(channels)).to_le_bytes());
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&8u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(d.join("many.wav"), &wav).unwrap();
+    write_f32(&d.join("a.f32"), 300_000);
+
+    for (args, frames, channels) in [
+        (
+            vec![
+                "process",
+                "wide.npy",
+                "--moving-average",
+                "3",
+                "-o",
+                "w.npy",
+            ],
+            3,
+            1_000_000,
+        ),
+        (
+            vec![
+                "process",
+                "many.wav",
+                "--moving-average",
+                "3",
+                "-o",
+                "m.npy",
+            ],
+            3,
+            65_535,
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--channels",
+                "100000",
+                "--moving-average",
+                "3",
+                "-o",
+                "c.npy",
+            ],
+            3,
+            100_000,
+        ),
+    ] {
+        let what = args.join(" ");
+        let mut args = args;
+        args.extend(["--backend", "cpu", "-q"]);
+        let out = cli::sigstream_bounded(d, &args);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+        let npy =
+            std::fs::read(d.join(args[args.iter().position(|a| *a == "-o").unwrap() + 1])).unwrap();
+        // f32 output of `frames` × `channels`: the header and the samples.
+        assert!(
+            npy.len() >= frames * channels * 4,
+            "{what}: {} bytes written",
+            npy.len()
+        );
+    }
+    // A transform of one of a million channels is refused without --channel.
+    let out = cli::sigstream_bounded(d, &["fft", "wide.npy", "-o", "f.npy", "--backend", "cpu"]);
+    assert_refused(&out, "--channel", "fft of a million channels");
+}
+
+/// A moving average of 524,289 taps (and a 600,001-tap filter) on a long
+/// input runs under the default (soft) budget, and matches the running
+/// mean computed in f64.
+#[test]
+fn very_long_kernels_run_within_the_default_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 1_500_000;
+    write_f32(&d.join("a.f32"), n);
+    let x: Vec<f64> = (0..n)
+        .map(|i| f64::from((i as f32 * 0.1).sin() * 3.0))
+        .collect();
+    let taps = 524_289;
+    let out = sigstream(
+        d,
+        &[
+            "process",
+            "a.f32",
+            "--moving-average",
+            "524289",
+            "-o",
+            "m.f32",
+            "--backend",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let y: Vec<f32> = std::fs::read(d.join("m.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(y.len(), n, "same mode: one output per input");
+    // `same` mode: output i is the full convolution's i + (taps - 1) / 2,
+    // the mean of x[i + h - taps + 1 ..= i + h] (zeros outside).
+    let h = (taps - 1) / 2;
+    let mut prefix = vec![0.0f64; n + 1];
+    for i in 0..n {
+        prefix[i + 1] = prefix[i] + x[i];
+    }
+    // f32 overlap-save over 2^20-point blocks: each output sums ~5·10^5
+    // inputs of magnitude ≤ 3 whose mean is ≤ 3; the FFT's relative error
+    // (~log2(n)·ε_f32 on the block's energy) bounds the error at 1e-4 of
+    // the inputs' scale.
+    const TOL: f64 = 1e-4 * 3.0;
+    for i in (0..n).step_by(997) {
+        let hi = (i + h).min(n - 1);
+        let lo = (i + h + 1).saturating_sub(taps);
+        let want = (prefix[hi + 1] - prefix[lo]) / taps as f64;
+        assert!(
+            (f64::from(y[i]) - want).abs() <= TOL,
+            "output {i}: {} against {want}",
+            y[i]
+        );
+    }
+    let out = sigstream(
+        d,
+        &[
+            "process",
+            "a.f32",
+            "--lowpass",
+            "0.1",
+            "--sample-rate",
+            "1",
+            "--taps",
+            "600001",
+            "-o",
+            "l.f32",
+            "--backend",
+            "cpu",
+            "-q",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "600001 taps: {}", stderr(&out));
 }

@@ -72,10 +72,7 @@ pub fn run(
     backends: &[String],
     repeat: usize,
 ) -> Result<Vec<(Run, Option<Diff>)>> {
-    let dir = tempfile::Builder::new()
-        .prefix("sigstream-bench-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = sigstream::sink::TempDir::new("bench")?;
     let exe = std::env::current_exe().map_err(|e| Error::io("sigstream", e))?;
     let mut results: Vec<(Run, Option<Diff>)> = Vec::new();
     let mut reference: Option<(PathBuf, PathBuf)> = None;

@@ -6,7 +6,7 @@ use clap::Args;
 use super::{RunArgs, group, memory_limit, out, progress_bar, threads};
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::Event;
-use sigstream::error::{Error, Result};
+use sigstream::error::Result;
 use sigstream::filter::ConvMode;
 use sigstream::pipeline::{Progress, Sinks, StreamConfig, StreamProcessor};
 use sigstream::source::SourceOptions;
@@ -36,10 +36,7 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let positions = super::demo_signal::event_positions(args.samples, args.events, args.seed)?;
     // The backend first: a GPU that cannot be had fails before the signal is written.
     let backend = args.run.backend.open()?;
-    let dir = tempfile::Builder::new()
-        .prefix("sigstream-demo-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = sigstream::sink::TempDir::new("demo")?;
     let path = dir.path().join("signal.f32");
     let size_mb = args.samples as f64 * 4.0 / 1e6;
     out(&format!(

@@ -17,6 +17,7 @@ mod fft;
 mod info;
 mod process;
 mod psd;
+pub mod signals;
 mod spectral;
 mod spectrogram;
 
@@ -29,6 +30,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use sigstream::backend::{AdapterProbe, Backend, BackendChoice};
 use sigstream::error::{Error, Result};
+use sigstream::sink::Transaction;
 use sigstream::source::{Dtype, Endian, SourceOptions};
 
 /// Filter, detect events in, and take spectra of signal recordings of any
@@ -70,16 +72,28 @@ pub enum Command {
 /// # Errors
 /// Whatever the subcommand fails with; `main` prints it and exits with
 /// [`Error::exit_code`].
+///
+/// A run's outputs are committed together at its end, or not at all
+/// ([`Transaction`]); `process` commits each input's outputs together
+/// (a batch keeps what its other inputs produced).
 pub fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
-        Command::Info(args) => info::run(args),
         Command::Process(args) => process::run(args),
-        Command::Demo(args) => demo::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Fft(args) => fft::run(args),
-        Command::Spectrogram(args) => spectrogram::run(args),
-        Command::Psd(args) => psd::run(args),
+        Command::Info(args) => together(|| info::run(args)),
+        Command::Demo(args) => together(|| demo::run(args)),
+        Command::Bench(args) => together(|| bench::run(args)),
+        Command::Fft(args) => together(|| fft::run(args)),
+        Command::Spectrogram(args) => together(|| spectrogram::run(args)),
+        Command::Psd(args) => together(|| psd::run(args)),
     }
+}
+
+/// Runs `command` with its outputs committed together when it succeeds.
+fn together(command: impl FnOnce() -> Result<i32>) -> Result<i32> {
+    let outputs = Transaction::begin();
+    let code = command()?;
+    outputs.commit()?;
+    Ok(code)
 }
 
 /// How to read an input (raw data needs these; npy and wav carry their own).

@@ -15,7 +15,7 @@ use sigstream::error::{Error, Result};
 use sigstream::filter::{ConvMode, FilterSpec, load_kernel};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
-use sigstream::sink::{CsvEvents, EventSink, SignalSink, is_stdout, open_signal_sink};
+use sigstream::sink::{CsvEvents, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink};
 use sigstream::source::{self, SignalInfo, SourceOptions};
 
 /// `sigstream process`.
@@ -393,6 +393,8 @@ fn process_one(
     opts: &SourceOptions,
     processor: impl Fn(Job) -> StreamProcessor,
 ) -> Result<(Map<String, Value>, Stats)> {
+    // This input's outputs are renamed into place together, at the end.
+    let written = Transaction::begin();
     let mut source = source::open(input, opts)?;
     let info = source.info().clone();
     // Option errors that depend on this input (no sample rate, ...) name it.
@@ -422,12 +424,17 @@ fn process_one(
     if let Some(csv) = csv {
         csv.commit()?;
     }
+    written.commit()?;
     let default_mb = (sigstream::pipeline::DEFAULT_MEMORY_LIMIT >> 20) as f64;
     if args.run.memory_limit.is_none() && stats.memory_limit_mb > default_mb && !args.run.quiet {
         eprintln!(
-            "sigstream: note: {}: the job's own state for {} channels needs more than the default {default_mb} MiB budget; it ran within {:.0} MiB (--memory-limit MB makes the limit hard)",
+            "sigstream: note: {}: the job's own state for {} needs more than the default {default_mb} MiB budget; it ran within {:.0} MiB (--memory-limit MB makes the limit hard)",
             input.display(),
-            stats.channels,
+            if stats.channels == 1 {
+                "1 channel".to_string()
+            } else {
+                format!("{} channels", stats.channels)
+            },
             stats.memory_limit_mb.ceil()
         );
     }

@@ -284,11 +284,17 @@ fn choose(
     // it alone leaves no room for the smallest chunk.
     // Never beyond SOFT_LIMIT_CEILING: a header that claims a million
     // channels must be refused, not obeyed.
+    // It is raised at least to what one step of the filter costs (a long
+    // filter's step is many times the smallest chunk, and its buffers come
+    // with it): a job that fits under the ceiling runs, at an efficient
+    // chunk, rather than being refused for want of a few MiB.
     let soft = !limit.strict && cost(smallest) > limit.bytes;
     let limit = if soft {
+        let step = grid.clamp(smallest, most);
         limit
             .bytes
             .saturating_add(cost(0).saturating_sub(BASELINE_BYTES))
+            .max(cost(step))
             .min(SOFT_LIMIT_CEILING.max(limit.bytes))
     } else {
         limit.bytes

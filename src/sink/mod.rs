@@ -6,6 +6,7 @@
 //! killed run never leaves a half-written output under the target's name.
 
 mod array;
+mod commit;
 pub mod plot;
 mod signal;
 
@@ -16,16 +17,22 @@ use std::path::{Path, PathBuf};
 use crate::detect::Event;
 use crate::error::{Error, Result};
 pub use array::NpyArrayWriter;
+pub use commit::{TempDir, Transaction, abandon_all};
 pub use signal::{
     NPY_HEADER_LEN, SignalFormat, SignalSink, VecSink, npy_c8_header, open_signal_sink,
 };
 
-/// A file written under a temporary name beside its target and renamed to the
-/// target by [`AtomicFile::commit`]; dropped uncommitted, it is removed.
+/// A file written under a temporary name (`.sigstream-<pid>-<random>.tmp`)
+/// beside its target and renamed to the target by [`AtomicFile::commit`]
+/// (or by the open [`Transaction`]'s commit); dropped uncommitted, it is
+/// removed. An interruption removes it too ([`abandon_all`]).
 #[derive(Debug)]
 pub struct AtomicFile {
-    tmp: tempfile::NamedTempFile,
+    /// Always `Some` until committed or dropped.
+    tmp: Option<tempfile::NamedTempFile>,
     target: PathBuf,
+    /// Its id in the register of temporary files.
+    id: u64,
 }
 
 impl AtomicFile {
@@ -62,12 +69,11 @@ impl AtomicFile {
             }
             Err(_) => target,
         };
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let dir = commit::parent(target);
+        commit::sweep_stale(dir);
         let mut builder = tempfile::Builder::new();
-        builder.prefix(".sigstream-").suffix(".tmp");
+        let prefix = commit::temp_prefix();
+        builder.prefix(&prefix).suffix(".tmp");
         // tempfile creates private (0600) files; an output should get the
         // mode of any new file, 0666 less the umask.
         #[cfg(unix)]
@@ -75,23 +81,32 @@ impl AtomicFile {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| Error::open(target, e))?;
+        let (tmp, id) =
+            commit::create_file(|| builder.tempfile_in(dir)).map_err(|e| Error::open(target, e))?;
         Ok(AtomicFile {
-            tmp,
+            tmp: Some(tmp),
             target: target.to_path_buf(),
+            id,
         })
+    }
+
+    fn tmp(&self) -> &tempfile::NamedTempFile {
+        self.tmp
+            .as_ref()
+            .expect("an AtomicFile holds its file until it is dropped")
     }
 
     /// The open temporary file.
     pub fn file(&mut self) -> &mut File {
-        self.tmp.as_file_mut()
+        self.tmp
+            .as_mut()
+            .expect("an AtomicFile holds its file until it is dropped")
+            .as_file_mut()
     }
 
     /// The open temporary file, shared (for positioned reads and writes).
     pub fn as_file(&self) -> &File {
-        self.tmp.as_file()
+        self.tmp().as_file()
     }
 
     /// The target path.
@@ -99,17 +114,35 @@ impl AtomicFile {
         &self.target
     }
 
-    /// Flushes the data to disk and renames the file to its target.
-    pub fn commit(self) -> Result<()> {
-        let target = self.target;
-        self.tmp
+    /// Flushes the data to disk and renames the file to its target, under
+    /// a lock on its directory; while a [`Transaction`] is open, the rename
+    /// waits for the transaction's commit.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when flushing or renaming fails; [`Error::Runtime`]
+    /// when the process is being interrupted.
+    pub fn commit(mut self) -> Result<()> {
+        self.tmp()
             .as_file()
             .sync_all()
-            .map_err(|e| Error::io(&target, e))?;
-        self.tmp
-            .persist(&target)
-            .map_err(|e| Error::io(&target, e.error))?;
-        Ok(())
+            .map_err(|e| Error::io(&self.target, e))?;
+        let staged = commit::Staged {
+            tmp: self.tmp.take().expect("taken only here"),
+            target: std::mem::take(&mut self.target),
+        };
+        // Registered as staged (or renamed) before it leaves the live list,
+        // so that an interruption in between still finds it.
+        let result = commit::finish(staged);
+        commit::forget(self.id);
+        result
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // The file is removed (by tempfile) before it is forgotten.
+        drop(self.tmp.take());
+        commit::forget(self.id);
     }
 }
 
@@ -245,10 +278,10 @@ pub struct CsvEvents {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tmp.write(buf)
+        self.file().write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.tmp.flush()
+        self.file().flush()
     }
 }
 

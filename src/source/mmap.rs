@@ -11,6 +11,9 @@
 //! down to a page boundary itself (querying the page size) and hands back a
 //! slice that starts at the byte asked for.
 //!
+//! A file that another process truncates while it is read gives
+//! [`Error::Shrank`] (exit code 1), never a SIGBUS: see `sigbus.rs`.
+//!
 //! When mapping fails (some filesystems, special files), the reader falls
 //! back to positional reads into one buffer allocated on the first block and
 //! reused afterwards. Either way the steady state allocates nothing.
@@ -25,7 +28,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::convert::Converter;
 use super::{
     ChunkSource, Format, Header, MAX_HEADER_BYTES, Parsed, SignalInfo, SourceOptions, check_block,
-    check_not_empty, detect, npy, parse_header, raw, wav,
+    check_not_empty, detect, npy, parse_header, raw, sigbus, wav,
 };
 use crate::error::{Error, Result};
 use crate::io_at::PositionalIo;
@@ -52,6 +55,8 @@ pub(super) struct FileSource {
     map: bool,
     /// The fallback's read buffer, sized on first use.
     buf: Vec<u8>,
+    /// The file's size when it was opened.
+    len: u64,
 }
 
 impl FileSource {
@@ -70,6 +75,18 @@ impl FileSource {
             next_frame: 0,
             map: true,
             buf: Vec::new(),
+            len,
+        })
+    }
+
+    /// The error for a file that no longer holds the bytes it had when it
+    /// was opened, or `None` when it still does (up to `needed`).
+    fn shrunk(&self, needed: u64) -> Option<Error> {
+        let now = self.file.metadata().map(|m| m.len()).ok()?;
+        (now < needed.min(self.len)).then(|| Error::Shrank {
+            path: self.info.path.clone(),
+            was: self.len,
+            now,
         })
     }
 
@@ -78,9 +95,47 @@ impl FileSource {
         if self.buf.len() < len {
             self.buf.resize(len, 0);
         }
-        self.file
-            .read_exact_at(&mut self.buf[..len], self.pos)
-            .map_err(|e| Error::io(&self.info.path, e))
+        match self.file.read_exact_at(&mut self.buf[..len], self.pos) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .shrunk(self.pos + len as u64)
+                .unwrap_or_else(|| Error::io(&self.info.path, e))),
+        }
+    }
+
+    /// Converts `len` bytes at the current position through a map of just
+    /// them, guarded against the file shrinking meanwhile; `Ok(false)` when
+    /// they cannot be mapped (or guarded) and must be read instead.
+    fn read_mapped(&mut self, len: usize, block: &mut Block) -> Result<bool> {
+        // A file already shorter than what is left to read: say so before
+        // mapping pages that no longer exist.
+        if let Some(e) = self.shrunk(self.pos + len as u64) {
+            return Err(e);
+        }
+        let Ok(window) = map_window(&self.file, self.pos, len) else {
+            self.map = false;
+            return Ok(false);
+        };
+        // The guard turns a truncation between the check above and the
+        // copy below into zeros and a mark instead of SIGBUS.
+        let Some(guard) = sigbus::Guard::new(window.as_ptr(), window.len()) else {
+            return Ok(false);
+        };
+        // Advice is a hint (memmap2 offers it on Unix only); a kernel that
+        // refuses it reads the same bytes.
+        #[cfg(unix)]
+        let _ = window.advise(Advice::Sequential);
+        self.conv.convert(&window, block);
+        if guard.faulted() {
+            return Err(self.shrunk(self.pos + len as u64).unwrap_or(Error::Shrank {
+                path: self.info.path.clone(),
+                was: self.len,
+                now: self.pos,
+            }));
+        }
+        // The guard is dropped before `window` is unmapped.
+        drop(guard);
+        Ok(true)
     }
 }
 
@@ -101,21 +156,7 @@ impl ChunkSource for FileSource {
             return Ok(0);
         }
         let len = frames * frame_bytes;
-        let mut done = false;
-        if self.map {
-            match map_window(&self.file, self.pos, len) {
-                Ok(window) => {
-                    // Advice is a hint (memmap2 offers it on Unix only); a
-                    // kernel that refuses it reads the same bytes.
-                    #[cfg(unix)]
-                    let _ = window.advise(Advice::Sequential);
-                    self.conv.convert(&window, block);
-                    // `window` is unmapped here, before the next one is mapped.
-                    done = true;
-                }
-                Err(_) => self.map = false,
-            }
-        }
+        let done = self.map && self.read_mapped(len, block)?;
         if !done {
             self.read_at(len)?;
             self.conv.convert(&self.buf[..len], block);
@@ -132,9 +173,9 @@ fn map_window(file: &File, offset: u64, len: usize) -> std::io::Result<Mmap> {
     // SAFETY: the map is read-only and private to this call's caller, which
     // drops it before the next window is mapped; nothing in this process
     // writes the file. Another process could still truncate the file while
-    // it is mapped, and touching the vanished pages would raise SIGBUS; like
-    // ripgrep, we accept that risk for inputs being rewritten under us
-    // (reading such a file with read() would give garbage anyway).
+    // it is mapped: the caller touches the map only under a
+    // `sigbus::Guard`, which turns the SIGBUS of a vanished page into zeros
+    // and a mark, and reports the shrunken file as an error.
     unsafe {
         MmapOptions::new()
             .offset(offset)

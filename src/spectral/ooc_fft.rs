@@ -300,20 +300,15 @@ pub fn fft_source(
                 .scratch_dir
                 .clone()
                 .unwrap_or_else(|| parent_dir(out).to_path_buf());
-            let scratch = tempfile::Builder::new()
-                .prefix(".sigstream-fft-")
-                .suffix(".scratch")
-                .tempfile_in(&dir)
-                .map_err(|e| Error::io(&dir, e))?;
+            // Unlinked from the start (O_TMPFILE on Linux, unlinked right
+            // after creation on other Unixes, delete-on-close on Windows):
+            // no name ever appears in `dir`, and even `kill -9` leaves
+            // nothing behind: the space is freed when the file is closed.
+            let scratch = tempfile::tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+            let scratch_name = dir.join("<fft scratch>");
             scratch_bytes = 2 * plan.m * C8;
             let ooc = OutOfCore::new(p, l, buf, plan.packed, fft.gpu.clone())?;
-            run.out_of_core(
-                &ooc,
-                &mut reader,
-                scratch.as_file(),
-                scratch.path(),
-                &output,
-            )?;
+            run.out_of_core(&ooc, &mut reader, &scratch, &scratch_name, &output)?;
         }
     }
     let gpu_passes = run.gpu_passes;

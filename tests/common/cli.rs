@@ -33,3 +33,73 @@ pub fn assert_refused(out: &Output, subject: &str, phrase: &str, what: &str) {
     );
     assert!(err.contains(phrase), "{what}: says {phrase:?}: {err}");
 }
+
+/// Limits for a child process (Unix): its address space and the size of
+/// any file it writes, so that a regression that allocates without bound
+/// fails (an allocation error) instead of eating the machine, and a full
+/// disk can be had without filling one.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// RLIMIT_AS in bytes.
+    pub address_space: Option<u64>,
+    /// RLIMIT_FSIZE in bytes (SIGXFSZ is ignored, so a write past it fails
+    /// with EFBIG, as on a full disk).
+    pub file_size: Option<u64>,
+}
+
+/// The address space the allocation-bounded tests run under: 3 GiB, room
+/// for the process itself (thread stacks, allocator arenas) and its default
+/// budgets (at most 1 GiB), far below what each refused case would take.
+#[cfg(unix)]
+pub const BOUNDED_ADDRESS_SPACE: u64 = 3 << 30;
+
+/// A `sigstream args` command in `dir` that runs under `limits`.
+#[cfg(unix)]
+pub fn limited(dir: &Path, args: &[&str], limits: Limits) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigstream"));
+    cmd.current_dir(dir).args(args);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes async-signal-safe calls (setrlimit, signal) on values copied
+    // into it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let set = |resource, bytes: u64| {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                if libc::setrlimit(resource, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            };
+            if let Some(b) = limits.address_space {
+                set(libc::RLIMIT_AS, b)?;
+            }
+            if let Some(b) = limits.file_size {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                set(libc::RLIMIT_FSIZE, b)?;
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Runs `sigstream args` in `dir` under an address-space limit of
+/// [`BOUNDED_ADDRESS_SPACE`].
+#[cfg(unix)]
+pub fn sigstream_bounded(dir: &Path, args: &[&str]) -> Output {
+    limited(
+        dir,
+        args,
+        Limits {
+            address_space: Some(BOUNDED_ADDRESS_SPACE),
+            file_size: None,
+        },
+    )
+    .output()
+    .expect("sigstream runs")
+}
