@@ -144,7 +144,36 @@ enum Engine {
         /// The kernel's spectrum, scaled by 1/nfft (the inverse FFT is
         /// unnormalised).
         spectrum: Vec<Complex<f32>>,
+        /// The kernel reversed, for the outputs a non-finite sample
+        /// reaches ([`mark_non_finite`]).
+        rev: Vec<f32>,
+        /// The signs of its taps.
+        sign: TapSigns,
     },
+}
+
+/// The signs of a kernel's taps: when they all agree (a moving average),
+/// the outputs an infinite sample reaches are known from counts alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TapSigns {
+    /// Every tap > 0.
+    Positive,
+    /// Every tap < 0.
+    Negative,
+    /// Anything else (zeros included: 0·∞ is NaN).
+    Mixed,
+}
+
+impl TapSigns {
+    fn of(kernel: &[f32]) -> Self {
+        if kernel.iter().all(|&k| k > 0.0) {
+            TapSigns::Positive
+        } else if kernel.iter().all(|&k| k < 0.0) {
+            TapSigns::Negative
+        } else {
+            TapSigns::Mixed
+        }
+    }
 }
 
 /// Buffers for one pair of FFT blocks: one per worker thread, shared by
@@ -154,6 +183,8 @@ enum Engine {
 pub struct FirScratch {
     buf: Vec<Complex<f32>>,
     fft: Vec<Complex<f32>>,
+    /// Positions of the infinite samples of one block (capacity `nfft`).
+    marks: Vec<u32>,
 }
 
 /// Bytes per `f32` and per `Complex<f32>`.
@@ -223,6 +254,8 @@ impl FirPlan {
                     forward,
                     inverse,
                     spectrum,
+                    rev: kernel.iter().rev().copied().collect(),
+                    sign: TapSigns::of(kernel),
                 };
                 (engine, 2 * block)
             }
@@ -276,6 +309,7 @@ impl FirPlan {
                 FirScratch {
                     buf: vec![Complex::default(); *nfft],
                     fft: vec![Complex::default(); scratch_len],
+                    marks: Vec::with_capacity(*nfft),
                 }
             }
         }
@@ -318,11 +352,13 @@ impl FirFootprint {
         let (shared, per_worker) = match method {
             FirMethod::Direct => (taps as u64 * F32_BYTES, 0),
             // The spectrum, the two plans' twiddles (about one transform's
-            // worth each) and, per worker, the pair buffer and rustfft's
-            // in-place scratch (at most one transform's worth).
+            // worth each) and the reversed kernel; per worker, the pair
+            // buffer, rustfft's in-place scratch (at most one transform's
+            // worth) and the marks of infinite samples.
             FirMethod::OverlapSave { nfft } => {
                 let one = nfft as u64 * C32_BYTES;
-                (3 * one, 2 * one)
+                let marks = nfft as u64 * F32_BYTES;
+                (3 * one + taps as u64 * F32_BYTES, 2 * one + marks)
             }
         };
         FirFootprint {
@@ -547,19 +583,21 @@ impl Fir {
                 forward,
                 inverse,
                 spectrum,
+                rev,
+                sign,
             } => {
+                let pair = Pair {
+                    nfft: *nfft,
+                    forward: forward.as_ref(),
+                    inverse: inverse.as_ref(),
+                    spectrum,
+                    rev,
+                    sign: *sign,
+                };
                 let job = |start: usize, o: &mut [f32], s: &mut FirScratch| {
                     for (p, op) in o.chunks_mut(grid).enumerate() {
                         let seg = &ext[start + p * grid..start + p * grid + block + nfft];
-                        fft_pair(
-                            seg,
-                            op,
-                            *nfft,
-                            forward.as_ref(),
-                            inverse.as_ref(),
-                            spectrum,
-                            s,
-                        );
+                        pair.run(seg, op, s);
                     }
                 };
                 if workers > 1 {
@@ -615,37 +653,221 @@ fn direct(rev: &[f32], ext: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Two overlap-save blocks in one complex FFT: block A (`seg[..nfft]`) in
-/// the real part, block B (`seg[block..]`, `block = nfft − taps + 1` later)
-/// in the imaginary part. The kernel is real, so the circular convolution of
-/// `a + i·b` is `a∗k + i·(b∗k)`: the real part of the result is A's
-/// convolution and the imaginary part B's. Each keeps its last `block`
-/// outputs (the ones without wrap-around). This does the work of two real
-/// FFT pairs with one complex pair, with no real-FFT pre/post-processing.
-fn fft_pair(
-    seg: &[f32],
-    out: &mut [f32],
+/// What [`Pair::run`] needs of the plan.
+struct Pair<'a> {
     nfft: usize,
-    forward: &dyn Fft<f32>,
-    inverse: &dyn Fft<f32>,
-    spectrum: &[Complex<f32>],
-    s: &mut FirScratch,
+    forward: &'a dyn Fft<f32>,
+    inverse: &'a dyn Fft<f32>,
+    spectrum: &'a [Complex<f32>],
+    rev: &'a [f32],
+    sign: TapSigns,
+}
+
+/// Magnitudes beyond which a block is scaled by a power of two before its
+/// FFT (and back after): above 2^64, sums over a block of up to 2^20
+/// samples times the kernel's gain could overflow f32 (constant `f32::MAX`
+/// input gave all-NaN output); below 2^-64, products fall towards the
+/// subnormals and lose precision. Scaling by a power of two is exact, so
+/// blocks in between are left alone and keep their bits.
+const SCALE_ABOVE: f32 = 1.8446744e19; // 2^64
+const SCALE_BELOW: f32 = 5.421011e-20; // 2^-64
+
+/// The power of two that brings `peak` (the largest finite magnitude of a
+/// block) to [1, 2), or 1 when the block needs no scaling.
+fn block_scale(peak: f32) -> f32 {
+    if peak > SCALE_ABOVE || (peak > 0.0 && peak < SCALE_BELOW) {
+        // Exponent of the peak, at least −126 so that 2^−e is an f32.
+        let e = (peak.log2().floor() as i32).clamp(-126, 127);
+        (2f64).powi(-e) as f32
+    } else {
+        1.0
+    }
+}
+
+/// Relative rounding error of an overlap-save output (f32 FFTs of up to
+/// 2^21 points: about log2(nfft)·ε_f32 ≈ 1.3·10⁻⁶, with margin): a scaled
+/// output that lands this close above `f32::MAX` is `f32::MAX` rounded up
+/// by the FFT, not an overflow (constant `f32::MAX` through a moving
+/// average is `f32::MAX`, as numpy.convolve has it).
+const FFT_ROUNDING: f32 = 1.0 / 65536.0;
+
+/// Undoes [`block_scale`]'s `scale` on one output.
+fn unscaler(scale: f32) -> impl Fn(f32) -> f32 {
+    let unscale = 1.0 / scale;
+    let limit = f32::MAX * scale * (1.0 + FFT_ROUNDING);
+    move |v: f32| {
+        let y = v * unscale;
+        if y.is_infinite() && v.abs() <= limit {
+            f32::MAX.copysign(v)
+        } else {
+            y
+        }
+    }
+}
+
+impl Pair<'_> {
+    /// Two overlap-save blocks in one complex FFT: block A (`seg[..nfft]`)
+    /// in the real part, block B (`seg[block..]`, `block = nfft − taps + 1`
+    /// later) in the imaginary part. The kernel is real, so the circular
+    /// convolution of `a + i·b` is `a∗k + i·(b∗k)`: the real part of the
+    /// result is A's convolution and the imaginary part B's. Each keeps its
+    /// last `block` outputs (the ones without wrap-around). This does the
+    /// work of two real FFT pairs with one complex pair, with no real-FFT
+    /// pre/post-processing.
+    ///
+    /// Non-finite samples would spread through the whole FFT (one NaN made
+    /// 13,824 NaN outputs with 1025 taps): they go in as zeros, and the
+    /// outputs they reach are then set to what the direct sum gives
+    /// ([`mark_non_finite`]), so NaN and ±∞ land exactly where
+    /// numpy.convolve puts them. Extreme magnitudes are scaled
+    /// ([`block_scale`]).
+    fn run(&self, seg: &[f32], out: &mut [f32], s: &mut FirScratch) {
+        let nfft = self.nfft;
+        let block = out.len() / 2;
+        let span = &seg[..block + nfft];
+        let mut peak = 0.0f32;
+        let mut wild = false;
+        for &v in span {
+            if v.is_finite() {
+                peak = peak.max(v.abs());
+            } else {
+                wild = true;
+            }
+        }
+        let scale = block_scale(peak);
+        let (a, b) = (&seg[..nfft], &seg[block..block + nfft]);
+        if wild || scale != 1.0 {
+            let tame = |v: f32| if v.is_finite() { v * scale } else { 0.0 };
+            for ((z, &re), &im) in s.buf.iter_mut().zip(a).zip(b) {
+                *z = Complex {
+                    re: tame(re),
+                    im: tame(im),
+                };
+            }
+        } else {
+            for ((z, &re), &im) in s.buf.iter_mut().zip(a).zip(b) {
+                *z = Complex { re, im };
+            }
+        }
+        self.forward.process_with_scratch(&mut s.buf, &mut s.fft);
+        for (z, h) in s.buf.iter_mut().zip(self.spectrum) {
+            *z *= h;
+        }
+        self.inverse.process_with_scratch(&mut s.buf, &mut s.fft);
+        let skip = nfft - block;
+        let (out_a, out_b) = out.split_at_mut(block);
+        if scale == 1.0 {
+            for ((ya, yb), z) in out_a.iter_mut().zip(out_b.iter_mut()).zip(&s.buf[skip..]) {
+                *ya = z.re;
+                *yb = z.im;
+            }
+        } else {
+            let back = unscaler(scale);
+            for ((ya, yb), z) in out_a.iter_mut().zip(out_b.iter_mut()).zip(&s.buf[skip..]) {
+                *ya = back(z.re);
+                *yb = back(z.im);
+            }
+        }
+        if wild {
+            mark_non_finite(a, out_a, self.rev, self.sign, &mut s.marks);
+            mark_non_finite(b, out_b, self.rev, self.sign, &mut s.marks);
+        }
+    }
+}
+
+/// Sets each output of `out` (`out[i] = Σ_j rev[j]·seq[i + j]`) whose taps
+/// reach a non-finite sample of `seq` to what that sum is in IEEE
+/// arithmetic, as numpy.convolve computes it: NaN when a NaN is in reach
+/// (NaN·0 is NaN), else the sum of the infinite terms alone (finite terms
+/// cannot change an infinite sum): ±∞, or NaN where +∞ meets −∞ or ∞ meets
+/// a zero tap.
+///
+/// Linear in the block: NaN and infinities are counted over a sliding
+/// window; only an output that infinities reach through a kernel of mixed
+/// signs sums their terms, and stops at the first NaN. `marks` holds the
+/// infinities' positions (its capacity, `seq.len()`, is never exceeded).
+fn mark_non_finite(
+    seq: &[f32],
+    out: &mut [f32],
+    rev: &[f32],
+    sign: TapSigns,
+    marks: &mut Vec<u32>,
 ) {
-    let block = out.len() / 2;
-    let (a, b) = (&seg[..nfft], &seg[block..block + nfft]);
-    for ((z, &re), &im) in s.buf.iter_mut().zip(a).zip(b) {
-        *z = Complex { re, im };
+    let taps = rev.len();
+    marks.clear();
+    marks.extend(
+        seq.iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_infinite())
+            .map(|(q, _)| q as u32),
+    );
+    // Counts of NaN, +∞ and −∞ in the window seq[i .. i + taps].
+    let mut counts = [0usize; 3];
+    let class = |v: f32| -> Option<usize> {
+        if v.is_nan() {
+            Some(0)
+        } else if v == f32::INFINITY {
+            Some(1)
+        } else if v == f32::NEG_INFINITY {
+            Some(2)
+        } else {
+            None
+        }
+    };
+    for &v in &seq[..taps - 1] {
+        if let Some(c) = class(v) {
+            counts[c] += 1;
+        }
     }
-    forward.process_with_scratch(&mut s.buf, &mut s.fft);
-    for (z, h) in s.buf.iter_mut().zip(spectrum) {
-        *z *= h;
-    }
-    inverse.process_with_scratch(&mut s.buf, &mut s.fft);
-    let skip = nfft - block;
-    let (out_a, out_b) = out.split_at_mut(block);
-    for ((ya, yb), z) in out_a.iter_mut().zip(out_b).zip(&s.buf[skip..]) {
-        *ya = z.re;
-        *yb = z.im;
+    let mut first = 0;
+    for (i, o) in out.iter_mut().enumerate() {
+        if let Some(c) = class(seq[i + taps - 1]) {
+            counts[c] += 1;
+        }
+        if i > 0
+            && let Some(c) = class(seq[i - 1])
+        {
+            counts[c] -= 1;
+        }
+        let [nan, pos, neg] = counts;
+        if nan > 0 {
+            *o = f32::NAN;
+            continue;
+        }
+        if pos + neg == 0 {
+            continue;
+        }
+        *o = match sign {
+            TapSigns::Positive | TapSigns::Negative if pos > 0 && neg > 0 => f32::NAN,
+            TapSigns::Positive => {
+                if pos > 0 {
+                    f32::INFINITY
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }
+            TapSigns::Negative => {
+                if pos > 0 {
+                    f32::NEG_INFINITY
+                } else {
+                    f32::INFINITY
+                }
+            }
+            TapSigns::Mixed => {
+                while (marks[first] as usize) < i {
+                    first += 1;
+                }
+                let mut acc = 0.0f32;
+                for &q in &marks[first..] {
+                    let q = q as usize;
+                    if q >= i + taps || acc.is_nan() {
+                        break;
+                    }
+                    acc += rev[q - i] * seq[q];
+                }
+                acc
+            }
+        };
     }
 }
 

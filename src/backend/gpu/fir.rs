@@ -213,7 +213,8 @@ impl GpuFir {
                 let twiddles =
                     ctx.storage_init("fir twiddles", &fft_stockham::local_twiddles(nfft))?;
                 let spectrum = ctx.storage_init("fir spectrum", &kernel_spectrum(kernel, nfft))?;
-                (pipeline, vec![twiddles, spectrum])
+                let taps = ctx.storage_init("fir taps", kernel)?;
+                (pipeline, vec![twiddles, spectrum, taps])
             }
         };
         let group = |from: usize| {
@@ -221,7 +222,9 @@ impl GpuFir {
             let buffers: Vec<&wgpu::Buffer> = match method {
                 GpuFirMethod::Direct => vec![step, &owned[0], input, output, hin, hout],
                 GpuFirMethod::OverlapSave { .. } => {
-                    vec![step, &owned[0], &owned[1], input, output, hin, hout]
+                    vec![
+                        step, &owned[0], &owned[1], input, output, hin, hout, &owned[2],
+                    ]
                 }
             };
             ctx.bind("fir", &pipeline, &buffers)

@@ -240,6 +240,7 @@ fn run_twin(
                         output: &mut output,
                         hist_in,
                         hist_out,
+                        kernel,
                     },
                 ),
             }
@@ -412,4 +413,76 @@ fn bad_plans_are_errors() {
     assert!(new(&k, 100, Some(GpuFirMethod::OverlapSave { nfft: 32 })).is_err());
     assert!(new(&k, 100, Some(GpuFirMethod::OverlapSave { nfft: 96 })).is_err());
     assert!(new(&k, 100, Some(GpuFirMethod::OverlapSave { nfft: 1 << 20 })).is_err());
+}
+
+/// Channels of samples that break a plain FFT: NaN, ±∞ (alone, meeting
+/// each other, meeting a zero tap) and magnitudes near `f32::MAX` and near
+/// the smallest normal. The twin (always) and the GPU (when there is one)
+/// must put NaN and ±∞ exactly where the IEEE direct sum in f64 has them
+/// (numpy.convolve's answer), keep every other output finite and within
+/// [`REF_TOL`] of it.
+#[test]
+fn non_finite_and_extreme_samples_give_numpys_outputs() {
+    for (taps, nfft) in [(65, 256), (1025, 4096)] {
+        non_finite_case(taps, nfft);
+    }
+}
+
+fn non_finite_case(taps: usize, nfft: usize) {
+    let mut kernel = noise(taps, 7);
+    kernel[10] = 0.0;
+    // A one-signed kernel too: there ∞ alone gives ∞ of one sign.
+    let positive: Vec<f32> = kernel.iter().map(|k| k.abs() + 0.01).collect();
+    let len = 6_000;
+    let mut wild = noise(len, 11);
+    wild[100] = f32::NAN;
+    wild[1000] = f32::INFINITY;
+    wild[1020] = f32::NEG_INFINITY;
+    wild[3000] = f32::NEG_INFINITY;
+    wild[4000..4003].fill(f32::NAN);
+    // Near f32::MAX, yet every output representable: |y| ≤ Σ|k|·max|x|
+    // with Σ|k| < taps.
+    let huge: Vec<f32> = noise(len, 12)
+        .iter()
+        .map(|v| v * (f32::MAX / taps as f32 / 1.01))
+        .collect();
+    let tiny: Vec<f32> = noise(len, 13).iter().map(|v| v * 1e-37).collect();
+    let x = vec![wild, huge, tiny];
+    let chunk = 1000;
+    let steps = steps(len, chunk);
+    let out_stride = chunk + 3;
+    let method = GpuFirMethod::OverlapSave { nfft };
+    let ctx = common::gpu();
+    for k in [&kernel, &positive] {
+        let twin = run_twin(k, &x, chunk, out_stride, &steps, method);
+        let gpu = ctx
+            .as_ref()
+            .map(|ctx| run_gpu(ctx, k, &x, chunk, out_stride, &steps, Some(method)).0);
+        for c in 0..x.len() {
+            let want = reference(&x[c], k);
+            let finite_scale = want
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            let runs = [
+                Some(("twin", &twin[c])),
+                gpu.as_ref().map(|g| ("GPU", &g[c])),
+            ];
+            for (who, got) in runs.into_iter().flatten() {
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let Some(g) = g else { continue };
+                    let what = format!("{taps} taps, {who} ch {c} output {i}: {g} against {w}");
+                    if w.is_nan() {
+                        assert!(g.is_nan(), "{what}");
+                    } else if w.is_infinite() {
+                        assert_eq!(f64::from(*g), *w, "{what}");
+                    } else {
+                        assert!(g.is_finite(), "{what}");
+                        let e = (f64::from(*g) - w).abs() / finite_scale;
+                        assert!(e <= REF_TOL, "{what}: {e:.2e}");
+                    }
+                }
+            }
+        }
+    }
 }
