@@ -564,6 +564,27 @@ pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
         ));
     }
     if bytes.starts_with(b"\x93NUMPY") {
+        // The declared header must lie within the file: npyz allocates
+        // whatever length it declares.
+        match crate::source::npy_header_end(&bytes) {
+            Ok(Some(end)) if end <= bytes.len() as u64 => {}
+            Ok(Some(end)) => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "invalid npy kernel: the header claims to end at byte {end}, past the end of the file ({} bytes)",
+                        bytes.len()
+                    ),
+                ));
+            }
+            Ok(None) => {
+                return Err(Error::format(
+                    path,
+                    "invalid npy kernel: the header is cut short",
+                ));
+            }
+            Err(why) => return Err(Error::format(path, format!("invalid npy kernel: {why}"))),
+        }
         let header_end = bytes
             .iter()
             .take(1 << 20)

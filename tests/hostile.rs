@@ -226,8 +226,57 @@ fn absurd_options_are_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_f32(&d.join("a.f32"), 10_000);
+    // Found by the fuzzer (fuzz/regressions/npy-kernel-header-length): an
+    // npy header that declares 4 GiB, in a 12-byte file.
+    std::fs::write(
+        d.join("k.npy"),
+        [
+            0x93, b'N', b'U', b'M', b'P', b'Y', 2, 0, 0x74, 0x01, 0x03, 0xff,
+        ],
+    )
+    .unwrap();
     let max = u64::MAX.to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        // Found by the fuzzer: frames whose size overflows (it wrapped to
+        // a few bytes: an 8-byte file opened as 2 frames of 4.6e18
+        // channels), and an --lta whose memory estimate overflowed to 32
+        // KiB before the detector's allocation panicked.
+        (
+            vec!["info", "a.f32", "--channels", "9223372036854775807"],
+            "--channels 9223372036854775807",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--dtype",
+                "i32",
+                "--channels",
+                "4611686018427387905",
+                "--moving-average",
+                "3",
+            ],
+            "--channels 4611686018427387905",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--detect",
+                "sta-lta",
+                "--sta",
+                "1",
+                "--lta",
+                "2305843009213693952",
+                "--on",
+                "3",
+            ],
+            "--memory-limit",
+        ),
+        (
+            vec!["process", "a.f32", "--kernel", "k.npy"],
+            "past the end of the file",
+        ),
         (
             vec![
                 "process",
@@ -317,7 +366,7 @@ fn absurd_options_are_refused_at_once() {
         let out = sigstream(d, &args);
         assert_refused(&out, phrase, &args.join(" "));
     }
-    assert_eq!(names(d), ["a.f32"], "nothing written");
+    assert_eq!(names(d), ["a.f32", "k.npy"], "nothing written");
 }
 
 /// An npy header whose dictionary nests `depth` brackets deep.

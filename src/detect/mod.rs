@@ -294,7 +294,7 @@ impl DetectorSpec {
     /// history buffers), for the memory budget of the chunk planner.
     pub fn memory_bytes(&self) -> u64 {
         const F64: u64 = 8;
-        let scratch = |n: usize| n as u64 * F64;
+        let scratch = |n: usize| (n as u64).saturating_mul(F64);
         match *self {
             DetectorSpec::Threshold { .. } | DetectorSpec::RecursiveStaLta { .. } => {
                 scratch(SCRATCH_BLOCK)

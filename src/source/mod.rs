@@ -53,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::pool::Block;
 
 pub(crate) use npy::check_nesting as check_npy_header_nesting;
+pub(crate) use npy::header_end as npy_header_end;
 pub use stream::from_reader;
 
 /// Sample type of the stored data.

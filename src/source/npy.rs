@@ -19,6 +19,28 @@ pub(super) const MAGIC: &[u8] = b"\x93NUMPY";
 /// The dtypes we read, as numpy spells them (for messages).
 const SUPPORTED: &str = "<f4 >f4 <f8 >f8 |i1 <i2 >i2 <i4 >i4 |u1 <u2 >u2";
 
+/// Where an npy header ends (the byte after its dictionary), from its
+/// first 12 bytes: `None` for a prefix too short to say, or an error for an
+/// unknown version. Checked before npyz reads a header, which allocates
+/// whatever length the file declares (4 GiB for a 12-byte file).
+pub(crate) fn header_end(prefix: &[u8]) -> std::result::Result<Option<u64>, String> {
+    if prefix.len() < 10 {
+        return Ok(None);
+    }
+    match (prefix[6], prefix[7]) {
+        (1, 0) => Ok(Some(
+            10 + u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
+        )),
+        (2 | 3, 0) if prefix.len() < 12 => Ok(None),
+        (2 | 3, 0) => Ok(Some(
+            12 + u64::from(u32::from_le_bytes([
+                prefix[8], prefix[9], prefix[10], prefix[11],
+            ])),
+        )),
+        (major, minor) => Err(format!("unsupported format version {major}.{minor}")),
+    }
+}
+
 /// Parses the header at the start of `prefix`; `total` is the length of the
 /// whole input when known.
 pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Parsed> {

@@ -269,7 +269,7 @@ impl CpuProcessor {
                 };
                 // Each channel's detector and event list, and the block
                 // waiting for detection (`pending`).
-                (state + EVENTS_PER_CHANNEL as u64 * EVENT_BYTES)
+                (state.saturating_add(EVENTS_PER_CHANNEL as u64 * EVENT_BYTES))
                     .saturating_mul(ch)
                     .saturating_add(
                         (output_frames as u64)
