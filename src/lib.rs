@@ -81,6 +81,7 @@ pub mod report;
 pub mod sink;
 pub mod source;
 pub mod spectral;
+pub mod time;
 
 pub use backend::{Backend, BackendChoice, DetectorChoice, Job};
 pub use detect::{Detector, DetectorSpec, Event};

@@ -48,6 +48,7 @@ pub fn describe_input(info: &SignalInfo, samples: Option<u64>) -> Map<String, Va
     m.insert("samples".into(), json!(samples));
     m.insert("sample_rate".into(), json!(info.sample_rate));
     m.insert("duration_s".into(), json!(duration));
+    m.insert("start_time".into(), json!(info.start_time));
     m
 }
 

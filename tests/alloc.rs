@@ -82,7 +82,8 @@ fn no_allocation_in_the_steady_state() {
             ..StreamConfig::default()
         };
         let signal = open_signal_sink(&dir.path().join("out.npy"), channels, None).unwrap();
-        let mut csv = CsvEvents::create(&dir.path().join("events.csv")).unwrap();
+        let mut csv =
+            CsvEvents::create(&dir.path().join("events.csv"), Default::default()).unwrap();
         let mut marks = [0u64; 2];
         let mut progress = |p: &sigstream::pipeline::Progress| match p.chunks {
             10 => marks[0] = ALLOCS.load(Ordering::SeqCst),

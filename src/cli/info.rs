@@ -87,8 +87,9 @@ fn info_text(info: &SignalInfo) -> String {
         (Some(n), Some(fs)) => format!("{:.3} s", n as f64 / fs),
         _ => "unknown".into(),
     };
+    let start = info.start_time.map_or("unknown".into(), |t| t.to_string());
     format!(
-        "{}\n  format:      {}\n  dtype:       {} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  data offset: {} bytes\n",
+        "{}\n  format:      {}\n  dtype:       {} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  start time:  {start}\n  data offset: {} bytes\n",
         info.path.display(),
         name(&info.format),
         name(&info.dtype),

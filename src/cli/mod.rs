@@ -32,6 +32,7 @@ use sigstream::backend::{AdapterProbe, Backend, BackendChoice};
 use sigstream::error::{Error, Result};
 use sigstream::sink::Transaction;
 use sigstream::source::{Dtype, Endian, SourceOptions};
+use sigstream::time::UtcTime;
 
 /// Filter, detect events in, and take spectra of signal recordings of any
 /// size, with constant memory, on the GPU or the CPU.
@@ -118,6 +119,11 @@ pub struct InputArgs {
     /// Scale integer samples to [-1, 1) instead of keeping their values.
     #[arg(long)]
     pub normalize: bool,
+    /// When the first sample was taken, UTC, ISO 8601 (e.g.
+    /// 2024-03-01T12:00:00.25Z; overrides the file's own): events and
+    /// reports then carry absolute times.
+    #[arg(long, value_name = "TIME")]
+    pub start_time: Option<String>,
 }
 
 /// Raw sample types.
@@ -169,6 +175,11 @@ impl InputArgs {
             channels: self.channels,
             sample_rate: self.sample_rate,
             normalize: self.normalize,
+            start_time: self
+                .start_time
+                .as_deref()
+                .map(|t| UtcTime::parse(t).map_err(|e| Error::usage(format!("--start-time {e}"))))
+                .transpose()?,
         };
         opts.validate()?;
         Ok(opts)

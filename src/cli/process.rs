@@ -15,7 +15,9 @@ use sigstream::error::{Error, Result};
 use sigstream::filter::{ConvMode, FilterSpec, load_kernel};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
-use sigstream::sink::{CsvEvents, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink};
+use sigstream::sink::{
+    CsvEvents, EventClock, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink,
+};
 use sigstream::source::{self, SignalInfo, SourceOptions};
 
 /// `sigstream process`.
@@ -408,7 +410,7 @@ fn process_one(
         .transpose()?;
     let mut csv = events_path
         .as_ref()
-        .map(|p| CsvEvents::create(p))
+        .map(|p| CsvEvents::create(p, EventClock::of(&info)))
         .transpose()?;
     let bar = progress_bar(args.run.quiet, &input.display().to_string(), info.frames);
     let mut on_progress = |p: &Progress| bar.set_position(p.frames);

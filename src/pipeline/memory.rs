@@ -59,6 +59,7 @@ impl<'a> MemorySource<'a> {
                 frames: Some((data.len() / channels) as u64),
                 sample_rate,
                 data_offset: 0,
+                start_time: None,
             },
         })
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::detect::Event;
 use crate::error::{Error, Result};
+use crate::time::UtcTime;
 pub use array::NpyArrayWriter;
 pub use commit::{TempDir, Transaction, abandon_all};
 pub use signal::{
@@ -269,11 +270,50 @@ impl EventSink for Vec<Event> {
     }
 }
 
-/// Writes events as CSV with the header
-/// `channel,start,end,peak_index,peak_value` (0-based sample indices).
+/// Writes events as CSV, one row per event, with the columns
+/// `channel,start,end,peak_index,peak_value` (0-based sample indices, end
+/// inclusive), then, when the recording's sample rate is known,
+/// `start_s,end_s,peak_s` (seconds from the recording's start: index /
+/// rate), and, when its start time is known, `start_time,end_time,peak_time`
+/// (ISO 8601 UTC with microseconds: start + index / rate, as ObsPy's
+/// `stats.starttime + index / stats.sampling_rate`).
 #[derive(Debug)]
 pub struct CsvEvents {
     out: BufWriter<Output>,
+    clock: EventClock,
+    /// One row, reused (no allocation per event).
+    line: String,
+}
+
+/// What the events CSV can say about when each event happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventClock {
+    /// Samples per second.
+    pub sample_rate: Option<f64>,
+    /// When sample 0 was taken (only used with a sample rate).
+    pub start_time: Option<UtcTime>,
+}
+
+impl EventClock {
+    /// The clock of a recording.
+    pub fn of(info: &crate::source::SignalInfo) -> Self {
+        EventClock {
+            sample_rate: info.sample_rate,
+            start_time: info.start_time,
+        }
+    }
+
+    /// The CSV header line (without the newline).
+    fn header(&self) -> String {
+        let mut h = String::from("channel,start,end,peak_index,peak_value");
+        if self.sample_rate.is_some() {
+            h.push_str(",start_s,end_s,peak_s");
+            if self.start_time.is_some() {
+                h.push_str(",start_time,end_time,peak_time");
+            }
+        }
+        h
+    }
 }
 
 impl Write for AtomicFile {
@@ -291,11 +331,14 @@ impl CsvEvents {
     ///
     /// # Errors
     /// [`Error::Open`] when the file cannot be created.
-    pub fn create(path: &Path) -> Result<Self> {
+    pub fn create(path: &Path, clock: EventClock) -> Result<Self> {
         let mut out = BufWriter::with_capacity(64 * 1024, Output::create(path)?);
-        out.write_all(b"channel,start,end,peak_index,peak_value\n")
-            .map_err(|e| Error::io(path, e))?;
-        Ok(CsvEvents { out })
+        writeln!(out, "{}", clock.header()).map_err(|e| Error::io(path, e))?;
+        Ok(CsvEvents {
+            out,
+            clock,
+            line: String::with_capacity(256),
+        })
     }
 
     /// Finishes the file and renames it to its target.
@@ -310,12 +353,29 @@ impl CsvEvents {
 
 impl EventSink for CsvEvents {
     fn event(&mut self, e: &Event) -> Result<()> {
-        writeln!(
-            self.out,
-            "{},{},{},{},{}",
-            e.channel, e.start, e.end, e.peak_index, e.peak_value
-        )
-        .map_err(|err| Error::io(self.out.get_ref().target(), err))
+        use std::fmt::Write as _;
+        let line = &mut self.line;
+        line.clear();
+        let (s, en, p) = (e.start, e.end, e.peak_index);
+        let _ = write!(line, "{},{s},{en},{p},{}", e.channel, e.peak_value);
+        if let Some(rate) = self.clock.sample_rate {
+            let secs = |i: u64| i as f64 / rate;
+            let _ = write!(line, ",{},{},{}", secs(s), secs(en), secs(p));
+            if let Some(t0) = self.clock.start_time {
+                let time = |i: u64| {
+                    t0.at_sample(i, rate).ok_or_else(|| {
+                        Error::usage(format!(
+                            "sample {i} at {rate} Hz after {t0} is beyond the year 2261"
+                        ))
+                    })
+                };
+                let (ts, te, tp) = (time(s)?, time(en)?, time(p)?);
+                let _ = write!(line, ",{ts},{te},{tp}");
+            }
+        }
+        line.push('\n');
+        let result = self.out.write_all(line.as_bytes());
+        result.map_err(|err| Error::io(self.out.get_ref().target(), err))
     }
 }
 

@@ -51,6 +51,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::pool::Block;
+use crate::time::UtcTime;
 
 pub(crate) use npy::check_nesting as check_npy_header_nesting;
 pub(crate) use npy::header_end as npy_header_end;
@@ -168,6 +169,8 @@ pub struct SourceOptions {
     pub sample_rate: Option<f64>,
     /// Scale integer samples to [-1, 1).
     pub normalize: bool,
+    /// When the first sample was taken (UTC); overrides the file's own.
+    pub start_time: Option<UtcTime>,
 }
 
 impl Default for SourceOptions {
@@ -179,6 +182,7 @@ impl Default for SourceOptions {
             channels: 1,
             sample_rate: None,
             normalize: false,
+            start_time: None,
         }
     }
 }
@@ -232,6 +236,9 @@ pub struct SignalInfo {
     pub sample_rate: Option<f64>,
     /// Byte offset of the first sample.
     pub data_offset: u64,
+    /// When the first sample was taken (UTC), from the format's metadata
+    /// or `--start-time`; `None` when unknown.
+    pub start_time: Option<UtcTime>,
 }
 
 /// A stream of frames, converted to `f32` and deinterleaved.
@@ -316,6 +323,7 @@ impl Header {
             frames,
             sample_rate: opts.sample_rate.or(self.sample_rate),
             data_offset: self.data_offset,
+            start_time: opts.start_time,
         }
     }
 }
