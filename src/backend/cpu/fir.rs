@@ -669,6 +669,8 @@ struct Pair<'a> {
 /// input gave all-NaN output); below 2^-64, products fall towards the
 /// subnormals and lose precision. Scaling by a power of two is exact, so
 /// blocks in between are left alone and keep their bits.
+const SIGN_BIT: u32 = 0x8000_0000;
+const INFINITY_BITS: u32 = 0x7f80_0000;
 const SCALE_ABOVE: f32 = 1.8446744e19; // 2^64
 const SCALE_BELOW: f32 = 5.421011e-20; // 2^-64
 
@@ -725,15 +727,21 @@ impl Pair<'_> {
         let nfft = self.nfft;
         let block = out.len() / 2;
         let span = &seg[..block + nfft];
-        let mut peak = 0.0f32;
-        let mut wild = false;
-        for &v in span {
-            if v.is_finite() {
-                peak = peak.max(v.abs());
-            } else {
-                wild = true;
-            }
-        }
+        // The largest magnitude's bits: an integer max, which vectorises
+        // (a float max with NaN checks in the loop cost 20% of the whole
+        // filter). At or above the exponent of infinity: a non-finite
+        // sample is in the block, and the finite peak needs its own pass.
+        let top = span
+            .iter()
+            .fold(0u32, |m, v| m.max(v.to_bits() & !SIGN_BIT));
+        let wild = top >= INFINITY_BITS;
+        let peak = if wild {
+            span.iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f32, |m, v| m.max(v.abs()))
+        } else {
+            f32::from_bits(top)
+        };
         let scale = block_scale(peak);
         let (a, b) = (&seg[..nfft], &seg[block..block + nfft]);
         if wild || scale != 1.0 {
