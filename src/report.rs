@@ -49,6 +49,14 @@ pub fn describe_input(info: &SignalInfo, samples: Option<u64>) -> Map<String, Va
     m.insert("sample_rate".into(), json!(info.sample_rate));
     m.insert("duration_s".into(), json!(duration));
     m.insert("start_time".into(), json!(info.start_time));
+    m.insert(
+        "channel_names".into(),
+        if info.channel_names.is_empty() {
+            Value::Null
+        } else {
+            json!(info.channel_names)
+        },
+    );
     m
 }
 

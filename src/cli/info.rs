@@ -94,7 +94,11 @@ fn info_text(info: &SignalInfo) -> String {
         name(&info.format),
         name(&info.dtype),
         name(&info.endian),
-        info.channels,
+        if info.channel_names.is_empty() {
+            info.channels.to_string()
+        } else {
+            format!("{} ({})", info.channels, info.channel_names.join(", "))
+        },
         info.data_offset
     )
 }

@@ -60,6 +60,7 @@ impl<'a> MemorySource<'a> {
                 sample_rate,
                 data_offset: 0,
                 start_time: None,
+                channel_names: Vec::new(),
             },
         })
     }

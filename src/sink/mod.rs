@@ -272,7 +272,8 @@ impl EventSink for Vec<Event> {
 
 /// Writes events as CSV, one row per event, with the columns
 /// `channel,start,end,peak_index,peak_value` (0-based sample indices, end
-/// inclusive), then, when the recording's sample rate is known,
+/// inclusive; `channel` is the channel's name where the format names it,
+/// and a column `channel_index` then keeps its index), then, when the recording's sample rate is known,
 /// `start_s,end_s,peak_s` (seconds from the recording's start: index /
 /// rate), and, when its start time is known, `start_time,end_time,peak_time`
 /// (ISO 8601 UTC with microseconds: start + index / rate, as ObsPy's
@@ -285,9 +286,12 @@ pub struct CsvEvents {
     line: String,
 }
 
-/// What the events CSV can say about when each event happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What the events CSV can say about when, and on which named channel,
+/// each event happened.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventClock {
+    /// The channels' names, or empty.
+    pub channel_names: Vec<String>,
     /// Samples per second.
     pub sample_rate: Option<f64>,
     /// When sample 0 was taken (only used with a sample rate).
@@ -298,6 +302,7 @@ impl EventClock {
     /// The clock of a recording.
     pub fn of(info: &crate::source::SignalInfo) -> Self {
         EventClock {
+            channel_names: info.channel_names.clone(),
             sample_rate: info.sample_rate,
             start_time: info.start_time,
         }
@@ -306,6 +311,9 @@ impl EventClock {
     /// The CSV header line (without the newline).
     fn header(&self) -> String {
         let mut h = String::from("channel,start,end,peak_index,peak_value");
+        if !self.channel_names.is_empty() {
+            h.push_str(",channel_index");
+        }
         if self.sample_rate.is_some() {
             h.push_str(",start_s,end_s,peak_s");
             if self.start_time.is_some() {
@@ -357,7 +365,14 @@ impl EventSink for CsvEvents {
         let line = &mut self.line;
         line.clear();
         let (s, en, p) = (e.start, e.end, e.peak_index);
-        let _ = write!(line, "{},{s},{en},{p},{}", e.channel, e.peak_value);
+        match self.clock.channel_names.get(e.channel) {
+            Some(name) => {
+                let _ = write!(line, "{name},{s},{en},{p},{},{}", e.peak_value, e.channel);
+            }
+            None => {
+                let _ = write!(line, "{},{s},{en},{p},{}", e.channel, e.peak_value);
+            }
+        }
         if let Some(rate) = self.clock.sample_rate {
             let secs = |i: u64| i as f64 / rate;
             let _ = write!(line, ",{},{},{}", secs(s), secs(en), secs(p));

@@ -28,7 +28,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::convert::Converter;
 use super::{
     ChunkSource, Format, Header, MAX_HEADER_BYTES, Parsed, SignalInfo, SourceOptions, check_block,
-    check_not_empty, detect, npy, parse_header, raw, sigbus, wav,
+    check_not_empty, detect, npy, parse_header, raw, sac, sigbus, wav,
 };
 use crate::error::{Error, Result};
 use crate::io_at::PositionalIo;
@@ -193,7 +193,7 @@ fn read_header(path: &Path, file: &File, len: u64, opts: &SourceOptions) -> Resu
         let mut prefix = vec![0u8; want as usize];
         file.read_exact_at(&mut prefix, 0)
             .map_err(|e| Error::io(path, e))?;
-        let format = detect(path, &prefix)?;
+        let format = detect(path, &prefix, opts)?;
         match parse_header(path, format, &prefix, Some(len), opts)? {
             Parsed::Header(header) => return Ok(header),
             Parsed::NeedMore(n) if n > MAX_HEADER_BYTES => {
@@ -243,6 +243,7 @@ fn data_len(path: &Path, header: &Header, file_len: u64) -> Result<u64> {
         Some(n) if n > held => {
             return Err(match header.format {
                 Format::Npy => npy::short_data(path, header, held, "file"),
+                Format::Sac => sac::short_data(path, header, held),
                 _ => wav::short_data(path, header, held, "file"),
             });
         }

@@ -23,6 +23,7 @@ mod convert;
 mod mmap;
 mod npy;
 mod raw;
+mod sac;
 #[cfg(unix)]
 mod sigbus;
 #[cfg(not(unix))]
@@ -151,6 +152,8 @@ pub enum Format {
     Npy,
     /// RIFF/RF64 WAVE.
     Wav,
+    /// SAC binary (either byte order).
+    Sac,
 }
 
 /// What the user said about the input; only needed for raw data.
@@ -239,6 +242,9 @@ pub struct SignalInfo {
     /// When the first sample was taken (UTC), from the format's metadata
     /// or `--start-time`; `None` when unknown.
     pub start_time: Option<UtcTime>,
+    /// The channels' names where the format has them (a SAC file's
+    /// `NET.STA.LOC.CHA`); empty otherwise.
+    pub channel_names: Vec<String>,
 }
 
 /// A stream of frames, converted to `f32` and deinterleaved.
@@ -303,6 +309,10 @@ struct Header {
     /// or a WAV written by a streaming writer that never filled in the size).
     data_len: Option<u64>,
     sample_rate: Option<f64>,
+    /// When the first sample was taken, from the header.
+    start_time: Option<UtcTime>,
+    /// The channel's name (one-channel formats that name it).
+    name: Option<String>,
 }
 
 impl Header {
@@ -323,7 +333,8 @@ impl Header {
             frames,
             sample_rate: opts.sample_rate.or(self.sample_rate),
             data_offset: self.data_offset,
-            start_time: opts.start_time,
+            start_time: opts.start_time.or(self.start_time),
+            channel_names: self.name.iter().cloned().collect(),
         }
     }
 }
@@ -339,12 +350,13 @@ enum Parsed {
 }
 
 /// Bytes a prefix must hold (unless the input is shorter) for [`detect`] to
-/// decide: `RIFF`, size, `WAVE`.
-const DETECT_BYTES: usize = 12;
+/// decide: a whole SAC header (`RIFF`, size, `WAVE` and the npy magic are
+/// within it).
+const DETECT_BYTES: usize = sac::HEADER_BYTES;
 
 /// The container format of an input, from the first bytes (at least
 /// [`DETECT_BYTES`] of them unless the input is shorter) and the name.
-fn detect(path: &Path, prefix: &[u8]) -> Result<Format> {
+fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
     if prefix.starts_with(npy::MAGIC) {
         return Ok(Format::Npy);
     }
@@ -355,6 +367,12 @@ fn detect(path: &Path, prefix: &[u8]) -> Result<Format> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    // SAC has no magic: unless declared raw (`--dtype`, or a dtype
+    // extension), a file named .sac, or one with a valid header version.
+    let declared_raw = opts.dtype.is_some() || Dtype::from_extension(path).is_some();
+    if !declared_raw && (ext.as_deref() == Some("sac") || sac::looks_like(prefix)) {
+        return Ok(Format::Sac);
+    }
     match ext.as_deref() {
         Some("npy") => Err(Error::format(
             path,
@@ -383,6 +401,7 @@ fn parse_header(
         Format::Raw => raw::header(path, opts).map(Parsed::Header),
         Format::Npy => npy::parse(path, prefix, total),
         Format::Wav => wav::parse(path, prefix, total),
+        Format::Sac => sac::parse(path, prefix, total),
     }
 }
 

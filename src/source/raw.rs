@@ -45,6 +45,8 @@ pub(super) fn header(path: &Path, opts: &SourceOptions) -> Result<Header> {
         data_offset: opts.offset,
         data_len: None,
         sample_rate: None,
+        start_time: None,
+        name: None,
     })
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::convert::Converter;
 use super::{
     ChunkSource, DETECT_BYTES, Format, Header, MAX_HEADER_BYTES, Parsed, SignalInfo, SourceOptions,
-    check_block, check_not_empty, detect, npy, parse_header, wav,
+    check_block, check_not_empty, detect, npy, parse_header, sac, wav,
 };
 use crate::error::{Error, Result};
 use crate::pool::Block;
@@ -58,7 +58,7 @@ impl<R: Read + Send> StreamSource<R> {
     fn open(path: PathBuf, mut reader: R, opts: &SourceOptions) -> Result<Self> {
         let mut prefix = Vec::new();
         let mut ended = fill(&path, &mut reader, &mut prefix, DETECT_BYTES as u64)?;
-        let format = detect(&path, &prefix)?;
+        let format = detect(&path, &prefix, opts)?;
         let header = loop {
             let total = ended.then_some(prefix.len() as u64);
             match parse_header(&path, format, &prefix, total, opts)? {
@@ -108,6 +108,7 @@ impl<R: Read + Send> StreamSource<R> {
         if self.left.is_some_and(|n| n > 0) {
             return Err(match self.header.format {
                 Format::Npy => npy::short_data(path, &self.header, self.read, "stream"),
+                Format::Sac => sac::short_data(path, &self.header, self.read),
                 _ => wav::short_data(path, &self.header, self.read, "stream"),
             });
         }
