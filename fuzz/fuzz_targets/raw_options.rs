@@ -1,0 +1,487 @@
+//! Options and headerless ("raw") data: the input is split (by
+//! `arbitrary`) into option values and a data part. The option values go
+//! through the library's own checks, as every front (CLI, Python) calls
+//! them: `Dtype::from_name`, `SourceOptions::validate`, `check_threads`,
+//! `FilterSpec::parse_band` / `validate`, the kernel's memory check
+//! (`budget::check_kernel`) then `design`, `DetectorSpec::from_options`,
+//! `StftConfig` / `WelchConfig::validate` and the spectral memory plan
+//! (`budget::plan_blocks` with `spectral::state_bytes`). The data part is
+//! written to a file (named with a raw-dtype extension, `.bin`, `.npy` or
+//! `.wav`) and opened with the options through both readers; when it opens,
+//! the whole job runs on it (`StreamProcessor::process_file` on the CPU, with
+//! the filter and detector built above and the memory limit and chunk size
+//! given), and the STFT and Welch estimators are fed every chunk.
+//!
+//! Sizes come in every magnitude (see `Num`): the library must refuse
+//! absurd ones against its memory budget before allocating, so an
+//! out-of-memory or a timeout here is a finding.
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use sigstream::backend::{DetectorChoice, Job};
+use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
+use sigstream::filter::{ConvMode, FilterSpec};
+use sigstream::pipeline::budget::{Limit, check_kernel, plan_blocks};
+use sigstream::pipeline::{InputShape, Sinks, StreamConfig, StreamProcessor, check_threads};
+use sigstream::pool::Block;
+use sigstream::source::{self, Dtype, Endian, SignalInfo, SourceOptions};
+use sigstream::spectral::{
+    Detrend, Scale, Scaling, Stft, StftConfig, Welch, WelchConfig, Window, state_bytes,
+};
+use sigstream_fuzz::{check_file_and_stream, print, scratch_path, write_scratch};
+
+/// A size in every magnitude: small values (where the work happens), 16-,
+/// 32- and 64-bit ones, and the edges (0, 1, powers of two and their
+/// neighbours, `u64::MAX`).
+#[derive(Debug, Clone, Copy)]
+struct Num(u64);
+
+impl<'a> Arbitrary<'a> for Num {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let tag = u8::arbitrary(u)?;
+        Ok(Num(match tag % 8 {
+            0..=2 => u64::from(u8::arbitrary(u)?),
+            3 => u64::from(u16::arbitrary(u)?),
+            4 => u64::from(u32::arbitrary(u)?),
+            5 => u64::arbitrary(u)?,
+            _ => {
+                let shift = u32::from(u8::arbitrary(u)? % 64);
+                let base = 1u64 << shift;
+                match tag / 8 % 3 {
+                    0 => base,
+                    1 => base - 1,
+                    _ => base.wrapping_add(1),
+                }
+            }
+        }))
+    }
+}
+
+impl Num {
+    fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+/// A float in every form: small multiples of 1/4, any bit pattern (NaN,
+/// infinities, subnormals), and the edges.
+#[derive(Debug, Clone, Copy)]
+struct Float(f64);
+
+impl<'a> Arbitrary<'a> for Float {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        const EDGES: [f64; 10] = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            1e-300,
+        ];
+        Ok(Float(match u8::arbitrary(u)? % 4 {
+            0 | 1 => f64::from(i16::arbitrary(u)?) / 4.0,
+            2 => f64::from_bits(u64::arbitrary(u)?),
+            _ => EDGES[usize::from(u8::arbitrary(u)?) % EDGES.len()],
+        }))
+    }
+}
+
+/// A `--dtype` value: mostly a name the library knows (in any case), else
+/// any string.
+#[derive(Debug)]
+struct Name(String);
+
+impl<'a> Arbitrary<'a> for Name {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        const KNOWN: [&str; 12] = [
+            "f32", "f64", "i8", "i16", "i32", "u8", "u16", "I16", "F64", "i24", "", "f16",
+        ];
+        let tag = u8::arbitrary(u)?;
+        Ok(Name(if tag < 224 {
+            KNOWN[usize::from(tag) % KNOWN.len()].to_string()
+        } else {
+            String::arbitrary(u)?
+        }))
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum FilterArg {
+    Kernel(Vec<Float>),
+    MovingAverage(Num),
+    Lowpass(Float, Num),
+    Highpass(Float, Num),
+    /// `--bandpass LO:HI`, as text.
+    Bandpass(String, Num),
+    /// A band from two numbers, formatted as a user would type them.
+    BandpassNumbers(Float, Float, Num),
+}
+
+#[derive(Debug, Arbitrary)]
+enum WindowArg {
+    Samples(Num),
+    Seconds(Float),
+}
+
+impl WindowArg {
+    fn len(&self) -> WindowLen {
+        match *self {
+            WindowArg::Samples(n) => WindowLen::Samples(n.usize()),
+            WindowArg::Seconds(s) => WindowLen::Seconds(s.0),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct DetectorArg {
+    kind: u8,
+    on: Option<Float>,
+    off: Option<Float>,
+    sta: Option<WindowArg>,
+    lta: Option<WindowArg>,
+    max_len: Option<Num>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct SpectralArg {
+    nfft: Num,
+    hop: Option<Num>,
+    noverlap: Option<Num>,
+    window: u8,
+    detrend: bool,
+    scale: u8,
+    density: bool,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    dtype: Name,
+    big_endian: bool,
+    offset: Num,
+    channels: Num,
+    sample_rate: Option<Float>,
+    normalize: bool,
+    /// The data file's extension.
+    ext: u8,
+    filter: Option<FilterArg>,
+    conv_mode: u8,
+    detector: Option<DetectorArg>,
+    /// `--memory-limit` in MiB (a hard limit); `None`: the default budget.
+    memory_limit_mib: Option<Num>,
+    chunk_size: Option<Num>,
+    threads: Num,
+    spectral: Option<SpectralArg>,
+}
+
+/// Largest `--memory-limit` the target gives, in MiB: half of libFuzzer's
+/// `-rss_limit_mb=2048`, so that a run the planner accepts and that still
+/// exhausts memory is a finding, not the user's wish.
+const MAX_MEMORY_LIMIT_MIB: u64 = 1024;
+
+/// Data file extensions: raw dtypes, none (needs `--dtype`), and the two
+/// header formats (whose magic the data then needs).
+const EXTS: [&str; 7] = ["bin", "f32", "i16", "u8", "", "npy", "wav"];
+
+fuzz_target!(|bytes: &[u8]| {
+    // The options first, then the data: every byte the options leave.
+    let mut u = Unstructured::new(bytes);
+    let Ok(input) = Input::arbitrary(&mut u) else {
+        return;
+    };
+    let data = u.take_rest();
+    if print() {
+        eprintln!("{input:#?}\ndata: {} bytes", data.len());
+    }
+    run(&input, data);
+});
+
+fn run(input: &Input, data: &[u8]) {
+    // --dtype: a known name must round-trip.
+    let dtype = Dtype::from_name(&input.dtype.0);
+    if let Some(d) = dtype {
+        assert_eq!(Dtype::from_name(d.name()), Some(d), "dtype name round trip");
+        assert!(d.size() >= 1);
+    }
+    let _ = check_threads(input.threads.usize());
+    let opts = SourceOptions {
+        dtype,
+        endian: if input.big_endian {
+            Endian::Big
+        } else {
+            Endian::Little
+        },
+        offset: input.offset.0,
+        channels: input.channels.usize(),
+        sample_rate: input.sample_rate.map(|f| f.0),
+        normalize: input.normalize,
+        start_time: None,
+    };
+    let _ = opts.validate();
+    let limit = match input.memory_limit_mib {
+        None => Limit {
+            bytes: sigstream::pipeline::DEFAULT_MEMORY_LIMIT,
+            strict: false,
+        },
+        Some(n) => Limit::strict((n.0 % MAX_MEMORY_LIMIT_MIB).max(1) << 20),
+    };
+    let filter = input.filter.as_ref().and_then(filter_spec);
+    let config = input.spectral.as_ref().map(spectral_configs);
+    // What a front can check before opening the input.
+    if let Some((stft, welch)) = &config {
+        let _ = stft.validate();
+        let _ = welch.validate();
+    }
+
+    let ext = EXTS[usize::from(input.ext) % EXTS.len()];
+    let path = scratch_path("raw_options", ext);
+    write_scratch(&path, data);
+    check_file_and_stream(&path, data, &opts, input.ext.into());
+
+    let Ok(source) = source::open(&path, &opts) else {
+        // No input: the filter's design and the detector still run with
+        // the options' own rate and channels, as before a stream starts.
+        design(filter.as_ref(), opts.channels, opts.sample_rate, limit);
+        detector(input.detector.as_ref(), opts.sample_rate);
+        return;
+    };
+    let info = source.info().clone();
+    drop(source);
+    let kernel = design(filter.as_ref(), info.channels, info.sample_rate, limit);
+    let detector = detector(input.detector.as_ref(), info.sample_rate);
+    let job = Job {
+        kernel,
+        conv_mode: match input.conv_mode % 3 {
+            0 => ConvMode::Same,
+            1 => ConvMode::Full,
+            _ => ConvMode::Valid,
+        },
+        detector: detector.map(DetectorChoice::Builtin),
+        ..Job::default()
+    };
+    let processor = StreamProcessor::new(
+        StreamConfig {
+            chunk_size: input.chunk_size.map(Num::usize),
+            memory_limit: limit.bytes,
+            strict_memory_limit: limit.strict,
+            threads: 1 + input.threads.usize() % 2,
+            ..StreamConfig::default()
+        },
+        job,
+    );
+    let mut events: Vec<Event> = Vec::new();
+    let sinks = Sinks {
+        events: Some(&mut events),
+        ..Sinks::default()
+    };
+    let result = processor.process_file(&path, &opts, sinks);
+    if print() {
+        match &result {
+            Ok(stats) => eprintln!(
+                "process: {} samples, {} chunks of {}, {} events",
+                stats.samples, stats.chunks, stats.chunk_size, stats.events
+            ),
+            Err(e) => eprintln!("process: error: {e}"),
+        }
+    }
+    if let Ok(stats) = result {
+        assert_eq!(
+            stats.samples,
+            info.frames.unwrap_or(0),
+            "every frame processed"
+        );
+        assert!(
+            events
+                .windows(2)
+                .all(|w| (w[0].start, w[0].channel) <= (w[1].start, w[1].channel)),
+            "events in order of start then channel"
+        );
+    }
+    if let Some((stft, welch)) = config {
+        spectra(&path, &opts, &info, input.chunk_size, limit, stft, welch);
+    }
+}
+
+/// The filter as the CLI builds it from its options.
+fn filter_spec(arg: &FilterArg) -> Option<FilterSpec> {
+    let spec = match arg {
+        FilterArg::Kernel(taps) => FilterSpec::Kernel(taps.iter().map(|t| t.0).collect()),
+        FilterArg::MovingAverage(n) => FilterSpec::MovingAverage(n.usize()),
+        FilterArg::Lowpass(cutoff, taps) => FilterSpec::Lowpass {
+            cutoff: cutoff.0,
+            taps: taps.usize(),
+        },
+        FilterArg::Highpass(cutoff, taps) => FilterSpec::Highpass {
+            cutoff: cutoff.0,
+            taps: taps.usize(),
+        },
+        FilterArg::Bandpass(band, taps) => {
+            let (low, high) = FilterSpec::parse_band(band).ok()?;
+            FilterSpec::Bandpass {
+                low,
+                high,
+                taps: taps.usize(),
+            }
+        }
+        FilterArg::BandpassNumbers(low, high, taps) => {
+            let (low, high) = FilterSpec::parse_band(&format!("{}:{}", low.0, high.0)).ok()?;
+            FilterSpec::Bandpass {
+                low,
+                high,
+                taps: taps.usize(),
+            }
+        }
+    };
+    spec.validate().ok()?;
+    Some(spec)
+}
+
+/// The kernel's memory check, then its design (as the CLI's `process`
+/// does); the taps when both pass.
+fn design(
+    filter: Option<&FilterSpec>,
+    channels: usize,
+    sample_rate: Option<f64>,
+    limit: Limit,
+) -> Option<Vec<f32>> {
+    let filter = filter?;
+    check_kernel(filter.len(), channels, limit.bytes).ok()?;
+    let designed = filter.design(sample_rate).ok()?;
+    assert_eq!(designed.taps.len(), filter.len(), "design gives len() taps");
+    for w in &designed.warnings {
+        let _ = w.to_string();
+    }
+    Some(designed.taps)
+}
+
+/// The detector from its options, for an input at `sample_rate`.
+fn detector(arg: Option<&DetectorArg>, sample_rate: Option<f64>) -> Option<DetectorSpec> {
+    let arg = arg?;
+    let kind = match arg.kind % 3 {
+        0 => DetectorKind::Threshold,
+        1 => DetectorKind::ClassicStaLta,
+        _ => DetectorKind::RecursiveStaLta,
+    };
+    let options = DetectorOptions {
+        on: arg.on.map(|f| f.0),
+        off: arg.off.map(|f| f.0),
+        sta: arg.sta.as_ref().map(WindowArg::len),
+        lta: arg.lta.as_ref().map(WindowArg::len),
+        max_len: arg.max_len.map(|n| n.0),
+    };
+    let spec = DetectorSpec::from_options(kind, &options, sample_rate).ok()?;
+    assert!(spec.validate().is_ok(), "from_options returns a valid spec");
+    Some(spec)
+}
+
+/// The STFT and Welch configurations the spectral options describe.
+fn spectral_configs(arg: &SpectralArg) -> (StftConfig, WelchConfig) {
+    let window = match arg.window % 4 {
+        0 => Window::Hann,
+        1 => Window::Hamming,
+        2 => Window::Blackman,
+        _ => Window::Rect,
+    };
+    let detrend = if arg.detrend {
+        Detrend::Constant
+    } else {
+        Detrend::None
+    };
+    let nfft = arg.nfft.usize();
+    let stft = StftConfig {
+        nfft,
+        hop: arg
+            .hop
+            .map_or_else(|| StftConfig::default_hop(nfft), Num::usize),
+        window,
+        detrend,
+        scale: match arg.scale % 3 {
+            0 => Scale::Db,
+            1 => Scale::Power,
+            _ => Scale::Magnitude,
+        },
+    };
+    let mut welch = WelchConfig::new(nfft);
+    welch.window = window;
+    welch.detrend = detrend;
+    welch.scaling = if arg.density {
+        Scaling::Density
+    } else {
+        Scaling::Spectrum
+    };
+    if let Some(n) = arg.noverlap {
+        welch.noverlap = n.usize();
+    }
+    (stft, welch)
+}
+
+/// The spectrogram and PSD of the input, planned and run as the CLI's
+/// spectral commands do: refused when shorter than a frame, chunk planned
+/// under the memory limit with the estimator's state, then every chunk
+/// pushed through both estimators.
+fn spectra(
+    path: &std::path::Path,
+    opts: &SourceOptions,
+    info: &SignalInfo,
+    chunk_size: Option<Num>,
+    limit: Limit,
+    stft: StftConfig,
+    welch: WelchConfig,
+) {
+    let plan = |frame_len: usize| {
+        if info.frames.is_some_and(|f| f < frame_len as u64) {
+            return None;
+        }
+        plan_blocks(
+            chunk_size.map(Num::usize),
+            limit,
+            &InputShape {
+                channels: info.channels,
+                sample_bytes: info.dtype.size(),
+                frames: info.frames,
+            },
+            3,
+            state_bytes(info.channels, frame_len),
+        )
+        .ok()
+    };
+    let rate = info.sample_rate;
+    if let Some(chunk) = plan(stft.nfft)
+        && let Ok(mut est) = Stft::new(stft, info.channels, rate, None)
+        && let Ok(mut src) = source::open(path, opts)
+    {
+        let mut block = Block::new(info.channels, chunk);
+        let mut frames = 0u64;
+        while let Ok(n) = src.read_block(&mut block)
+            && n > 0
+        {
+            let _ = est.push(&block, |rows| {
+                frames += rows.count as u64;
+                Ok(())
+            });
+        }
+        assert_eq!(frames, est.frames(), "STFT rows handed on == frames");
+        if print() {
+            eprintln!("stft: {frames} frames of {} bins", est.bins());
+        }
+    }
+    if let Some(chunk) = plan(welch.nperseg)
+        && let Ok(mut est) = Welch::new(welch, info.channels, rate, None)
+        && let Ok(mut src) = source::open(path, opts)
+    {
+        let mut block = Block::new(info.channels, chunk);
+        while let Ok(n) = src.read_block(&mut block)
+            && n > 0
+        {
+            let _ = est.push(&block);
+        }
+        let psd = est.finish();
+        if print() {
+            eprintln!("welch: {:?}", psd.map(|p| p.frequencies.len()));
+        }
+    }
+}
