@@ -298,62 +298,37 @@ fn a_run_that_fails_on_its_last_output_commits_none() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_f32(&d.join("in.f32"), 20_000);
+    let args = [
+        "spectrogram",
+        "in.f32",
+        "--nfft",
+        "256",
+        "-o",
+        "s.npy",
+        "--png",
+        "s.png",
+        "--width",
+        "4000",
+        "--height",
+        "3000",
+        "--report",
+        "r.json",
+        "--backend",
+        "cpu",
+    ];
     // The .npy (a few KB) fits under the file size limit; the 4000×3000
     // PNG does not: its write fails as on a full disk.
-    let out = limited(
-        d,
-        &[
-            "spectrogram",
-            "in.f32",
-            "--nfft",
-            "256",
-            "-o",
-            "s.npy",
-            "--png",
-            "s.png",
-            "--width",
-            "4000",
-            "--height",
-            "3000",
-            "--report",
-            "r.json",
-            "--backend",
-            "cpu",
-        ],
-        Limits {
-            address_space: None,
-            file_size: Some(300_000),
-        },
-    )
-    .output()
-    .unwrap();
+    let limits = Limits {
+        address_space: None,
+        file_size: Some(300_000),
+    };
+    let out = limited(d, &args, limits).output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("s.png"), "the failing output is named: {err}");
     assert_eq!(names(d), ["in.f32"], "neither the .npy nor the report");
     // The same run without the limit writes all three.
-    let out = Command::new(env!("CARGO_BIN_EXE_sigstream"))
-        .current_dir(d)
-        .args([
-            "spectrogram",
-            "in.f32",
-            "--nfft",
-            "256",
-            "-o",
-            "s.npy",
-            "--png",
-            "s.png",
-            "--width",
-            "4000",
-            "--height",
-            "3000",
-            "--report",
-            "r.json",
-            "--backend",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = limited(d, &args, Limits::default()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(names(d), ["in.f32", "r.json", "s.npy", "s.png"]);
 }
