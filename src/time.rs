@@ -204,12 +204,13 @@ impl UtcTime {
 /// ObsPy's `str(UTCDateTime)` prints them.
 impl fmt::Display for UtcTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // To the nearest microsecond, half up (saturating at the range's end).
+        let micros = self
+            .ns
+            .div_euclid(1000)
+            .saturating_add(i64::from(self.ns.rem_euclid(1000) >= 500));
         let rounded = UtcTime {
-            ns: self
-                .ns
-                .div_euclid(1000)
-                .saturating_add(i64::from(self.ns.rem_euclid(1000) >= 500))
-                * 1000,
+            ns: micros.saturating_mul(1000),
         };
         let (y, mo, d, h, mi, s, ns) = rounded.civil();
         write!(
@@ -333,6 +334,16 @@ mod tests {
         assert_eq!(
             UtcTime::from_ns(1_499).to_string(),
             "1970-01-01T00:00:00.000001Z"
+        );
+        // The ends of the range print without overflow.
+        assert_eq!(
+            UtcTime::from_ns(i64::MAX).to_string(),
+            "2262-04-11T23:47:16.854775Z"
+        );
+        assert!(
+            UtcTime::from_ns(i64::MIN)
+                .to_string()
+                .starts_with("1677-09-21T")
         );
         for bad in [
             "",

@@ -53,6 +53,43 @@ fn convolve(x: &[f32], k: &[f32]) -> Vec<f64> {
 /// order 1.
 const REF_TOL: f64 = 1e-5;
 
+/// Runs `process INPUT FILTER --conv-mode full` on `backend` in `d` and
+/// returns the filtered signal, checked to have `len` samples.
+fn filtered(d: &Path, input: &str, filter: &[&str], backend: &str, len: usize) -> Vec<f32> {
+    let mut args = vec!["process", input];
+    args.extend_from_slice(filter);
+    args.extend([
+        "--conv-mode",
+        "full",
+        "-o",
+        "y.f32",
+        "-q",
+        "--backend",
+        backend,
+    ]);
+    let out = sigstream(d, &args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    let y = read_f32(&d.join("y.f32"));
+    assert_eq!(y.len(), len, "{args:?}: the full convolution's length");
+    y
+}
+
+/// `y` is numpy's `want`: NaN and ±∞ exactly where it has them, every
+/// other output finite and within [`REF_TOL`] of `scale`.
+fn assert_like_numpy(y: &[f32], want: &[f64], scale: f64, what: &str) {
+    for (i, (g, w)) in y.iter().zip(want).enumerate() {
+        let what = format!("{what}, output {i}: {g} against {w}");
+        if w.is_nan() {
+            assert!(g.is_nan(), "{what}");
+        } else if w.is_infinite() {
+            assert_eq!(f64::from(*g), *w, "{what}");
+        } else {
+            assert!(g.is_finite(), "{what}");
+            assert!((f64::from(*g) - w).abs() <= REF_TOL * scale, "{what}");
+        }
+    }
+}
+
 #[test]
 fn nan_and_infinities_reach_exactly_the_kernels_support() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,32 +127,8 @@ fn nan_and_infinities_reach_exactly_the_kernels_support() {
             "the reference has NaN spans: {nan}"
         );
         for backend in backends() {
-            let mut args = vec!["process", "x.f32"];
-            args.extend_from_slice(filter);
-            args.extend([
-                "--conv-mode",
-                "full",
-                "-o",
-                "y.f32",
-                "-q",
-                "--backend",
-                backend,
-            ]);
-            let out = sigstream(d, &args);
-            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-            let y = read_f32(&d.join("y.f32"));
-            assert_eq!(y.len(), want.len());
-            for (i, (g, w)) in y.iter().zip(&want).enumerate() {
-                let what = format!("{filter:?} on {backend}, output {i}: {g} against {w}");
-                if w.is_nan() {
-                    assert!(g.is_nan(), "{what}");
-                } else if w.is_infinite() {
-                    assert_eq!(f64::from(*g), *w, "{what}");
-                } else {
-                    assert!(g.is_finite(), "{what}");
-                    assert!((f64::from(*g) - w).abs() <= REF_TOL * scale, "{what}");
-                }
-            }
+            let y = filtered(d, "x.f32", filter, backend, want.len());
+            assert_like_numpy(&y, &want, scale, &format!("{filter:?} on {backend}"));
         }
     }
 }
@@ -137,29 +150,10 @@ fn extreme_magnitudes_stay_finite_where_numpy_is_finite() {
             let want = convolve(x, &k);
             let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for backend in backends() {
-                let args = [
-                    "process",
-                    input,
-                    "--moving-average",
-                    taps,
-                    "--conv-mode",
-                    "full",
-                    "-o",
-                    "y.f32",
-                    "-q",
-                    "--backend",
-                    backend,
-                ];
-                let out = sigstream(d, &args);
-                assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-                let y = read_f32(&d.join("y.f32"));
-                for (i, (g, w)) in y.iter().zip(&want).enumerate() {
-                    let what = format!(
-                        "{input} --moving-average {taps} on {backend}, output {i}: {g} against {w}"
-                    );
-                    assert!(g.is_finite(), "{what}");
-                    assert!((f64::from(*g) - w).abs() <= REF_TOL * scale, "{what}");
-                }
+                let y = filtered(d, input, &["--moving-average", taps], backend, want.len());
+                let what = format!("{input} --moving-average {taps} on {backend}");
+                assert!(y.iter().all(|v| v.is_finite()), "{what}: finite");
+                assert_like_numpy(&y, &want, scale, &what);
             }
         }
     }

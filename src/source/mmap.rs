@@ -79,15 +79,25 @@ impl FileSource {
         })
     }
 
-    /// The error for a file that no longer holds the bytes it had when it
-    /// was opened, or `None` when it still does (up to `needed`).
-    fn shrunk(&self, needed: u64) -> Option<Error> {
-        let now = self.file.metadata().map(|m| m.len()).ok()?;
-        (now < needed.min(self.len)).then(|| Error::Shrank {
+    /// The file's size now (0 when it cannot be had).
+    fn len_now(&self) -> u64 {
+        self.file.metadata().map_or(0, |m| m.len())
+    }
+
+    /// The error for a file that is now `now` bytes long.
+    fn shrank(&self, now: u64) -> Error {
+        Error::Shrank {
             path: self.info.path.clone(),
             was: self.len,
             now,
-        })
+        }
+    }
+
+    /// The error for a file that no longer holds the bytes it had when it
+    /// was opened, or `None` when it still does (up to `needed`).
+    fn shrunk(&self, needed: u64) -> Option<Error> {
+        let now = self.len_now();
+        (now < needed.min(self.len)).then(|| self.shrank(now))
     }
 
     /// Reads `len` bytes at the current position into the fallback buffer.
@@ -119,6 +129,8 @@ impl FileSource {
         // The guard turns a truncation between the check above and the
         // copy below into zeros and a mark instead of SIGBUS.
         let Some(guard) = sigbus::Guard::new(window.as_ptr(), window.len()) else {
+            // No guard on this platform (or none free): read from now on.
+            self.map = false;
             return Ok(false);
         };
         // Advice is a hint (memmap2 offers it on Unix only); a kernel that
@@ -127,11 +139,9 @@ impl FileSource {
         let _ = window.advise(Advice::Sequential);
         self.conv.convert(&window, block);
         if guard.faulted() {
-            return Err(self.shrunk(self.pos + len as u64).unwrap_or(Error::Shrank {
-                path: self.info.path.clone(),
-                was: self.len,
-                now: self.pos,
-            }));
+            // A page vanished: the file was shorter for a moment at least,
+            // whatever its size is now.
+            return Err(self.shrank(self.len_now()));
         }
         // The guard is dropped before `window` is unmapped.
         drop(guard);
