@@ -67,6 +67,30 @@ impl UtcTime {
         Some(UtcTime { ns })
     }
 
+    /// The instant at an ordinal date (year and day of the year, 1–366)
+    /// and a time of day, as miniSEED and SAC headers give it; a second of
+    /// 60 (a leap second, which none of the formats counts) is the first
+    /// second of the next minute. `None` when a field is out of range or the
+    /// instant is outside 1678–2261.
+    pub fn from_ordinal(
+        year: i64,
+        day_of_year: u32,
+        hour: u32,
+        minute: u32,
+        second: u32,
+        nanos: u32,
+    ) -> Option<Self> {
+        let days_in_year = if is_leap(year) { 366 } else { 365 };
+        if !(1..=days_in_year).contains(&day_of_year) || second > 60 {
+            return None;
+        }
+        let jan1 = UtcTime::from_civil(year, 1, 1, hour, minute, 0, nanos)?;
+        let secs = i64::from(day_of_year - 1) * S_PER_DAY + i64::from(second);
+        jan1.ns
+            .checked_add(secs.checked_mul(NS_PER_S)?)
+            .map(UtcTime::from_ns)
+    }
+
     /// Parses an ISO 8601 timestamp: `YYYY-MM-DDTHH:MM:SS` (a space may
     /// replace the `T`), an optional fraction of a second (any number of
     /// digits; beyond nanoseconds it is rounded), and an optional zone: `Z`,

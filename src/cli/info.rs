@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{InputArgs, out, report_failure};
 use sigstream::error::Result;
 use sigstream::report::{Report, describe_input};
-use sigstream::source::{self, SignalInfo};
+use sigstream::source::mseed::Recording;
+use sigstream::source::{self, Input, SignalInfo};
 
 /// `sigstream info`.
 #[derive(Debug, Args)]
@@ -37,14 +38,24 @@ pub fn run(args: &InfoArgs) -> Result<i32> {
     let mut report = Report::new("info");
     let mut text = String::new();
     for input in &args.inputs {
-        match source::open(input, &opts) {
-            Ok(src) => {
+        match source::open_input(input, &opts) {
+            Ok(Input::Stream(src)) => {
                 let info = src.info();
                 let mut entry = describe_input(info, None);
                 entry.insert("endian".into(), json!(info.endian));
                 entry.insert("data_offset".into(), json!(info.data_offset));
                 report.push(entry);
                 text.push_str(&info_text(info));
+            }
+            Ok(Input::Segmented(rec)) => {
+                let info = rec.span_info(0);
+                let spans = rec.span_summaries();
+                let mut entry = describe_input(&info, Some(spans.iter().map(|s| s.samples).sum()));
+                let inventory = rec.inventory();
+                entry.insert("mseed".into(), json!(inventory));
+                entry.insert("spans".into(), json!(spans));
+                report.push(entry);
+                text.push_str(&mseed_text(&info, &rec));
             }
             Err(e) => {
                 report_failure(&e, &mut code);
@@ -101,6 +112,72 @@ fn info_text(info: &SignalInfo) -> String {
         },
         info.data_offset
     )
+}
+
+/// A miniSEED file: every channel with its segments, then what the
+/// options select and how many spans they make.
+fn mseed_text(info: &SignalInfo, rec: &Recording) -> String {
+    use std::fmt::Write as _;
+    let inv = rec.inventory();
+    let versions: Vec<String> = inv.versions.iter().map(u8::to_string).collect();
+    let mut t = format!(
+        "{}\n  format:      miniSEED {} ({} records)\n  channels:    {}\n",
+        info.path.display(),
+        versions.join(" and "),
+        super::group(inv.records),
+        inv.channels.len()
+    );
+    for ch in &inv.channels {
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            t,
+            "    {}  {} – {}  {} Hz  {} samples  {}  {}  {}",
+            ch.id,
+            ch.start,
+            ch.end,
+            ch.sample_rate,
+            super::group(ch.samples),
+            plural(ch.gaps, "gap"),
+            plural(ch.overlaps, "overlap"),
+            ch.encoding
+        );
+        if ch.segments.len() > 1 {
+            const SHOWN: usize = 20;
+            for s in ch.segments.iter().take(SHOWN) {
+                let _ = writeln!(
+                    t,
+                    "      segment {} – {}  {} samples",
+                    s.start,
+                    s.end,
+                    super::group(s.samples)
+                );
+            }
+            if ch.segments.len() > SHOWN {
+                let _ = writeln!(
+                    t,
+                    "      ... {} more segments (info --json lists all)",
+                    ch.segments.len() - SHOWN
+                );
+            }
+        }
+    }
+    let spans = rec.spans();
+    let _ = writeln!(
+        t,
+        "  selected:    {} at {} Hz: {} span{} to process",
+        info.channel_names.join(", "),
+        info.sample_rate.unwrap_or(0.0),
+        spans,
+        if spans == 1 { "" } else { "s" }
+    );
+    for (id, n) in rec.dropped() {
+        let _ = writeln!(
+            t,
+            "  not processed: {} samples of {id} (overlaps, or where not every selected channel has data)",
+            super::group(n)
+        );
+    }
+    t
 }
 
 /// `sigstream info --gpus` in a build without the GPU backend: there are

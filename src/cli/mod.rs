@@ -124,6 +124,16 @@ pub struct InputArgs {
     /// reports then carry absolute times.
     #[arg(long, value_name = "TIME")]
     pub start_time: Option<String>,
+    /// miniSEED channels to read, NET.STA.LOC.CHA with ObsPy's wildcards
+    /// (`*`, `?`, `[...]`; repeat for several): all of one sample rate,
+    /// processed together, aligned on time.
+    #[arg(long, value_name = "ID")]
+    pub select: Vec<String>,
+    /// miniSEED gaps: `split` runs each contiguous stretch on its own
+    /// (filter and detector restarted, as ObsPy per trace); `fill=VALUE`
+    /// or `interpolate` fills them and runs once.
+    #[arg(long, value_name = "HOW", default_value = "split")]
+    pub gaps: String,
 }
 
 /// Raw sample types.
@@ -180,6 +190,8 @@ impl InputArgs {
                 .as_deref()
                 .map(|t| UtcTime::parse(t).map_err(|e| Error::usage(format!("--start-time {e}"))))
                 .transpose()?,
+            select: self.select.clone(),
+            gaps: sigstream::source::mseed::Gaps::parse(&self.gaps)?,
         };
         opts.validate()?;
         Ok(opts)

@@ -18,7 +18,8 @@ use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::{
     CsvEvents, EventClock, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink,
 };
-use sigstream::source::{self, SignalInfo, SourceOptions};
+use sigstream::source::mseed::Recording;
+use sigstream::source::{self, ChunkSource, Input, SignalInfo, SourceOptions};
 
 /// `sigstream process`.
 #[derive(Debug, Args)]
@@ -387,6 +388,49 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     Ok(code)
 }
 
+/// The contiguous spans of one input: the input itself, or a miniSEED
+/// file's segments (`--gaps split`), each run with fresh state.
+enum Spans {
+    One(Option<Box<dyn ChunkSource>>),
+    Segmented(Recording),
+}
+
+impl Spans {
+    fn count(&self) -> usize {
+        match self {
+            Spans::One(_) => 1,
+            Spans::Segmented(rec) => rec.spans(),
+        }
+    }
+
+    fn info(&self, i: usize) -> SignalInfo {
+        match self {
+            Spans::One(s) => s.as_ref().expect("not taken yet").info().clone(),
+            Spans::Segmented(rec) => rec.span_info(i),
+        }
+    }
+
+    fn source(&mut self, i: usize) -> Box<dyn ChunkSource> {
+        match self {
+            Spans::One(s) => s.take().expect("one span, taken once"),
+            Spans::Segmented(rec) => Box::new(rec.span_source(i)),
+        }
+    }
+}
+
+/// A signal sink shared by the spans of one input: each span appends, and
+/// the output is completed once, after the last.
+struct Appending<'a>(&'a mut Box<dyn SignalSink>);
+
+impl SignalSink for Appending<'_> {
+    fn write(&mut self, block: &sigstream::pool::Block) -> Result<()> {
+        self.0.write(block)
+    }
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Processes one input with all its outputs; returns its report entry.
 fn process_one(
     args: &ProcessArgs,
@@ -397,14 +441,27 @@ fn process_one(
 ) -> Result<(Map<String, Value>, Stats)> {
     // This input's outputs are renamed into place together, at the end.
     let written = Transaction::begin();
-    let mut source = source::open(input, opts)?;
-    let info = source.info().clone();
+    let mut spans = match source::open_input(input, opts)? {
+        Input::Stream(s) => Spans::One(Some(s)),
+        Input::Segmented(rec) => Spans::Segmented(rec),
+    };
+    let info = spans.info(0);
+    if let Spans::Segmented(rec) = &spans
+        && !args.run.quiet
+    {
+        for (id, n) in rec.dropped() {
+            eprintln!(
+                "sigstream: warning: {}: {n} samples of {id} are not processed: they repeat overlapping records, or (--gaps split, several channels) fall where not every selected channel has data",
+                input.display()
+            );
+        }
+    }
     // Option errors that depend on this input (no sample rate, ...) name it.
     let job = args.job(filter, &info).map_err(about_input(input))?;
     let processor = processor(job);
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
-    let signal = signal_path
+    let mut signal = signal_path
         .as_ref()
         .map(|p| open_signal_sink(p, info.channels, info.sample_rate))
         .transpose()?;
@@ -412,17 +469,67 @@ fn process_one(
         .as_ref()
         .map(|p| CsvEvents::create(p, EventClock::of(&info)))
         .transpose()?;
-    let bar = progress_bar(args.run.quiet, &input.display().to_string(), info.frames);
-    let mut on_progress = |p: &Progress| bar.set_position(p.frames);
-    let stats = processor.process_source(
-        source.as_mut(),
-        Sinks {
-            signal: signal.map(|s| s as Box<dyn SignalSink>),
-            events: csv.as_mut().map(|c| c as &mut dyn EventSink),
-            progress: Some(&mut on_progress),
-        },
-    )?;
+    let total_frames = match &spans {
+        Spans::One(_) => info.frames,
+        Spans::Segmented(_) => Some(
+            (0..spans.count())
+                .filter_map(|i| spans.info(i).frames)
+                .sum(),
+        ),
+    };
+    let bar = progress_bar(args.run.quiet, &input.display().to_string(), total_frames);
+    let started = std::time::Instant::now();
+    let mut stats = Stats::default();
+    let mut done = 0u64;
+    let mut skipped = 0usize;
+    let taps = processor.job().taps() as u64;
+    for i in 0..spans.count() {
+        let span_info = spans.info(i);
+        if spans.count() > 1 && span_info.frames.is_some_and(|n| n < taps) {
+            // A segment shorter than the kernel cannot be filtered alone.
+            skipped += 1;
+            continue;
+        }
+        let mut source = spans.source(i);
+        if let Some(csv) = csv.as_mut() {
+            csv.set_clock(EventClock::of(&span_info));
+        }
+        let mut on_progress = |p: &Progress| bar.set_position(done + p.frames);
+        let part = processor.process_source(
+            source.as_mut(),
+            Sinks {
+                signal: signal
+                    .as_mut()
+                    .map(|s| Box::new(Appending(s)) as Box<dyn SignalSink>),
+                events: csv.as_mut().map(|c| c as &mut dyn EventSink),
+                progress: Some(&mut on_progress),
+            },
+        )?;
+        done += part.samples;
+        stats.add(&part);
+    }
     bar.finish_and_clear();
+    if stats.chunks == 0 {
+        return Err(Error::format(
+            input,
+            format!(
+                "all {} segments are shorter than the kernel's {taps} taps: nothing to filter",
+                spans.count()
+            ),
+        ));
+    }
+    if skipped > 0 && !args.run.quiet {
+        eprintln!(
+            "sigstream: warning: {}: {skipped} of {} segments are shorter than the kernel's {taps} taps and were skipped",
+            input.display(),
+            spans.count()
+        );
+    }
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.throughput_mb_s = stats.bytes as f64 / stats.seconds.max(1e-9) / 1e6;
+    if let Some(sink) = signal {
+        sink.finish()?;
+    }
     if let Some(csv) = csv {
         csv.commit()?;
     }
@@ -442,6 +549,10 @@ fn process_one(
     }
     let job = processor.job();
     let mut entry = describe_input(&info, Some(stats.samples));
+    if let Spans::Segmented(rec) = &spans {
+        entry.insert("segments".into(), json!(rec.span_summaries()));
+        entry.insert("skipped_segments".into(), json!(skipped));
+    }
     let detector = match &job.detector {
         Some(DetectorChoice::Builtin(spec)) => json!(spec),
         Some(DetectorChoice::Custom(_)) => json!({"kind": "custom"}),

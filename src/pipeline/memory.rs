@@ -61,6 +61,7 @@ impl<'a> MemorySource<'a> {
                 data_offset: 0,
                 start_time: None,
                 channel_names: Vec::new(),
+                segment: None,
             },
         })
     }

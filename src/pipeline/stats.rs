@@ -179,3 +179,29 @@ pub struct Stats {
     /// How the backend computed the filter, if there was one.
     pub fir_method: Option<String>,
 }
+
+impl Stats {
+    /// Adds the counts of another run of the same job over a later part of
+    /// the same input (a miniSEED segment): samples, chunks, events, bytes
+    /// and seconds add up, the peaks and the plan are the larger, and the
+    /// throughput is left for the caller to work out from the sums.
+    pub fn add(&mut self, other: &Stats) {
+        self.samples += other.samples;
+        self.output_samples += other.output_samples;
+        self.chunks += other.chunks;
+        self.events += other.events;
+        self.bytes += other.bytes;
+        self.seconds += other.seconds;
+        self.channels = other.channels;
+        self.peak_rss_mb = self.peak_rss_mb.max(other.peak_rss_mb);
+        self.backend.clone_from(&other.backend);
+        self.device.clone_from(&other.device);
+        self.overlap = other.overlap;
+        self.chunk_size = self.chunk_size.max(other.chunk_size);
+        self.memory_limit_mb = self.memory_limit_mb.max(other.memory_limit_mb);
+        self.planned_mb = self.planned_mb.max(other.planned_mb);
+        if other.fir_method.is_some() {
+            self.fir_method.clone_from(&other.fir_method);
+        }
+    }
+}

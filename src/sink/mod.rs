@@ -296,6 +296,10 @@ pub struct EventClock {
     pub sample_rate: Option<f64>,
     /// When sample 0 was taken (only used with a sample rate).
     pub start_time: Option<UtcTime>,
+    /// The contiguous segment of the input the indices count from (inputs
+    /// read in segments: miniSEED with `--gaps split`); adds a `segment`
+    /// column.
+    pub segment: Option<usize>,
 }
 
 impl EventClock {
@@ -305,6 +309,7 @@ impl EventClock {
             channel_names: info.channel_names.clone(),
             sample_rate: info.sample_rate,
             start_time: info.start_time,
+            segment: info.segment,
         }
     }
 
@@ -313,6 +318,9 @@ impl EventClock {
         let mut h = String::from("channel,start,end,peak_index,peak_value");
         if !self.channel_names.is_empty() {
             h.push_str(",channel_index");
+        }
+        if self.segment.is_some() {
+            h.push_str(",segment");
         }
         if self.sample_rate.is_some() {
             h.push_str(",start_s,end_s,peak_s");
@@ -349,6 +357,13 @@ impl CsvEvents {
         })
     }
 
+    /// Times the events that follow by `clock` (the next segment of the
+    /// input); the columns stay those of the header already written.
+    pub fn set_clock(&mut self, clock: EventClock) {
+        debug_assert_eq!(clock.header(), self.clock.header(), "same columns");
+        self.clock = clock;
+    }
+
     /// Finishes the file and renames it to its target.
     pub fn commit(self) -> Result<()> {
         let file = self.out.into_inner().map_err(|e| {
@@ -372,6 +387,9 @@ impl EventSink for CsvEvents {
             None => {
                 let _ = write!(line, "{},{s},{en},{p},{}", e.channel, e.peak_value);
             }
+        }
+        if let Some(segment) = self.clock.segment {
+            let _ = write!(line, ",{segment}");
         }
         if let Some(rate) = self.clock.sample_rate {
             let secs = |i: u64| i as f64 / rate;

@@ -21,6 +21,7 @@
 
 mod convert;
 mod mmap;
+pub mod mseed;
 mod npy;
 mod raw;
 mod sac;
@@ -154,6 +155,8 @@ pub enum Format {
     Wav,
     /// SAC binary (either byte order).
     Sac,
+    /// miniSEED, version 2 or 3.
+    Mseed,
 }
 
 /// What the user said about the input; only needed for raw data.
@@ -174,6 +177,11 @@ pub struct SourceOptions {
     pub normalize: bool,
     /// When the first sample was taken (UTC); overrides the file's own.
     pub start_time: Option<UtcTime>,
+    /// Channels of a miniSEED file to read, as ObsPy `select` patterns on
+    /// `NET.STA.LOC.CHA` (any matching); empty: all.
+    pub select: Vec<String>,
+    /// What to do with a miniSEED file's gaps.
+    pub gaps: mseed::Gaps,
 }
 
 impl Default for SourceOptions {
@@ -186,6 +194,8 @@ impl Default for SourceOptions {
             sample_rate: None,
             normalize: false,
             start_time: None,
+            select: Vec::new(),
+            gaps: mseed::Gaps::Split,
         }
     }
 }
@@ -242,9 +252,12 @@ pub struct SignalInfo {
     /// When the first sample was taken (UTC), from the format's metadata
     /// or `--start-time`; `None` when unknown.
     pub start_time: Option<UtcTime>,
-    /// The channels' names where the format has them (a SAC file's
-    /// `NET.STA.LOC.CHA`); empty otherwise.
+    /// The channels' names where the format has them (a SAC file's or
+    /// miniSEED channels' `NET.STA.LOC.CHA`); empty otherwise.
     pub channel_names: Vec<String>,
+    /// Which contiguous segment of the input this is, for inputs read in
+    /// segments (miniSEED with `--gaps split`); `None` otherwise.
+    pub segment: Option<usize>,
 }
 
 /// A stream of frames, converted to `f32` and deinterleaved.
@@ -256,8 +269,30 @@ pub trait ChunkSource: Send {
     fn read_block(&mut self, block: &mut Block) -> Result<usize>;
 }
 
+/// An opened input: one stream of frames, or a miniSEED file that may hold
+/// several contiguous spans (segments between gaps).
+#[derive(Debug)]
+pub enum Input {
+    /// Any format but miniSEED (and miniSEED read as one span).
+    Stream(Box<dyn ChunkSource>),
+    /// A miniSEED file, indexed.
+    Segmented(mseed::Recording),
+}
+
+impl std::fmt::Debug for dyn ChunkSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkSource")
+            .field("info", self.info())
+            .finish()
+    }
+}
+
 /// Opens `path` (or standard input for `-`), detecting the format from the
-/// magic bytes and the extension.
+/// magic bytes and the extension, as one stream of frames.
+///
+/// A miniSEED file is read as one stream when its selection makes one span
+/// (no gap, or `--gaps fill`/`interpolate`); one with several spans is an
+/// error here: [`open_input`] gives them one by one.
 ///
 /// Regular files are read through a bounded memory map (see `mmap`);
 /// standard input, FIFOs and character devices through a stream reader (see
@@ -265,8 +300,29 @@ pub trait ChunkSource: Send {
 /// (missing, a directory), [`Error::Format`] when its contents are not what
 /// they claim to be, [`Error::Usage`] for raw data with `channels == 0`.
 pub fn open(path: &Path, opts: &SourceOptions) -> Result<Box<dyn ChunkSource>> {
+    match open_input(path, opts)? {
+        Input::Stream(source) => Ok(source),
+        Input::Segmented(rec) if rec.spans() == 1 => Ok(Box::new(rec.span_source(0))),
+        Input::Segmented(rec) => Err(Error::format(
+            path,
+            format!(
+                "{} holds {} separate segments (gaps or overlaps); this command needs one contiguous recording: \
+                 add --gaps fill=0 or --gaps interpolate, or --select one channel's segment (`process` runs segments one by one)",
+                rec.channel_names().join(", "),
+                rec.spans()
+            ),
+        )),
+    }
+}
+
+/// Opens `path` like [`open`], but gives a miniSEED file as its index, to be
+/// read span by span.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
     if path == Path::new("-") {
-        return from_reader(path, io::stdin(), opts);
+        return from_reader(path, io::stdin(), opts).map(Input::Stream);
     }
     let meta = std::fs::metadata(path).map_err(|e| Error::open(path, e))?;
     // `File::open` succeeds on a directory on Linux; the first read would
@@ -278,17 +334,31 @@ pub fn open(path: &Path, opts: &SourceOptions) -> Result<Box<dyn ChunkSource>> {
         ));
     }
     let file = std::fs::File::open(path).map_err(|e| Error::open(path, e))?;
-    if meta.is_file() {
-        Ok(Box::new(mmap::FileSource::open(
-            path,
-            file,
-            meta.len(),
-            opts,
-        )?))
-    } else {
+    if !meta.is_file() {
         // A FIFO (`<(command)`) or a device: no size, no mapping.
-        from_reader(path, file, opts)
+        return from_reader(path, file, opts).map(Input::Stream);
     }
+    let mut prefix = vec![0u8; meta.len().min(DETECT_BYTES as u64) as usize];
+    {
+        use crate::io_at::PositionalIo;
+        file.read_exact_at(&mut prefix, 0)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    if detect(path, &prefix, opts)? == Format::Mseed {
+        if opts.start_time.is_some() {
+            return Err(Error::usage(format!(
+                "{}: --start-time: a miniSEED file carries its own times",
+                path.display()
+            )));
+        }
+        return mseed::Recording::open(path, file, meta.len(), opts).map(Input::Segmented);
+    }
+    Ok(Input::Stream(Box::new(mmap::FileSource::open(
+        path,
+        file,
+        meta.len(),
+        opts,
+    )?)))
 }
 
 /// Largest header the parsers look at, in bytes (a `.npy` header, or the WAV
@@ -335,6 +405,7 @@ impl Header {
             data_offset: self.data_offset,
             start_time: opts.start_time.or(self.start_time),
             channel_names: self.name.iter().cloned().collect(),
+            segment: None,
         }
     }
 }
@@ -367,9 +438,12 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    let declared_raw = opts.dtype.is_some() || Dtype::from_extension(path).is_some();
+    if !declared_raw && mseed::looks_like(prefix) {
+        return Ok(Format::Mseed);
+    }
     // SAC has no magic: unless declared raw (`--dtype`, or a dtype
     // extension), a file named .sac, or one with a valid header version.
-    let declared_raw = opts.dtype.is_some() || Dtype::from_extension(path).is_some();
     if !declared_raw && (ext.as_deref() == Some("sac") || sac::looks_like(prefix)) {
         return Ok(Format::Sac);
     }
@@ -381,6 +455,10 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
         Some("wav" | "wave") => Err(Error::format(
             path,
             "missing or invalid WAV header: the file does not start with RIFF/RF64/BW64 ... WAVE",
+        )),
+        Some("mseed" | "miniseed") if !declared_raw => Err(Error::format(
+            path,
+            "not miniSEED: the file does not start with a version 2 fixed header or MS3",
         )),
         _ => Ok(Format::Raw),
     }
@@ -402,6 +480,10 @@ fn parse_header(
         Format::Npy => npy::parse(path, prefix, total),
         Format::Wav => wav::parse(path, prefix, total),
         Format::Sac => sac::parse(path, prefix, total),
+        Format::Mseed => Err(Error::format(
+            path,
+            "miniSEED is read from a regular file (it is indexed before it is read), not from a pipe or standard input",
+        )),
     }
 }
 

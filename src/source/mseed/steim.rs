@@ -1,0 +1,237 @@
+//! Steim-1 and Steim-2 decompression (SEED 2.4 manual, appendix B).
+//!
+//! Data come in 64-byte frames of sixteen 32-bit words. Word 0 of each
+//! frame holds sixteen 2-bit codes, one per word, saying what the word
+//! holds; in the first frame, words 1 and 2 are the forward and reverse
+//! integration constants X0 (the first sample) and Xn (the last). The other
+//! words pack first differences, most significant first:
+//!
+//! | code | Steim-1            | Steim-2 (by the word's top 2 bits, `dnib`)          |
+//! |------|--------------------|-----------------------------------------------------|
+//! | 0    | no data            | no data                                             |
+//! | 1    | four 8-bit         | four 8-bit                                          |
+//! | 2    | two 16-bit         | 01: one 30-bit, 10: two 15-bit, 11: three 10-bit    |
+//! | 3    | one 32-bit         | 00: five 6-bit, 01: six 5-bit, 10: seven 4-bit      |
+//!
+//! Sample 0 is X0 (the first difference, relative to the previous
+//! record, is skipped), sample i is sample i−1 plus difference i, and the
+//! last sample must equal Xn: libmseed's integrity check. A record that
+//! fails it, holds fewer differences than its header's sample count, or
+//! uses an invalid `dnib` is corrupt, and decoding it is an error rather
+//! than a warning: sigstream never processes samples it cannot trust.
+
+/// Which Steim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    One,
+    Two,
+}
+
+/// Sign-extends the low `bits` of `v`.
+#[inline]
+fn signed(v: u32, bits: u32) -> i32 {
+    let shift = 32 - bits;
+    ((v << shift) as i32) >> shift
+}
+
+/// Decodes `samples` samples from `data` (whole frames; a partial frame at
+/// the end is ignored) into `out`, in the given byte order.
+///
+/// # Errors
+/// A corrupt frame: too few differences, an invalid Steim-2 sub-code, or a
+/// last sample that is not the reverse integration constant.
+pub(super) fn decode(
+    kind: Kind,
+    data: &[u8],
+    samples: usize,
+    big: bool,
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    if samples == 0 {
+        return Ok(());
+    }
+    let word = |i: usize| -> u32 {
+        let w = [
+            data[4 * i],
+            data[4 * i + 1],
+            data[4 * i + 2],
+            data[4 * i + 3],
+        ];
+        if big {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    };
+    let frames = data.len() / 64;
+    if frames == 0 {
+        return Err(format!(
+            "{samples} Steim samples but no whole 64-byte frame"
+        ));
+    }
+    out.reserve(samples);
+    let x0 = word(1) as i32;
+    let xn = word(2) as i32;
+    let mut last = x0;
+    out.push(x0 as f32);
+    // Differences seen (the first is skipped: it is relative to the
+    // previous record).
+    let mut seen = 0usize;
+    let mut diffs = [0i32; 7];
+    'frames: for f in 0..frames {
+        let base = f * 16;
+        let nibbles = word(base);
+        let first = if f == 0 { 3 } else { 1 };
+        for w in first..16 {
+            let code = (nibbles >> (30 - 2 * w)) & 3;
+            let v = word(base + w);
+            let n = match (kind, code) {
+                (_, 0) => 0,
+                (_, 1) => {
+                    for (k, d) in diffs[..4].iter_mut().enumerate() {
+                        *d = i32::from((v >> (24 - 8 * k)) as u8 as i8);
+                    }
+                    4
+                }
+                (Kind::One, 2) => {
+                    diffs[0] = i32::from((v >> 16) as u16 as i16);
+                    diffs[1] = i32::from(v as u16 as i16);
+                    2
+                }
+                (Kind::One, _) => {
+                    diffs[0] = v as i32;
+                    1
+                }
+                (Kind::Two, 2) => match v >> 30 {
+                    1 => unpack(v, 30, 1, &mut diffs),
+                    2 => unpack(v, 15, 2, &mut diffs),
+                    3 => unpack(v, 10, 3, &mut diffs),
+                    _ => return Err(corrupt(f, w, "code 2 with sub-code 00")),
+                },
+                (Kind::Two, _) => match v >> 30 {
+                    0 => unpack(v, 6, 5, &mut diffs),
+                    1 => unpack(v, 5, 6, &mut diffs),
+                    2 => unpack(v, 4, 7, &mut diffs),
+                    _ => return Err(corrupt(f, w, "code 3 with sub-code 11")),
+                },
+            };
+            for &d in &diffs[..n] {
+                seen += 1;
+                if seen == 1 {
+                    continue;
+                }
+                last = last.wrapping_add(d);
+                out.push(last as f32);
+                if out.len() == samples {
+                    break 'frames;
+                }
+            }
+        }
+    }
+    if out.len() < samples {
+        return Err(format!(
+            "corrupt Steim frames: they hold {} samples but the header says {samples}",
+            out.len()
+        ));
+    }
+    if last != xn {
+        return Err(format!(
+            "corrupt Steim data: the last sample is {last} but the reverse integration constant says {xn}"
+        ));
+    }
+    Ok(())
+}
+
+/// Unpacks `count` differences of `bits` bits from the low 30 bits of `v`,
+/// most significant first; returns `count`.
+#[inline]
+fn unpack(v: u32, bits: u32, count: usize, diffs: &mut [i32; 7]) -> usize {
+    for (k, d) in diffs[..count].iter_mut().enumerate() {
+        let shift = bits * (count - 1 - k) as u32;
+        *d = signed(v >> shift, bits);
+    }
+    count
+}
+
+fn corrupt(frame: usize, word: usize, what: &str) -> String {
+    format!("corrupt Steim-2 frame {frame}, word {word}: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steim frames (big-endian words) holding X0, Xn and then the given
+    /// (code, word) pairs.
+    fn frames(x0: i32, xn: i32, words: &[(u32, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = words;
+        let mut first = true;
+        loop {
+            // Word 0 is the codes, filled in below.
+            let mut ws = vec![(0u32, 0u32)];
+            if first {
+                ws.extend([(0, x0 as u32), (0, xn as u32)]);
+            }
+            let take = (16 - ws.len()).min(rest.len());
+            ws.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            ws.resize(16, (0, 0));
+            ws[0].1 = ws
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &(c, _))| n | (c << (30 - 2 * i)));
+            for &(_, w) in &ws {
+                out.extend_from_slice(&w.to_be_bytes());
+            }
+            first = false;
+            if rest.is_empty() {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn steim2_subcodes_unpack_signed_differences_msb_first() {
+        // X0 = 10; differences (first skipped): [_, -1, 2] as three 10-bit,
+        // then seven 4-bit [1, -1, 1, -1, 7, -8, 0].
+        let three10 = (3u32 << 30) | ((999 & 0x3ff) << 20) | ((-1i32 as u32 & 0x3ff) << 10) | 2;
+        let mut s4 = 2u32 << 30;
+        for (k, &d) in [1i32, -1, 1, -1, 7, -8, 0].iter().enumerate() {
+            s4 |= (d as u32 & 0xf) << (4 * (6 - k));
+        }
+        let expect = [10, 9, 11, 12, 11, 12, 11, 18, 10, 10];
+        let data = frames(10, 10, &[(2, three10), (3, s4)]);
+        let mut out = Vec::new();
+        decode(Kind::Two, &data, expect.len(), true, &mut out).unwrap();
+        assert_eq!(out, expect.map(|v| v as f32));
+        // Little-endian words decode the same.
+        let le: Vec<u8> = data
+            .chunks(4)
+            .flat_map(|w| [w[3], w[2], w[1], w[0]])
+            .collect();
+        decode(Kind::Two, &le, expect.len(), false, &mut out).unwrap();
+        assert_eq!(out, expect.map(|v| v as f32));
+    }
+
+    #[test]
+    fn corrupt_frames_are_errors() {
+        // An Xn that disagrees with the integration.
+        let data = frames(5, 6, &[(1, 0x0001_0100)]);
+        let mut out = Vec::new();
+        let e = decode(Kind::One, &data, 3, true, &mut out).unwrap_err();
+        assert!(e.contains("reverse integration constant"), "{e}");
+        // More samples than differences.
+        let e = decode(Kind::One, &data, 9, true, &mut out).unwrap_err();
+        assert!(e.contains("header says 9"), "{e}");
+        // Steim-2 code 3 with sub-code 11.
+        let data = frames(0, 0, &[(3, 3 << 30)]);
+        let e = decode(Kind::Two, &data, 2, true, &mut out).unwrap_err();
+        assert!(e.contains("sub-code 11"), "{e}");
+        // The same bytes with the right Xn: 0x0001_0100 is the four
+        // differences [0 (skipped), 1, 1, 0].
+        let data = frames(5, 7, &[(1, 0x0001_0100)]);
+        decode(Kind::One, &data, 3, true, &mut out).unwrap();
+        assert_eq!(out, [5.0, 6.0, 7.0]);
+    }
+}
