@@ -1298,13 +1298,20 @@ fn a_fifo_is_read_as_a_stream() {
 #[test]
 fn an_unrecognised_format_needs_a_dtype() {
     let dir = tempdir();
-    // A miniSEED-like record: no npy/WAV magic, an extension naming no dtype.
+    // The start of a miniSEED record without its time (year 0): no npy,
+    // WAV or miniSEED header, an extension naming no dtype.
     let mut record = b"000001D MXX  ELL10HHZ".to_vec();
     record.resize(512, 0);
     for name in ["rec.mseed", "rec.bin", "rec"] {
         let path = write_file(dir.path(), name, &record);
         let e = open_err(&path, &SourceOptions::default());
-        assert_format(&e, &["unrecognised format", "--dtype"]);
+        // Named miniSEED, it is not taken for raw data.
+        let says: &[&str] = if name == "rec.mseed" {
+            &["not miniSEED"]
+        } else {
+            &["unrecognised format", "--dtype"]
+        };
+        assert_format(&e, says);
         assert!(
             e.to_string().starts_with(&path.display().to_string()),
             "{e}"
@@ -1312,7 +1319,7 @@ fn an_unrecognised_format_needs_a_dtype() {
         // The same bytes as a stream.
         assert_format(
             &stream_err(name, record.clone(), &SourceOptions::default()),
-            &["unrecognised format", "--dtype"],
+            says,
         );
         // With --dtype they are read as what the user says they are.
         let src = open(&path, &SourceOptions::raw(Dtype::I16)).unwrap();

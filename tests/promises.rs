@@ -31,32 +31,25 @@ fn an_unknown_format_is_refused_by_every_subcommand() {
     let d = dir.path();
     let mut record = b"000001D MXX  ELL10HHZ".to_vec();
     record.resize(4096, 7);
-    std::fs::write(d.join("rec.mseed"), &record).unwrap();
+    std::fs::write(d.join("rec.dat"), &record).unwrap();
     let runs: [&[&str]; 6] = [
-        &["info", "rec.mseed"],
-        &[
-            "process",
-            "rec.mseed",
-            "--moving-average",
-            "3",
-            "-o",
-            "o.f32",
-        ],
-        &["fft", "rec.mseed", "-o", "o.npy"],
-        &["spectrogram", "rec.mseed", "--nfft", "64", "-o", "o.npy"],
-        &["psd", "rec.mseed", "--nperseg", "64", "-o", "o.csv"],
-        &["bench", "rec.mseed", "--moving-average", "3"],
+        &["info", "rec.dat"],
+        &["process", "rec.dat", "--moving-average", "3", "-o", "o.f32"],
+        &["fft", "rec.dat", "-o", "o.npy"],
+        &["spectrogram", "rec.dat", "--nfft", "64", "-o", "o.npy"],
+        &["psd", "rec.dat", "--nperseg", "64", "-o", "o.csv"],
+        &["bench", "rec.dat", "--moving-average", "3"],
     ];
     for args in runs {
         let out = sigstream(d, args);
         assert_refused(&out, "", "--dtype", &args.join(" "));
-        assert!(stderr(&out).contains("rec.mseed"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("rec.dat"), "{}", stderr(&out));
         for name in ["o.f32", "o.npy", "o.csv"] {
             assert!(!d.join(name).exists(), "{}: wrote {name}", args.join(" "));
         }
     }
     // Named, the same bytes are read as the user says.
-    let out = sigstream(d, &["info", "rec.mseed", "--dtype", "i16", "--json"]);
+    let out = sigstream(d, &["info", "rec.dat", "--dtype", "i16", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["inputs"][0]["samples"], 2048);

@@ -35,7 +35,7 @@ fn signed(v: u32, bits: u32) -> i32 {
 }
 
 /// Decodes `samples` samples from `data` (whole frames; a partial frame at
-/// the end is ignored) into `out`, in the given byte order.
+/// the end is ignored) into `out` (cleared first), in the given byte order.
 ///
 /// # Errors
 /// A corrupt frame: too few differences, an invalid Steim-2 sub-code, or a
@@ -47,6 +47,7 @@ pub(super) fn decode(
     big: bool,
     out: &mut Vec<f32>,
 ) -> Result<(), String> {
+    out.clear();
     if samples == 0 {
         return Ok(());
     }
