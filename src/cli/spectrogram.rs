@@ -168,6 +168,8 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
                 sample_rate: info.sample_rate,
                 hop: config.hop,
                 nfft: config.nfft,
+                start_time: info.start_time,
+                channel_names: info.channel_names.clone(),
             },
             args.db_range,
             &title,

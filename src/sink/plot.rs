@@ -70,7 +70,7 @@ pub fn viridis(t: f64) -> RGBColor {
 }
 
 /// Axes of a spectrogram: where frames and bins are.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SpectrogramAxes {
     /// Samples per second; `None`: axes in samples and cycles/sample.
     pub sample_rate: Option<f64>,
@@ -78,6 +78,11 @@ pub struct SpectrogramAxes {
     pub hop: usize,
     /// Samples per frame.
     pub nfft: usize,
+    /// When the first sample was taken: with a sample rate, the time axis
+    /// is labelled in UTC.
+    pub start_time: Option<crate::time::UtcTime>,
+    /// The channels' names (panel captions), or empty for their indices.
+    pub channel_names: Vec<String>,
 }
 
 /// A spectrogram picture accumulated at its own resolution while frames
@@ -239,10 +244,10 @@ impl SpectrogramImage {
         let lo = hi - db_range;
         let fs = axes.sample_rate.unwrap_or(1.0);
         let fmax = fs / 2.0 * (2 * (self.bins - 1)).max(1) as f64 / axes.nfft as f64;
-        let (tu, (funit, per_unit)) = if axes.sample_rate.is_some() {
-            ("time (s)", frequency_unit(fmax))
-        } else {
-            ("time (samples)", ("cycles/sample", 1.0))
+        let (tu, (funit, per_unit)) = match (axes.sample_rate, axes.start_time) {
+            (Some(_), Some(t)) => (format!("time (UTC, from {t})"), frequency_unit(fmax)),
+            (Some(_), None) => ("time (s)".to_owned(), frequency_unit(fmax)),
+            _ => ("time (samples)".to_owned(), ("cycles/sample", 1.0)),
         };
         let fu = format!("frequency ({funit})");
         // Frame k is centred at (k hop + nfft/2) / fs; the image spans the
@@ -250,16 +255,21 @@ impl SpectrogramImage {
         let frames = self.frames.max(1) as f64;
         let t0 = (axes.nfft as f64 / 2.0 - axes.hop as f64 / 2.0) / fs;
         let t1 = t0 + frames * axes.hop as f64 / fs;
+        let utc = axes.start_time.filter(|_| axes.sample_rate.is_some());
+        let time_label = |v: &f64| match utc {
+            Some(start) => utc_tick(start, *v, t1 - t0),
+            None => tick_label(v),
+        };
         let used = self.used_cols();
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
             let (main, bar) = root.split_horizontally(w - RIGHT + 20);
             let panels = main.split_evenly((self.channels, 1));
             for (ch, panel) in panels.iter().enumerate() {
-                let caption = if self.channels > 1 {
-                    format!("{title} — channel {ch}")
-                } else {
-                    title.to_string()
+                let caption = match axes.channel_names.get(ch) {
+                    Some(name) => format!("{title} — {name}"),
+                    None if self.channels > 1 => format!("{title} — channel {ch}"),
+                    None => title.to_string(),
                 };
                 let mut chart = ChartBuilder::on(panel)
                     .margin(8)
@@ -271,9 +281,9 @@ impl SpectrogramImage {
                 chart
                     .configure_mesh()
                     .disable_mesh()
-                    .x_desc(tu)
+                    .x_desc(&tu)
                     .y_desc(&fu)
-                    .x_label_formatter(&tick_label)
+                    .x_label_formatter(&time_label)
                     .y_label_formatter(&tick_label)
                     .label_style(("sans-serif", 13))
                     .axis_desc_style(("sans-serif", 14))
@@ -664,6 +674,35 @@ fn write_rgb_png(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
     file.commit()
 }
 
+/// A time-axis tick `seconds` after `start`, in UTC: `HH:MM:SS` on a
+/// plot `span` seconds wide (more than a minute), with as many decimals as
+/// a narrower one needs; the date when the plot spans days.
+fn utc_tick(start: crate::time::UtcTime, seconds: f64, span: f64) -> String {
+    let Some(t) = start.plus_seconds(seconds) else {
+        return tick_label(&seconds);
+    };
+    // "2024-03-01T12:00:07.250000Z": date, time, microseconds.
+    let text = t.to_string();
+    let (date, rest) = text.split_once('T').unwrap_or((&text, ""));
+    let hms = &rest[..8.min(rest.len())];
+    let decimals = if span > 60.0 {
+        0
+    } else if span > 1.0 {
+        2
+    } else {
+        6
+    };
+    let frac = rest
+        .get(8..9 + decimals)
+        .filter(|_| decimals > 0)
+        .unwrap_or("");
+    if span > 86_400.0 {
+        format!("{date} {hms}")
+    } else {
+        format!("{hms}{frac}")
+    }
+}
+
 /// An axis tick as a person writes it: `500`, not `500.0`; at most six
 /// decimals, trailing zeros dropped.
 fn tick_label(v: &f64) -> String {
@@ -679,6 +718,15 @@ fn tick_label(v: &f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_ticks_show_what_the_span_needs() {
+        let t0 = crate::time::UtcTime::parse("2024-03-01T23:59:58.5Z").unwrap();
+        assert_eq!(utc_tick(t0, 2.25, 3600.0), "00:00:00");
+        assert_eq!(utc_tick(t0, 2.25, 10.0), "00:00:00.75");
+        assert_eq!(utc_tick(t0, 0.000123, 0.5), "23:59:58.500123");
+        assert_eq!(utc_tick(t0, 2.0, 3.0 * 86_400.0), "2024-03-02 00:00:00");
+    }
 
     #[test]
     fn frequency_units_follow_si_prefixes() {

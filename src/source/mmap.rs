@@ -57,6 +57,8 @@ pub(super) struct FileSource {
     buf: Vec<u8>,
     /// The file's size when it was opened.
     len: u64,
+    /// Per-channel factors applied after conversion (empty: none).
+    gains: Vec<f32>,
 }
 
 impl FileSource {
@@ -69,7 +71,13 @@ impl FileSource {
         Ok(FileSource {
             info: header.info(path, Some(frames), opts),
             file,
-            conv: Converter::new(header.dtype, header.endian, header.channels, opts.normalize),
+            conv: Converter::new(
+                header.dtype,
+                header.endian,
+                header.channels,
+                opts.normalize && header.gains.is_empty(),
+            ),
+            gains: header.gains.clone(),
             pos: header.data_offset,
             end: header.data_offset + data_len,
             next_frame: 0,
@@ -171,6 +179,7 @@ impl ChunkSource for FileSource {
             self.read_at(len)?;
             self.conv.convert(&self.buf[..len], block);
         }
+        super::apply_gains(&self.gains, block);
         self.pos += len as u64;
         self.next_frame += frames as u64;
         Ok(frames)
@@ -239,7 +248,9 @@ fn data_len(path: &Path, header: &Header, file_len: u64) -> Result<u64> {
     let len = match header.data_len {
         None if !held.is_multiple_of(frame) => {
             return Err(match header.format {
-                Format::Raw => raw::partial_frame(path, header, held, "file size"),
+                Format::Raw | Format::SpikeGlx => {
+                    raw::partial_frame(path, header, held, "file size")
+                }
                 _ => Error::format(
                     path,
                     format!(

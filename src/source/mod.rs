@@ -45,6 +45,7 @@ mod sigbus {
         }
     }
 }
+mod spikeglx;
 mod stream;
 mod wav;
 
@@ -157,6 +158,9 @@ pub enum Format {
     Sac,
     /// miniSEED, version 2 or 3.
     Mseed,
+    /// SpikeGLX: a `.bin` of int16 beside its `.meta`.
+    #[serde(rename = "spikeglx")]
+    SpikeGlx,
 }
 
 /// What the user said about the input; only needed for raw data.
@@ -381,8 +385,12 @@ struct Header {
     sample_rate: Option<f64>,
     /// When the first sample was taken, from the header.
     start_time: Option<UtcTime>,
-    /// The channel's name (one-channel formats that name it).
-    name: Option<String>,
+    /// The channels' names, for formats that name them (else empty).
+    names: Vec<String>,
+    /// Per-channel factors to physical units, applied instead of
+    /// `--normalize`'s full-scale scaling (SpikeGLX's gains to µV); empty:
+    /// none.
+    gains: Vec<f32>,
 }
 
 impl Header {
@@ -404,7 +412,7 @@ impl Header {
             sample_rate: opts.sample_rate.or(self.sample_rate),
             data_offset: self.data_offset,
             start_time: opts.start_time.or(self.start_time),
-            channel_names: self.name.iter().cloned().collect(),
+            channel_names: self.names.clone(),
             segment: None,
         }
     }
@@ -447,6 +455,9 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
     if !declared_raw && (ext.as_deref() == Some("sac") || sac::looks_like(prefix)) {
         return Ok(Format::Sac);
     }
+    if !declared_raw && ext.as_deref() == Some("bin") && spikeglx::meta_path(path).is_file() {
+        return Ok(Format::SpikeGlx);
+    }
     match ext.as_deref() {
         Some("npy") => Err(Error::format(
             path,
@@ -480,10 +491,19 @@ fn parse_header(
         Format::Npy => npy::parse(path, prefix, total),
         Format::Wav => wav::parse(path, prefix, total),
         Format::Sac => sac::parse(path, prefix, total),
+        Format::SpikeGlx => spikeglx::parse(path, opts).map(Parsed::Header),
         Format::Mseed => Err(Error::format(
             path,
             "miniSEED is read from a regular file (it is indexed before it is read), not from a pipe or standard input",
         )),
+    }
+}
+
+/// Multiplies each channel of `block` by its factor in `gains` (empty:
+/// nothing to do).
+fn apply_gains(gains: &[f32], block: &mut Block) {
+    for (c, &g) in gains.iter().enumerate() {
+        block.channel_mut(c).iter_mut().for_each(|v| *v *= g);
     }
 }
 

@@ -183,7 +183,8 @@ fn layout(path: &Path, header: &NpyHeader, data_offset: u64) -> Result<Header> {
         data_len: Some(data_len),
         sample_rate: None,
         start_time: None,
-        name: None,
+        names: Vec::new(),
+        gains: Vec::new(),
     })
 }
 

@@ -46,7 +46,8 @@ pub(super) fn header(path: &Path, opts: &SourceOptions) -> Result<Header> {
         data_len: None,
         sample_rate: None,
         start_time: None,
-        name: None,
+        names: Vec::new(),
+        gains: Vec::new(),
     })
 }
 

@@ -148,7 +148,8 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
         data_len: Some(npts as u64 * 4),
         sample_rate: Some(rate(delta)),
         start_time,
-        name: Some(id(&h)),
+        names: vec![id(&h)],
+        gains: Vec::new(),
     }))
 }
 

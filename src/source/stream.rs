@@ -91,7 +91,12 @@ impl<R: Read + Send> StreamSource<R> {
         }
         Ok(StreamSource {
             info: header.info(&path, header.data_len.map(|n| n / frame_bytes), opts),
-            conv: Converter::new(header.dtype, header.endian, header.channels, opts.normalize),
+            conv: Converter::new(
+                header.dtype,
+                header.endian,
+                header.channels,
+                opts.normalize && header.gains.is_empty(),
+            ),
             left: header.data_len,
             header,
             reader,
@@ -159,6 +164,7 @@ impl<R: Read + Send> ChunkSource for StreamSource<R> {
             self.check_end(got)?;
         }
         let frames = self.conv.convert(&self.buf[..got], block);
+        super::apply_gains(&self.header.gains, block);
         self.next_frame += frames as u64;
         Ok(frames)
     }

@@ -107,7 +107,8 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
                     data_len,
                     sample_rate: (fmt.sample_rate > 0).then_some(f64::from(fmt.sample_rate)),
                     start_time: None,
-                    name: None,
+                    names: Vec::new(),
+                    gains: Vec::new(),
                 }));
             }
             b"fmt " | b"ds64" => {

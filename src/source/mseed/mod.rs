@@ -173,6 +173,11 @@ const READ_BUFFER: usize = 128 << 10;
 /// indexed into gigabytes.
 const MAX_SEGMENTS: usize = 1 << 20;
 
+/// Longest span `--gaps fill`/`interpolate` makes (2^40 samples: 350 years
+/// at 100 Hz): two records with absurdly distant times are refused rather
+/// than filled for ever.
+const MAX_FILLED_SPAN: u64 = 1 << 40;
+
 /// Reads records forward from a byte offset.
 struct Records {
     file: Arc<File>,
@@ -285,7 +290,13 @@ struct Segment {
 
 /// When the sample after `rec`'s last is due.
 fn due_after(rec: &Record) -> i64 {
-    rec.start.ns() + (rec.samples as f64 * 1e9 / rec.rate).round() as i64
+    after(rec.start, rec.samples as f64, rec.rate).ns()
+}
+
+/// `samples` sample intervals at `rate` after `t` (saturating at the ends
+/// of time).
+fn after(t: UtcTime, samples: f64, rate: f64) -> UtcTime {
+    UtcTime::from_ns(t.ns().saturating_add((samples * 1e9 / rate).round() as i64))
 }
 
 /// Whether `rec` carries on a segment of `rate` whose next sample is due at
@@ -298,8 +309,7 @@ fn continues(due_ns: i64, rate: f64, rec: &Record) -> bool {
 impl Segment {
     /// Time of its last sample.
     fn end(&self) -> UtcTime {
-        let n = self.samples.saturating_sub(1);
-        UtcTime::from_ns(self.start.ns() + (n as f64 * 1e9 / self.rate).round() as i64)
+        after(self.start, self.samples.saturating_sub(1) as f64, self.rate)
     }
 
     /// Whether `rec` carries on where this segment ends.
@@ -626,12 +636,12 @@ impl Recording {
             dtype,
             opts: opts.clone(),
         };
-        rec.plan();
+        rec.plan()?;
         Ok(rec)
     }
 
     /// Places every selected segment on the grid and cuts the spans.
-    fn plan(&mut self) {
+    fn plan(&mut self) -> Result<()> {
         let rate = self.rate;
         let origin = self
             .selected
@@ -639,7 +649,10 @@ impl Recording {
             .flat_map(|&c| self.index.channels[c].segments.iter().map(|s| s.start))
             .min()
             .expect("a selected channel has a segment");
-        let grid = |t: UtcTime| ((t.ns() - origin.ns()) as f64 * rate / 1e9).round() as u64;
+        // Positions stay below 2^62, so that adding a segment's length
+        // (below 2^59: 2^32 samples a record) cannot overflow.
+        let grid =
+            |t: UtcTime| (((t.ns() - origin.ns()) as f64 * rate / 1e9).round() as u64).min(1 << 62);
         let n = self.selected.len();
         self.dropped = vec![0; n];
         // One channel, split: its segments as they are (overlaps too), in
@@ -660,7 +673,7 @@ impl Recording {
                     }
                 })
                 .collect();
-            return;
+            return Ok(());
         }
         // Per channel: its segments on the grid in time order, later
         // samples at positions already covered dropped.
@@ -707,6 +720,15 @@ impl Recording {
                 .filter_map(|p| p.last().map(Piece::end))
                 .max()
                 .unwrap_or(0);
+            if b - a > MAX_FILLED_SPAN {
+                return Err(Error::format(
+                    &self.path,
+                    format!(
+                        "filling the gaps would make one span of {} samples (from the earliest selected sample to the latest): more than {MAX_FILLED_SPAN}; use --gaps split or --select",
+                        b - a
+                    ),
+                ));
+            }
             vec![(a, b)]
         };
         self.spans = stretches
@@ -730,6 +752,7 @@ impl Recording {
                 self.dropped[k] += total - self.spans.iter().map(|s| s.len).sum::<u64>();
             }
         }
+        Ok(())
     }
 
     /// The time of grid position `a`: from the first channel with a piece
@@ -739,11 +762,10 @@ impl Recording {
         for (k, ps) in pieces.iter().enumerate() {
             if let Some(p) = ps.first() {
                 let seg = &self.index.channels[self.selected[k]].segments[p.segment];
-                let index = p.skip as f64 - (p.at - a) as f64;
-                return UtcTime::from_ns(seg.start.ns() + (index * 1e9 / self.rate).round() as i64);
+                return after(seg.start, p.skip as f64 - (p.at - a) as f64, self.rate);
             }
         }
-        UtcTime::from_ns(origin.ns() + (a as f64 * 1e9 / self.rate).round() as i64)
+        after(*origin, a as f64, self.rate)
     }
 
     /// What the file holds.

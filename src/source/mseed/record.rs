@@ -196,6 +196,19 @@ pub(super) fn parse(b: &[u8], left: u64) -> Result<Parsed, String> {
     }
 }
 
+/// Sample rates accepted, in Hz: a sample per 30 years to a gigasample per
+/// second. Times and grid positions stay far inside 64 bits within them.
+const RATES: std::ops::RangeInclusive<f64> = 1e-9..=1e9;
+
+fn check_rate(samples: usize, rate: f64, what: impl std::fmt::Display) -> Result<(), String> {
+    if samples > 0 && !RATES.contains(&rate) {
+        return Err(format!(
+            "{samples} samples but sample rate {what} is not within 1e-9..=1e9 Hz"
+        ));
+    }
+    Ok(())
+}
+
 fn check_len(len: usize, left: u64) -> Result<(), String> {
     if !(MIN_RECORD..=MAX_RECORD).contains(&len) {
         return Err(format!(
@@ -301,12 +314,12 @@ fn parse_v2(b: &[u8], left: u64) -> Result<Parsed, String> {
         Some(r) if r.is_finite() && r > 0.0 => r,
         _ => nominal_rate(factor, mult),
     };
+    check_rate(
+        samples,
+        rate,
+        format_args!("{rate} (factor {factor}, multiplier {mult})"),
+    )?;
     if samples > 0 {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(format!(
-                "{samples} samples but no sample rate (factor {factor}, multiplier {mult})"
-            ));
-        }
         if data_at < V2_FIXED || data_at >= len {
             return Err(format!(
                 "beginning of data {data_at} is outside the record ({len} bytes)"
