@@ -1,6 +1,7 @@
 //! Peak memory does not grow with the file, nor with the channel count: the
 //! process's real peak RSS (VmHWM, file-backed pages included), as the
-//! report gives it, for a 64 MiB and a 512 MiB input, and for a 385-channel
+//! report gives it, for a 64 MiB and a 512 MiB input, for a 7-day and a
+//! 63-day miniSEED file, and for a 385-channel
 //! int16 probe with the default memory budget and a tighter one.
 
 use std::io::Write;
@@ -95,6 +96,64 @@ fn peak_rss_stays_flat_as_the_input_grows() {
             "{job:?}: peak RSS {a:.2} MiB for 64 MiB but {b:.2} MiB for 512 MiB"
         );
     }
+}
+
+/// A miniSEED file of `days` contiguous days: the ObsPy-written day file
+/// (20 Hz Steim-2, big-endian version 2 records) repeated, each copy's
+/// record start days (BTIME day of year, bytes 22-23) moved on by its
+/// index, so that the copies make one segment.
+fn write_mseed_days(path: &Path, days: u16) {
+    let day = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/day.mseed"))
+        .unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for k in 0..days {
+        let mut copy = day.clone();
+        for rec in copy.chunks_mut(4096) {
+            let doy = u16::from_be_bytes([rec[22], rec[23]]) + k;
+            rec[22..24].copy_from_slice(&doy.to_be_bytes());
+        }
+        f.write_all(&copy).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+#[test]
+fn mseed_peak_rss_stays_flat_as_the_file_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.mseed");
+    let large = dir.path().join("large.mseed");
+    write_mseed_days(&small, 7);
+    write_mseed_days(&large, 63);
+    let events = dir.path().join("events.csv");
+    let args = [
+        "--lowpass",
+        "4",
+        "--taps",
+        "101",
+        "--detect",
+        "sta-lta",
+        "--sta",
+        "20",
+        "--lta",
+        "400",
+        "--on",
+        "3.5",
+        "--off",
+        "1",
+        "--events",
+        events.to_str().unwrap(),
+    ];
+    let a = peak_rss(&small, dir.path(), &args);
+    let b = peak_rss(&large, dir.path(), &args);
+    // One segment each: 12 and 109 million samples decoded as they stream.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["inputs"][0]["samples"], 63 * 1_728_000);
+    assert_eq!(report["inputs"][0]["segments"].as_array().unwrap().len(), 1);
+    assert!(
+        (b - a).abs() < MAX_GROWTH_MIB,
+        "miniSEED: peak RSS {a:.2} MiB for 7 days but {b:.2} MiB for 63"
+    );
 }
 
 /// The bound on a 385-channel probe with the default options: the

@@ -392,7 +392,7 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
 /// file's segments (`--gaps split`), each run with fresh state.
 enum Spans {
     One(Option<Box<dyn ChunkSource>>),
-    Segmented(Recording),
+    Segmented(Box<Recording>),
 }
 
 impl Spans {

@@ -280,7 +280,7 @@ pub enum Input {
     /// Any format but miniSEED (and miniSEED read as one span).
     Stream(Box<dyn ChunkSource>),
     /// A miniSEED file, indexed.
-    Segmented(mseed::Recording),
+    Segmented(Box<mseed::Recording>),
 }
 
 impl std::fmt::Debug for dyn ChunkSource {
@@ -355,7 +355,8 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
                 path.display()
             )));
         }
-        return mseed::Recording::open(path, file, meta.len(), opts).map(Input::Segmented);
+        return mseed::Recording::open(path, file, meta.len(), opts)
+            .map(|r| Input::Segmented(Box::new(r)));
     }
     Ok(Input::Stream(Box::new(mmap::FileSource::open(
         path,

@@ -849,6 +849,7 @@ impl Recording {
                 records: Records::new(self.file.clone(), &self.path, self.len, 0),
                 buf: Vec::new(),
                 buf_pos: 0,
+                diffs: Vec::new(),
                 pos: span.at,
                 last: None,
                 last_at: 0,
@@ -905,6 +906,8 @@ struct Cursor {
     /// The decoded samples of the current record, and how many are used.
     buf: Vec<f32>,
     buf_pos: usize,
+    /// Steim differences of the current record (scratch).
+    diffs: Vec<i32>,
     /// Grid position of the next sample to give.
     pos: u64,
     /// The last real sample given, and its grid position (interpolation).
@@ -964,7 +967,7 @@ impl Cursor {
                 r.skip -= n;
                 continue;
             }
-            record::decode(&rec, bytes, &mut self.buf)
+            record::decode(&rec, bytes, &mut self.buf, &mut self.diffs)
                 .map_err(|why| Error::format(&self.path, format!("record at byte {at}: {why}")))?;
             self.buf_pos = r.skip as usize;
             r.skip = 0;

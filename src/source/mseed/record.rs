@@ -319,12 +319,10 @@ fn parse_v2(b: &[u8], left: u64) -> Result<Parsed, String> {
         rate,
         format_args!("{rate} (factor {factor}, multiplier {mult})"),
     )?;
-    if samples > 0 {
-        if data_at < V2_FIXED || data_at >= len {
-            return Err(format!(
-                "beginning of data {data_at} is outside the record ({len} bytes)"
-            ));
-        }
+    if samples > 0 && (data_at < V2_FIXED || data_at >= len) {
+        return Err(format!(
+            "beginning of data {data_at} is outside the record ({len} bytes)"
+        ));
     }
     let mut start = UtcTime::from_ordinal(
         i64::from(year),
@@ -460,11 +458,16 @@ fn sid_to_nslc(sid: &str) -> String {
 }
 
 /// Decodes the samples of `rec`, whose bytes are `b` (the whole record),
-/// into `out` (cleared first).
+/// into `out` (cleared first); `scratch` holds Steim differences.
 ///
 /// # Errors
 /// What is wrong with the encoded data, as a phrase.
-pub(super) fn decode(rec: &Record, b: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+pub(super) fn decode(
+    rec: &Record,
+    b: &[u8],
+    out: &mut Vec<f32>,
+    scratch: &mut Vec<i32>,
+) -> Result<(), String> {
     out.clear();
     let n = rec.samples;
     let data = &b[rec.data_at..rec.data_at + rec.data_len];
@@ -524,8 +527,8 @@ pub(super) fn decode(rec: &Record, b: &[u8], out: &mut Vec<f32>) -> Result<(), S
                 }) as f32
             }));
         }
-        Encoding::Steim1 => steim::decode(steim::Kind::One, data, n, big, out)?,
-        Encoding::Steim2 => steim::decode(steim::Kind::Two, data, n, big, out)?,
+        Encoding::Steim1 => steim::decode(steim::Kind::One, data, n, big, out, scratch)?,
+        Encoding::Steim2 => steim::decode(steim::Kind::Two, data, n, big, out, scratch)?,
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ pub(super) enum Kind {
 }
 
 /// Sign-extends the low `bits` of `v`.
-#[inline]
+#[inline(always)]
 fn signed(v: u32, bits: u32) -> i32 {
     let shift = 32 - bits;
     ((v << shift) as i32) >> shift
@@ -46,93 +46,92 @@ pub(super) fn decode(
     samples: usize,
     big: bool,
     out: &mut Vec<f32>,
+    diffs: &mut Vec<i32>,
 ) -> Result<(), String> {
     out.clear();
     if samples == 0 {
         return Ok(());
     }
-    let word = |i: usize| -> u32 {
-        let w = [
-            data[4 * i],
-            data[4 * i + 1],
-            data[4 * i + 2],
-            data[4 * i + 3],
-        ];
-        if big {
-            u32::from_be_bytes(w)
-        } else {
-            u32::from_le_bytes(w)
-        }
-    };
     let frames = data.len() / 64;
     if frames == 0 {
         return Err(format!(
             "{samples} Steim samples but no whole 64-byte frame"
         ));
     }
-    out.reserve(samples);
-    let x0 = word(1) as i32;
-    let xn = word(2) as i32;
-    let mut last = x0;
-    out.push(x0 as f32);
-    // Differences seen (the first is skipped: it is relative to the
-    // previous record).
-    let mut seen = 0usize;
-    let mut diffs = [0i32; 7];
-    'frames: for f in 0..frames {
-        let base = f * 16;
-        let nibbles = word(base);
-        let first = if f == 0 { 3 } else { 1 };
-        for w in first..16 {
+    // At most seven differences in each of 15 words a frame (13 in the
+    // first), and the first difference does not make a sample.
+    let most = (frames * 105).saturating_sub(14);
+    if samples > most {
+        return Err(format!(
+            "corrupt Steim frames: the header says {samples} samples but {frames} frames hold at most {most}"
+        ));
+    }
+    // Two passes, each a tight loop: every word's differences into
+    // `diffs` (the first difference, relative to the previous record,
+    // included), then the running sum into `out`.
+    // Grown once, never cleared: only the `len` values written are read.
+    let room = frames * 15 * 7 + 7;
+    if diffs.len() < room {
+        diffs.resize(room, 0);
+    }
+    let mut len = 0usize;
+    let mut words = [0u32; 16];
+    let (mut x0, mut xn) = (0i32, 0i32);
+    for (f, frame) in data.chunks_exact(64).enumerate() {
+        for (w, b) in words.iter_mut().zip(frame.chunks_exact(4)) {
+            let b = [b[0], b[1], b[2], b[3]];
+            *w = if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            };
+        }
+        let first = if f == 0 {
+            x0 = words[1] as i32;
+            xn = words[2] as i32;
+            3
+        } else {
+            1
+        };
+        let nibbles = words[0];
+        for (w, &v) in words.iter().enumerate().skip(first) {
             let code = (nibbles >> (30 - 2 * w)) & 3;
-            let v = word(base + w);
-            let n = match (kind, code) {
+            let at = &mut diffs[len..len + 7];
+            len += match (kind, code) {
                 (_, 0) => 0,
-                (_, 1) => {
-                    for (k, d) in diffs[..4].iter_mut().enumerate() {
-                        *d = i32::from((v >> (24 - 8 * k)) as u8 as i8);
-                    }
-                    4
-                }
-                (Kind::One, 2) => {
-                    diffs[0] = i32::from((v >> 16) as u16 as i16);
-                    diffs[1] = i32::from(v as u16 as i16);
-                    2
-                }
-                (Kind::One, _) => {
-                    diffs[0] = v as i32;
-                    1
-                }
+                (_, 1) => unpack(v, 8, 4, at),
+                (Kind::One, 2) => unpack(v, 16, 2, at),
+                (Kind::One, _) => unpack(v, 32, 1, at),
                 (Kind::Two, 2) => match v >> 30 {
-                    1 => unpack(v, 30, 1, &mut diffs),
-                    2 => unpack(v, 15, 2, &mut diffs),
-                    3 => unpack(v, 10, 3, &mut diffs),
+                    1 => unpack(v, 30, 1, at),
+                    2 => unpack(v, 15, 2, at),
+                    3 => unpack(v, 10, 3, at),
                     _ => return Err(corrupt(f, w, "code 2 with sub-code 00")),
                 },
                 (Kind::Two, _) => match v >> 30 {
-                    0 => unpack(v, 6, 5, &mut diffs),
-                    1 => unpack(v, 5, 6, &mut diffs),
-                    2 => unpack(v, 4, 7, &mut diffs),
+                    0 => unpack(v, 6, 5, at),
+                    1 => unpack(v, 5, 6, at),
+                    2 => unpack(v, 4, 7, at),
                     _ => return Err(corrupt(f, w, "code 3 with sub-code 11")),
                 },
             };
-            for &d in &diffs[..n] {
-                seen += 1;
-                if seen == 1 {
-                    continue;
-                }
-                last = last.wrapping_add(d);
-                out.push(last as f32);
-                if out.len() == samples {
-                    break 'frames;
-                }
-            }
+        }
+        if len > samples {
+            break;
         }
     }
-    if out.len() < samples {
+    // Sample 0 is X0; difference 0 is skipped.
+    let made = len.max(1).min(samples);
+    out.resize(made, 0.0);
+    out[0] = x0 as f32;
+    let mut last = x0;
+    for (o, &d) in out[1..].iter_mut().zip(&diffs[1..made]) {
+        last = last.wrapping_add(d);
+        *o = last as f32;
+    }
+    if made < samples {
         return Err(format!(
-            "corrupt Steim frames: they hold {} samples but the header says {samples}",
-            out.len()
+            "corrupt Steim frames: they hold {made} samples but the header says {samples}"
         ));
     }
     if last != xn {
@@ -143,11 +142,12 @@ pub(super) fn decode(
     Ok(())
 }
 
-/// Unpacks `count` differences of `bits` bits from the low 30 bits of `v`,
-/// most significant first; returns `count`.
-#[inline]
-fn unpack(v: u32, bits: u32, count: usize, diffs: &mut [i32; 7]) -> usize {
-    for (k, d) in diffs[..count].iter_mut().enumerate() {
+/// Unpacks `count` differences of `bits` bits from the low bits of `v`
+/// (all 32 for one 32-bit difference), most significant first, into `at`;
+/// returns `count`.
+#[inline(always)]
+fn unpack(v: u32, bits: u32, count: usize, at: &mut [i32]) -> usize {
+    for (k, d) in at[..count].iter_mut().enumerate() {
         let shift = bits * (count - 1 - k) as u32;
         *d = signed(v >> shift, bits);
     }
@@ -204,14 +204,30 @@ mod tests {
         let expect = [10, 9, 11, 12, 11, 12, 11, 18, 10, 10];
         let data = frames(10, 10, &[(2, three10), (3, s4)]);
         let mut out = Vec::new();
-        decode(Kind::Two, &data, expect.len(), true, &mut out).unwrap();
+        decode(
+            Kind::Two,
+            &data,
+            expect.len(),
+            true,
+            &mut out,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(out, expect.map(|v| v as f32));
         // Little-endian words decode the same.
         let le: Vec<u8> = data
             .chunks(4)
             .flat_map(|w| [w[3], w[2], w[1], w[0]])
             .collect();
-        decode(Kind::Two, &le, expect.len(), false, &mut out).unwrap();
+        decode(
+            Kind::Two,
+            &le,
+            expect.len(),
+            false,
+            &mut out,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(out, expect.map(|v| v as f32));
     }
 
@@ -220,19 +236,19 @@ mod tests {
         // An Xn that disagrees with the integration.
         let data = frames(5, 6, &[(1, 0x0001_0100)]);
         let mut out = Vec::new();
-        let e = decode(Kind::One, &data, 3, true, &mut out).unwrap_err();
+        let e = decode(Kind::One, &data, 3, true, &mut out, &mut Vec::new()).unwrap_err();
         assert!(e.contains("reverse integration constant"), "{e}");
         // More samples than differences.
-        let e = decode(Kind::One, &data, 9, true, &mut out).unwrap_err();
+        let e = decode(Kind::One, &data, 9, true, &mut out, &mut Vec::new()).unwrap_err();
         assert!(e.contains("header says 9"), "{e}");
         // Steim-2 code 3 with sub-code 11.
         let data = frames(0, 0, &[(3, 3 << 30)]);
-        let e = decode(Kind::Two, &data, 2, true, &mut out).unwrap_err();
+        let e = decode(Kind::Two, &data, 2, true, &mut out, &mut Vec::new()).unwrap_err();
         assert!(e.contains("sub-code 11"), "{e}");
         // The same bytes with the right Xn: 0x0001_0100 is the four
         // differences [0 (skipped), 1, 1, 0].
         let data = frames(5, 7, &[(1, 0x0001_0100)]);
-        decode(Kind::One, &data, 3, true, &mut out).unwrap();
+        decode(Kind::One, &data, 3, true, &mut out, &mut Vec::new()).unwrap();
         assert_eq!(out, [5.0, 6.0, 7.0]);
     }
 }
