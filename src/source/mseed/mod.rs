@@ -860,6 +860,7 @@ impl Recording {
         SpanSource {
             info: self.span_info(i),
             cursors,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             end: span.at + span.len,
             pos: span.at,
         }
@@ -1063,6 +1064,8 @@ impl Cursor {
 pub struct SpanSource {
     info: SignalInfo,
     cursors: Vec<Cursor>,
+    /// Threads that decode channels at once (the machine's cores).
+    workers: usize,
     /// Grid positions still to give: `pos..end`.
     pos: u64,
     end: u64,
@@ -1087,8 +1090,40 @@ impl ChunkSource for SpanSource {
         check_block(block, self.cursors.len());
         let n = ((self.end - self.pos).min(block.capacity() as u64)) as usize;
         block.set_frames(n);
-        for (c, cursor) in self.cursors.iter_mut().enumerate() {
-            cursor.fill(&mut block.channel_mut(c)[..n])?;
+        // Decoding is the reader's whole cost, and channels are
+        // independent: with several, each core's worker decodes every
+        // `workers`-th channel of the block.
+        let workers = self.workers.min(self.cursors.len());
+        if workers <= 1 {
+            for (c, cursor) in self.cursors.iter_mut().enumerate() {
+                cursor.fill(&mut block.channel_mut(c)[..n])?;
+            }
+        } else {
+            let mut groups: Vec<Vec<(&mut Cursor, &mut [f32])>> =
+                (0..workers).map(|_| Vec::new()).collect();
+            let planes = block.channels_capacity_mut();
+            for (c, (cursor, plane)) in self.cursors.iter_mut().zip(planes).enumerate() {
+                groups[c % workers].push((cursor, &mut plane[..n]));
+            }
+            std::thread::scope(|s| -> Result<()> {
+                let handles: Vec<_> = groups
+                    .into_iter()
+                    .map(|group| {
+                        s.spawn(move || -> Result<()> {
+                            for (cursor, plane) in group {
+                                cursor.fill(plane)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().map_err(|_| Error::Runtime {
+                        msg: "a miniSEED decoding thread panicked".into(),
+                    })??;
+                }
+                Ok(())
+            })?;
         }
         self.pos += n as u64;
         Ok(n)

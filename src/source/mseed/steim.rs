@@ -27,12 +27,49 @@ pub(super) enum Kind {
     Two,
 }
 
-/// Sign-extends the low `bits` of `v`.
-#[inline(always)]
-fn signed(v: u32, bits: u32) -> i32 {
-    let shift = 32 - bits;
-    ((v << shift) as i32) >> shift
-}
+/// The layout of a data word, by `code * 4 + (word >> 30)`: (bits per
+/// difference, differences, unused top bits: 32 − bits × differences); a
+/// count above 7 marks an invalid sub-code. Steim-1 ignores the word's top
+/// bits.
+type Layouts = [(u32, u32, u32); 16];
+
+const STEIM1: Layouts = [
+    (32, 0, 0),
+    (32, 0, 0),
+    (32, 0, 0),
+    (32, 0, 0), // 0: no data
+    (8, 4, 0),
+    (8, 4, 0),
+    (8, 4, 0),
+    (8, 4, 0), // 1: four 8-bit
+    (16, 2, 0),
+    (16, 2, 0),
+    (16, 2, 0),
+    (16, 2, 0), // 2: two 16-bit
+    (32, 1, 0),
+    (32, 1, 0),
+    (32, 1, 0),
+    (32, 1, 0), // 3: one 32-bit
+];
+
+const STEIM2: Layouts = [
+    (32, 0, 0),
+    (32, 0, 0),
+    (32, 0, 0),
+    (32, 0, 0), // 0: no data
+    (8, 4, 0),
+    (8, 4, 0),
+    (8, 4, 0),
+    (8, 4, 0), // 1: four 8-bit
+    (32, 8, 0),
+    (30, 1, 2),
+    (15, 2, 2),
+    (10, 3, 2), // 2: 00 invalid, one 30, two 15, three 10
+    (6, 5, 2),
+    (5, 6, 2),
+    (4, 7, 4),
+    (32, 8, 0), // 3: five 6, six 5, seven 4 (in the low 28 bits), 11 invalid
+];
 
 /// Decodes `samples` samples from `data` (whole frames; a partial frame at
 /// the end is ignored) into `out` (cleared first), in the given byte order.
@@ -94,27 +131,31 @@ pub(super) fn decode(
             1
         };
         let nibbles = words[0];
+        let table = match kind {
+            Kind::One => &STEIM1,
+            Kind::Two => &STEIM2,
+        };
         for (w, &v) in words.iter().enumerate().skip(first) {
+            // Branch-free: the code and the word's top bits pick the
+            // layout, and all seven slots are written (those past `count`
+            // are overwritten by the next word), so random data does not
+            // make the branch predictor guess.
             let code = (nibbles >> (30 - 2 * w)) & 3;
+            let (bits, count, pad) = table[(code * 4 + (v >> 30)) as usize];
+            if count > 7 {
+                let what = if code == 2 {
+                    "code 2 with sub-code 00"
+                } else {
+                    "code 3 with sub-code 11"
+                };
+                return Err(corrupt(f, w, what));
+            }
             let at = &mut diffs[len..len + 7];
-            len += match (kind, code) {
-                (_, 0) => 0,
-                (_, 1) => unpack(v, 8, 4, at),
-                (Kind::One, 2) => unpack(v, 16, 2, at),
-                (Kind::One, _) => unpack(v, 32, 1, at),
-                (Kind::Two, 2) => match v >> 30 {
-                    1 => unpack(v, 30, 1, at),
-                    2 => unpack(v, 15, 2, at),
-                    3 => unpack(v, 10, 3, at),
-                    _ => return Err(corrupt(f, w, "code 2 with sub-code 00")),
-                },
-                (Kind::Two, _) => match v >> 30 {
-                    0 => unpack(v, 6, 5, at),
-                    1 => unpack(v, 5, 6, at),
-                    2 => unpack(v, 4, 7, at),
-                    _ => return Err(corrupt(f, w, "code 3 with sub-code 11")),
-                },
-            };
+            for (k, d) in at.iter_mut().enumerate() {
+                let up = v.wrapping_shl(pad + bits * k as u32) as i32;
+                *d = up.wrapping_shr(32 - bits);
+            }
+            len += count as usize;
         }
         if len > samples {
             break;
@@ -140,18 +181,6 @@ pub(super) fn decode(
         ));
     }
     Ok(())
-}
-
-/// Unpacks `count` differences of `bits` bits from the low bits of `v`
-/// (all 32 for one 32-bit difference), most significant first, into `at`;
-/// returns `count`.
-#[inline(always)]
-fn unpack(v: u32, bits: u32, count: usize, at: &mut [i32]) -> usize {
-    for (k, d) in at[..count].iter_mut().enumerate() {
-        let shift = bits * (count - 1 - k) as u32;
-        *d = signed(v >> shift, bits);
-    }
-    count
 }
 
 fn corrupt(frame: usize, word: usize, what: &str) -> String {
