@@ -20,6 +20,7 @@
 //!   [`std::io::Read`] (standard input, pipes) through one reusable buffer.
 
 mod convert;
+mod flac;
 mod mmap;
 pub mod mseed;
 mod npy;
@@ -158,6 +159,8 @@ pub enum Format {
     Sac,
     /// miniSEED, version 2 or 3.
     Mseed,
+    /// FLAC (lossless audio), decoded with symphonia.
+    Flac,
     /// SpikeGLX: a `.bin` of int16 beside its `.meta`.
     #[serde(rename = "spikeglx")]
     SpikeGlx,
@@ -348,7 +351,11 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
         file.read_exact_at(&mut prefix, 0)
             .map_err(|e| Error::io(path, e))?;
     }
-    if detect(path, &prefix, opts)? == Format::Mseed {
+    let format = detect(path, &prefix, opts)?;
+    if format == Format::Flac {
+        return Ok(Input::Stream(Box::new(flac::open_file(path, file, opts)?)));
+    }
+    if format == Format::Mseed {
         if opts.start_time.is_some() {
             return Err(Error::usage(format!(
                 "{}: --start-time: a miniSEED file carries its own times",
@@ -443,6 +450,9 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
     if wav::has_magic(prefix) {
         return Ok(Format::Wav);
     }
+    if prefix.starts_with(flac::MAGIC) && opts.dtype.is_none() {
+        return Ok(Format::Flac);
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -467,6 +477,10 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
         Some("wav" | "wave") => Err(Error::format(
             path,
             "missing or invalid WAV header: the file does not start with RIFF/RF64/BW64 ... WAVE",
+        )),
+        Some("flac") if !declared_raw => Err(Error::format(
+            path,
+            "not FLAC: the file does not start with fLaC",
         )),
         Some("mseed" | "miniseed") if !declared_raw => Err(Error::format(
             path,
@@ -493,6 +507,8 @@ fn parse_header(
         Format::Wav => wav::parse(path, prefix, total),
         Format::Sac => sac::parse(path, prefix, total),
         Format::SpikeGlx => spikeglx::parse(path, opts).map(Parsed::Header),
+        // Opened by `open_input` and `from_reader` before headers are parsed.
+        Format::Flac => Err(Error::format(path, "FLAC is decoded, not parsed")),
         Format::Mseed => Err(Error::format(
             path,
             "miniSEED is read from a regular file (it is indexed before it is read), not from a pipe or standard input",

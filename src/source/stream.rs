@@ -26,12 +26,25 @@ use crate::pool::Block;
 /// `name` is what [`SignalInfo::path`] and error messages show (`-` for
 /// standard input). [`SignalInfo::frames`] is known for npy and WAV streams
 /// (from the header) and `None` for raw ones.
-pub fn from_reader<R: Read + Send + 'static>(
+pub fn from_reader<R: Read + Send + Sync + 'static>(
     name: impl Into<PathBuf>,
-    reader: R,
+    mut reader: R,
     opts: &SourceOptions,
 ) -> Result<Box<dyn ChunkSource>> {
-    Ok(Box::new(StreamSource::open(name.into(), reader, opts)?))
+    let path = name.into();
+    // FLAC is decoded, not read by layout: hand it the stream whole.
+    let mut magic = Vec::new();
+    fill(
+        &path,
+        &mut reader,
+        &mut magic,
+        super::flac::MAGIC.len() as u64,
+    )?;
+    let reader = Cursor::new(magic).chain(reader);
+    if reader.get_ref().0.get_ref() == super::flac::MAGIC && opts.dtype.is_none() {
+        return Ok(Box::new(super::flac::open_stream(path, reader, opts)?));
+    }
+    Ok(Box::new(StreamSource::open(path, reader, opts)?))
 }
 
 /// A source read front to back from a [`Read`].
