@@ -9,7 +9,7 @@ mod cli;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use cli::{assert_refused, sigstream};
+use cli::{assert_refused, sigstream, sigstream_bounded, stderr};
 use serde_json::Value;
 use sigstream::pool::Block;
 use sigstream::source::{self, ChunkSource, Format, SourceOptions};
@@ -118,4 +118,51 @@ fn broken_flac_is_refused() {
         "not FLAC",
         "a .flac without the magic",
     );
+}
+
+/// The metadata blocks of a FLAC file: (type, body), and where the audio
+/// frames start.
+fn metadata_blocks(b: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+    assert_eq!(&b[..4], b"fLaC");
+    let mut at = 4;
+    let mut blocks = Vec::new();
+    loop {
+        let last = b[at] & 0x80 != 0;
+        let kind = b[at] & 0x7f;
+        let len = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        blocks.push((kind, b[at + 4..at + 4 + len].to_vec()));
+        at += 4 + len;
+        if last {
+            return (blocks, at);
+        }
+    }
+}
+
+#[test]
+fn a_tag_that_claims_gigabytes_is_never_read() {
+    // Found by fuzzing (fuzz/regressions/flac-vorbis-comment-4gib):
+    // symphonia allocated a Vorbis comment's declared length before checking
+    // it. A well-formed 8-byte VORBIS_COMMENT block whose vendor string
+    // claims 4 GiB − 1: sigstream skips the block, so the file reads, within
+    // a 3 GiB address space.
+    let d = tempfile::tempdir().unwrap();
+    let good = std::fs::read(fixture("s16_stereo.flac")).unwrap();
+    let (blocks, frames) = metadata_blocks(&good);
+    let info = &blocks.iter().find(|(k, _)| *k == 0).unwrap().1;
+    let mut b = b"fLaC".to_vec();
+    b.extend_from_slice(&[0, 0, 0, 34]);
+    b.extend_from_slice(info);
+    let comment = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+    b.extend_from_slice(&[0x80 | 4, 0, 0, comment.len() as u8]);
+    b.extend_from_slice(&comment);
+    b.extend_from_slice(&good[frames..]);
+    let path = d.path().join("tagged.flac");
+    std::fs::write(&path, &b).unwrap();
+    let out = sigstream_bounded(d.path(), &["info", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inputs"][0]["samples"], 5000);
+    let src = source::open(&path, &SourceOptions::default()).unwrap();
+    let plain = source::open(&fixture("s16_stereo.flac"), &SourceOptions::default()).unwrap();
+    assert_eq!(read_all(src, 700), read_all(plain, 700), "the same samples");
 }

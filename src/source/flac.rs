@@ -11,6 +11,12 @@
 //! STREAMINFO's total sample count, when the file states one, is the
 //! length: a stream that ends before it is truncated (an error), and
 //! frames past it are dropped, as the format says.
+//!
+//! Only STREAMINFO reaches symphonia: the other metadata blocks (tags,
+//! pictures, cue sheets, padding) are skipped here, read through without
+//! being kept. Fuzzing found that symphonia allocates a Vorbis comment's
+//! declared length (up to 4 GiB) before checking it against its block;
+//! sigstream needs none of those blocks, so none is parsed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -61,16 +67,74 @@ pub(super) fn open_file(
     file: std::fs::File,
     opts: &SourceOptions,
 ) -> Result<FlacSource> {
-    FlacSource::open(path.to_path_buf(), Box::new(file), opts)
+    open_stream(path.to_path_buf(), std::io::BufReader::new(file), opts)
 }
 
-/// Opens a FLAC stream (standard input, a FIFO).
+/// Opens a FLAC stream (a file, standard input, a FIFO) that starts with
+/// its magic.
 pub(super) fn open_stream<R: Read + Send + Sync + 'static>(
     path: PathBuf,
-    reader: R,
+    mut reader: R,
     opts: &SourceOptions,
 ) -> Result<FlacSource> {
-    FlacSource::open(path, Box::new(ReadOnlySource::new(reader)), opts)
+    let info = stream_info(&path, &mut reader)?;
+    // fLaC, then STREAMINFO as the last metadata block, then the frames.
+    let mut head = MAGIC.to_vec();
+    head.extend_from_slice(&[0x80, 0, 0, STREAMINFO_BYTES as u8]);
+    head.extend_from_slice(&info);
+    let stream = std::io::Cursor::new(head).chain(reader);
+    FlacSource::open(path, Box::new(ReadOnlySource::new(stream)), opts)
+}
+
+/// Bytes of a STREAMINFO block's body.
+const STREAMINFO_BYTES: usize = 34;
+
+/// Reads the magic and every metadata block from `reader`, keeping only
+/// STREAMINFO's body; leaves `reader` at the first audio frame.
+fn stream_info(path: &Path, reader: &mut impl Read) -> Result<[u8; STREAMINFO_BYTES]> {
+    let short = |what: &str| bad(path, format!("the stream ends inside {what}"));
+    let mut magic = [0u8; 4];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|_| short("the magic"))?;
+    if magic != MAGIC {
+        return Err(bad(path, "no fLaC magic"));
+    }
+    let mut info = None;
+    loop {
+        let mut h = [0u8; 4];
+        reader
+            .read_exact(&mut h)
+            .map_err(|_| short("a metadata block header"))?;
+        let last = h[0] & 0x80 != 0;
+        let kind = h[0] & 0x7f;
+        let len = u64::from(u32::from_be_bytes([0, h[1], h[2], h[3]]));
+        match kind {
+            0 if info.is_some() => return Err(bad(path, "two STREAMINFO blocks")),
+            0 if len != STREAMINFO_BYTES as u64 => {
+                return Err(bad(path, format!("STREAMINFO of {len} bytes, not 34")));
+            }
+            0 => {
+                let mut body = [0u8; STREAMINFO_BYTES];
+                reader
+                    .read_exact(&mut body)
+                    .map_err(|_| short("STREAMINFO"))?;
+                info = Some(body);
+            }
+            127 => return Err(bad(path, "metadata block type 127 (invalid)")),
+            _ => {
+                let skipped = std::io::copy(&mut reader.by_ref().take(len), &mut std::io::sink())
+                    .map_err(|e| Error::io(path, e))?;
+                if skipped < len {
+                    return Err(short(&format!("a metadata block of type {kind}")));
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    info.ok_or_else(|| bad(path, "no STREAMINFO block"))
 }
 
 fn bad(path: &Path, e: impl std::fmt::Display) -> Error {
