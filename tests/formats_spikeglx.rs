@@ -97,25 +97,23 @@ fn broken_metadata_is_refused_naming_the_meta() {
         std::fs::write(&m, meta).unwrap();
         (b.to_str().unwrap().into(), m.to_str().unwrap().into())
     };
-    let no_count: String = meta
-        .lines()
-        .filter(|l| !l.starts_with("nSavedChans"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let (b, m) = case("nocount", &bin, &no_count);
+    // The meta with the line of `key` replaced by `line` (or dropped).
+    let with = |key: &str, line: Option<&str>| -> String {
+        meta.lines()
+            .filter_map(|l| match l.starts_with(&format!("{key}=")) {
+                true => line.map(|r| format!("{r}\n")),
+                false => Some(format!("{l}\n")),
+            })
+            .collect()
+    };
+    let (b, m) = case("nocount", &bin, &with("nSavedChans", None));
     assert_refused(
         &sigstream(dir, &["info", &b]),
         &m,
         "no nSavedChans",
         "no channel count",
     );
-    let bad_rate: String = meta
-        .lines()
-        .map(|l| match l.starts_with("imSampRate=") {
-            true => "imSampRate=fast\n".to_string(),
-            false => format!("{l}\n"),
-        })
-        .collect();
+    let bad_rate = with("imSampRate", Some("imSampRate=fast"));
     let (b, m) = case("badrate", &bin, &bad_rate);
     assert_refused(
         &sigstream(dir, &["info", &b]),
@@ -130,12 +128,7 @@ fn broken_metadata_is_refused_naming_the_meta() {
         "not a whole number",
         "a partial frame",
     );
-    let no_imro: String = meta
-        .lines()
-        .filter(|l| !l.starts_with("~imroTbl"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let (b, m) = case("noimro", &bin, &no_imro);
+    let (b, m) = case("noimro", &bin, &with("~imroTbl", None));
     assert_refused(
         &sigstream(dir, &["info", &b, "--normalize"]),
         &m,
