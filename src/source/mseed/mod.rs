@@ -173,6 +173,24 @@ const READ_BUFFER: usize = 128 << 10;
 /// indexed into gigabytes.
 const MAX_SEGMENTS: usize = 1 << 20;
 
+/// Fewest frames a block must ask for before its channels are decoded by
+/// several threads: a thread costs tens of microseconds to start, a
+/// channel's 65,536 samples about a quarter of a millisecond to decode, so
+/// small blocks (a library caller's) stay on the calling thread. Found by
+/// fuzzing, where 1-frame blocks made one read take seconds.
+const PARALLEL_DECODE_FRAMES: usize = 1 << 16;
+
+/// Threads that decode a block of `frames` frames of `channels` channels
+/// on a machine of `cores`: one per channel up to the cores, and 1 for a
+/// small block.
+fn decode_workers(cores: usize, channels: usize, frames: usize) -> usize {
+    if frames < PARALLEL_DECODE_FRAMES {
+        1
+    } else {
+        cores.min(channels).max(1)
+    }
+}
+
 /// Longest span `--gaps fill`/`interpolate` makes (2^40 samples: 350 years
 /// at 100 Hz): two records with absurdly distant times are refused rather
 /// than filled for ever.
@@ -824,10 +842,8 @@ impl Recording {
             frames: Some(span.len),
             sample_rate: Some(self.opts.sample_rate.unwrap_or(self.rate)),
             data_offset: 0,
-            start_time: Some(match (self.opts.start_time, self.spans.len()) {
-                (Some(t), 1) => t,
-                _ => span.start,
-            }),
+            // `--start-time` is refused for miniSEED (`source::open_input`).
+            start_time: Some(span.start),
             channel_names: self.channel_names(),
             segment: (self.gaps == Gaps::Split).then_some(i),
         }
@@ -1093,7 +1109,7 @@ impl ChunkSource for SpanSource {
         // Decoding is the reader's whole cost, and channels are
         // independent: with several, each core's worker decodes every
         // `workers`-th channel of the block.
-        let workers = self.workers.min(self.cursors.len());
+        let workers = decode_workers(self.workers, self.cursors.len(), n);
         if workers <= 1 {
             for (c, cursor) in self.cursors.iter_mut().enumerate() {
                 cursor.fill(&mut block.channel_mut(c)[..n])?;
@@ -1164,6 +1180,17 @@ mod tests {
         for bad in ["fill=", "fill=nan", "fill=inf", "zero", "fill"] {
             assert!(Gaps::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn small_blocks_are_decoded_on_the_calling_thread() {
+        // Fuzzing found 1-frame blocks spawning threads per block
+        // (fuzz/regressions/mseed-small-blocks-spawn-threads).
+        assert_eq!(decode_workers(16, 3, 1), 1);
+        assert_eq!(decode_workers(16, 3, PARALLEL_DECODE_FRAMES - 1), 1);
+        assert_eq!(decode_workers(16, 3, PARALLEL_DECODE_FRAMES), 3);
+        assert_eq!(decode_workers(2, 3, 1 << 20), 2);
+        assert_eq!(decode_workers(8, 1, 1 << 20), 1);
     }
 
     #[test]
