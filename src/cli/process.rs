@@ -471,11 +471,7 @@ fn process_one(
         .transpose()?;
     let total_frames = match &spans {
         Spans::One(_) => info.frames,
-        Spans::Segmented(_) => Some(
-            (0..spans.count())
-                .filter_map(|i| spans.info(i).frames)
-                .sum(),
-        ),
+        Spans::Segmented(rec) => Some(rec.span_summaries().iter().map(|s| s.samples).sum()),
     };
     let bar = progress_bar(args.run.quiet, &input.display().to_string(), total_frames);
     let started = std::time::Instant::now();

@@ -180,20 +180,24 @@ fn reference_time(h: &Words<'_>) -> std::result::Result<Option<UtcTime>, String>
         return Ok(None);
     }
     let (year, jday, hour, min, sec, msec) = (f[0], f[1], f[2], f[3], f[4], f[5]);
-    let fields_ok = (1..=366).contains(&jday)
-        && (0..24).contains(&hour)
-        && (0..60).contains(&min)
-        && (0..60).contains(&sec)
-        && (0..1000).contains(&msec);
-    let jan1 = UtcTime::from_civil(i64::from(year), 1, 1, 0, 0, 0, 0);
-    let (true, Some(jan1)) = (fields_ok, jan1) else {
+    let field = |v: i32, below: i32| u32::try_from(v).ok().filter(|&u| u < below as u32);
+    let reference = match (
+        field(jday, 367),
+        field(hour, 24),
+        field(min, 60),
+        field(sec, 60),
+        field(msec, 1000),
+    ) {
+        (Some(d), Some(h), Some(m), Some(s), Some(ms)) => {
+            UtcTime::from_ordinal(i64::from(year), d, h, m, s, ms * 1_000_000)
+        }
+        _ => None,
+    };
+    let Some(reference) = reference else {
         return Err(format!(
             "reference time NZYEAR {year} NZJDAY {jday} {hour}:{min}:{sec}.{msec:03} is not a time"
         ));
     };
-    let offset_s = f64::from(jday - 1) * 86_400.0
-        + f64::from(hour * 3600 + min * 60 + sec)
-        + f64::from(msec) / 1e3;
     let b = h.float(B);
     // B is the first sample's time relative to the reference (undefined:
     // 0, as ObsPy takes it).
@@ -202,9 +206,8 @@ fn reference_time(h: &Words<'_>) -> std::result::Result<Option<UtcTime>, String>
     } else {
         f64::from(b)
     };
-    let t = jan1
-        .plus_seconds(offset_s)
-        .and_then(|t| t.plus_seconds(b))
+    let t = reference
+        .plus_seconds(b)
         .ok_or_else(|| "the reference time plus B is outside 1678–2261".to_string())?;
     Ok(Some(t))
 }

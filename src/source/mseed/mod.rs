@@ -168,6 +168,11 @@ fn class(p: &[char], c: char) -> Option<usize> {
 /// (records are 512 B to 8 KiB in practice), grown for a longer one.
 const READ_BUFFER: usize = 128 << 10;
 
+/// Bytes the read buffers of all the cursors of a span may take together:
+/// with many channels each buffer shrinks (to one record at least), so
+/// the readers' memory does not grow with the channel count.
+const READ_BUFFERS_TOTAL: usize = 32 << 20;
+
 /// Most segments the index holds (about 100 bytes each): a file that
 /// breaks into more, one per record or worse, is refused rather than
 /// indexed into gigabytes.
@@ -205,14 +210,17 @@ struct Records {
     /// Offset of the next record.
     pos: u64,
     buf: Vec<u8>,
+    /// Bytes read at a time (more for a longer record).
+    buffer: usize,
     /// File offset of `buf[0]` and the bytes held.
     buf_at: u64,
     held: usize,
 }
 
 impl Records {
-    fn new(file: Arc<File>, path: &Path, len: u64, pos: u64) -> Self {
+    fn new(file: Arc<File>, path: &Path, len: u64, pos: u64, buffer: usize) -> Self {
         Records {
+            buffer,
             file,
             path: path.to_path_buf(),
             len,
@@ -232,7 +240,7 @@ impl Records {
         {
             return Ok(());
         }
-        let size = READ_BUFFER.max(want);
+        let size = self.buffer.max(want);
         if self.buf.len() < size {
             self.buf.resize(size, 0);
         }
@@ -399,7 +407,7 @@ struct Index {
 impl Index {
     /// Scans every record header of `file`.
     fn build(file: &Arc<File>, path: &Path, len: u64) -> Result<Index> {
-        let mut reader = Records::new(file.clone(), path, len, 0);
+        let mut reader = Records::new(file.clone(), path, len, 0, READ_BUFFER);
         let mut channels: Vec<Channel> = Vec::new();
         let mut by_id: HashMap<String, usize> = HashMap::new();
         let mut records = 0u64;
@@ -852,6 +860,7 @@ impl Recording {
     /// A source of span `i`'s samples.
     pub fn span_source(&self, i: usize) -> SpanSource {
         let span = &self.spans[i];
+        let buffer = (READ_BUFFERS_TOTAL / self.selected.len()).min(READ_BUFFER);
         let cursors = self
             .selected
             .iter()
@@ -862,7 +871,7 @@ impl Recording {
                 pieces: pieces.clone(),
                 next_piece: 0,
                 reading: None,
-                records: Records::new(self.file.clone(), &self.path, self.len, 0),
+                records: Records::new(self.file.clone(), &self.path, self.len, 0, buffer),
                 buf: Vec::new(),
                 buf_pos: 0,
                 diffs: Vec::new(),
