@@ -99,19 +99,45 @@ fn info_text(info: &SignalInfo) -> String {
         _ => "unknown".into(),
     };
     let start = info.start_time.map_or("unknown".into(), |t| t.to_string());
-    format!(
-        "{}\n  format:      {}\n  dtype:       {} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  start time:  {start}\n  data offset: {} bytes\n",
+    let channels = info.signal_channels();
+    let mut text = format!(
+        "{}\n  format:      {}\n  dtype:       {}{} ({}-endian)\n  channels:    {}\n  samples:     {samples}\n  sample rate: {rate}\n  duration:    {dur}\n  start time:  {start}\n",
         info.path.display(),
         name(&info.format),
-        name(&info.dtype),
+        info.sample_type(),
+        if info.complex { " (complex I/Q)" } else { "" },
         name(&info.endian),
         if info.channel_names.is_empty() {
-            info.channels.to_string()
+            channels.to_string()
         } else {
-            format!("{} ({})", info.channels, info.channel_names.join(", "))
+            format!("{channels} ({})", info.channel_names.join(", "))
         },
-        info.data_offset
-    )
+    );
+    if info.complex {
+        let centre = info
+            .center_frequency
+            .map_or("unknown".into(), |f| format!("{f} Hz"));
+        text.push_str(&format!("  centre freq: {centre}\n"));
+    }
+    text.push_str(&format!("  data offset: {} bytes\n", info.data_offset));
+    if !info.annotations.is_empty() {
+        text.push_str(&format!("  annotations: {}\n", info.annotations.len()));
+        for a in &info.annotations {
+            let count = a
+                .sample_count
+                .map_or("to the end".into(), |n| format!("{} samples", super::group(n)));
+            let band = match (a.freq_lower_edge, a.freq_upper_edge) {
+                (Some(lo), Some(hi)) => format!("  {lo} – {hi} Hz"),
+                _ => String::new(),
+            };
+            text.push_str(&format!(
+                "    sample {}  {count}{band}  {}\n",
+                super::group(a.sample_start),
+                a.label
+            ));
+        }
+    }
+    text
 }
 
 /// A miniSEED file: every channel with its segments, then what the

@@ -101,7 +101,8 @@ fn together(command: impl FnOnce() -> Result<i32>) -> Result<i32> {
 #[derive(Debug, Clone, Args)]
 pub struct InputArgs {
     /// Sample type of raw (headerless) input; required unless the file's
-    /// extension names it (.f32, .f64, .i8, .i16, .i32, .u8, .u16).
+    /// extension names it (.f32, .f64, .i8, .i16, .i32, .u8, .u16, and the
+    /// complex I/Q types .cf32, .cf64, .ci8, .ci16, .ci32, .cu8, .cu16, .cfile).
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,
     /// Byte order of raw input.
@@ -153,6 +154,42 @@ pub enum DtypeArg {
     U8,
     /// Unsigned 16-bit.
     U16,
+    /// Complex: interleaved I/Q pairs of 32-bit floats (complex64).
+    Cf32,
+    /// Complex: I/Q pairs of 64-bit floats (complex128).
+    Cf64,
+    /// Complex: I/Q pairs of signed 8-bit integers.
+    Ci8,
+    /// Complex: I/Q pairs of signed 16-bit integers.
+    Ci16,
+    /// Complex: I/Q pairs of signed 32-bit integers.
+    Ci32,
+    /// Complex: I/Q pairs of unsigned 8-bit integers (RTL-SDR).
+    Cu8,
+    /// Complex: I/Q pairs of unsigned 16-bit integers.
+    Cu16,
+}
+
+impl DtypeArg {
+    /// The component type, and whether the samples are complex.
+    fn sample_type(self) -> (Dtype, bool) {
+        match self {
+            DtypeArg::F32 => (Dtype::F32, false),
+            DtypeArg::F64 => (Dtype::F64, false),
+            DtypeArg::I8 => (Dtype::I8, false),
+            DtypeArg::I16 => (Dtype::I16, false),
+            DtypeArg::I32 => (Dtype::I32, false),
+            DtypeArg::U8 => (Dtype::U8, false),
+            DtypeArg::U16 => (Dtype::U16, false),
+            DtypeArg::Cf32 => (Dtype::F32, true),
+            DtypeArg::Cf64 => (Dtype::F64, true),
+            DtypeArg::Ci8 => (Dtype::I8, true),
+            DtypeArg::Ci16 => (Dtype::I16, true),
+            DtypeArg::Ci32 => (Dtype::I32, true),
+            DtypeArg::Cu8 => (Dtype::U8, true),
+            DtypeArg::Cu16 => (Dtype::U16, true),
+        }
+    }
 }
 
 /// Byte orders.
@@ -168,15 +205,8 @@ impl InputArgs {
     /// The source options, checked by the library.
     pub fn source_options(&self) -> Result<SourceOptions> {
         let opts = SourceOptions {
-            dtype: self.dtype.map(|d| match d {
-                DtypeArg::F32 => Dtype::F32,
-                DtypeArg::F64 => Dtype::F64,
-                DtypeArg::I8 => Dtype::I8,
-                DtypeArg::I16 => Dtype::I16,
-                DtypeArg::I32 => Dtype::I32,
-                DtypeArg::U8 => Dtype::U8,
-                DtypeArg::U16 => Dtype::U16,
-            }),
+            dtype: self.dtype.map(|d| d.sample_type().0),
+            complex: self.dtype.is_some_and(|d| d.sample_type().1),
             endian: match self.endian {
                 EndianArg::Little => Endian::Little,
                 EndianArg::Big => Endian::Big,

@@ -463,7 +463,7 @@ fn process_one(
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
     let mut signal = signal_path
         .as_ref()
-        .map(|p| open_signal_sink(p, info.channels, info.sample_rate))
+        .map(|p| open_signal_sink(p, info.channels, info.complex, info.sample_rate))
         .transpose()?;
     let mut csv = events_path
         .as_ref()

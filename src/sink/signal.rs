@@ -1,4 +1,6 @@
-//! Writers for the filtered signal: float32 `.npy`, float WAV, raw f32.
+//! Writers for the filtered signal: float32 `.npy`, float WAV, raw f32;
+//! complex signals (planes I, Q per channel) as complex64 `.npy` or raw cf32
+//! (interleaved I/Q, the same bytes).
 //!
 //! The length of the output is known only at the end (a stream from stdin
 //! has no length), so each writer reserves a fixed-size header, streams the
@@ -49,16 +51,26 @@ impl SignalFormat {
 }
 
 /// Opens a writer for `path` (format from its extension; `-` is raw
-/// float32 to standard output) for `channels` channels.
+/// float32 to standard output) for `channels` planes; with `complex`, the
+/// planes are I/Q pairs and the output is complex64 (`.npy` of `<c8`, or raw
+/// interleaved cf32).
 ///
 /// # Errors
-/// [`Error::Open`] when the file cannot be created.
+/// [`Error::Open`] when the file cannot be created; [`Error::Usage`] for a
+/// complex signal to `.wav` (WAV has no complex samples).
 pub fn open_signal_sink(
     path: &Path,
     channels: usize,
+    complex: bool,
     sample_rate: Option<f64>,
 ) -> Result<Box<dyn SignalSink>> {
     let format = SignalFormat::from_path(path);
+    if complex && format == SignalFormat::Wav {
+        return Err(Error::usage(format!(
+            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32 (e.g. .cf32)",
+            path.display()
+        )));
+    }
     // Checked before opening: opening a FIFO for writing waits for its reader.
     if format != SignalFormat::Raw && super::is_stream_target(path) {
         return Err(Error::usage(format!(
@@ -78,6 +90,7 @@ pub fn open_signal_sink(
         file,
         format,
         channels,
+        complex,
         sample_rate,
         frames: 0,
         bytes: Vec::new(),
@@ -88,6 +101,8 @@ struct FileSink {
     file: Output,
     format: SignalFormat,
     channels: usize,
+    /// Planes are I/Q pairs: the npy header says complex64.
+    complex: bool,
     sample_rate: Option<f64>,
     frames: u64,
     bytes: Vec<u8>,
@@ -116,7 +131,7 @@ impl SignalSink for FileSink {
 
     fn finish(mut self: Box<Self>) -> Result<()> {
         let header = match self.format {
-            SignalFormat::Npy => npy_header(self.frames, self.channels),
+            SignalFormat::Npy => npy_header(self.frames, self.channels, self.complex),
             SignalFormat::Wav => wav_header(self.frames, self.channels, self.sample_rate),
             SignalFormat::Raw => Vec::new(),
         };
@@ -153,13 +168,20 @@ fn interleave_le(block: &Block, out: &mut [u8]) {
 /// dict padded with spaces; 128 leaves room for two 20-digit dimensions.
 pub const NPY_HEADER_LEN: usize = 128;
 
-fn npy_header(frames: u64, channels: usize) -> Vec<u8> {
-    let shape = if channels == 1 {
+/// The header of `frames` frames of `channels` f32 planes, or of
+/// `channels / 2` complex64 channels.
+fn npy_header(frames: u64, channels: usize, complex: bool) -> Vec<u8> {
+    let (descr, columns) = if complex {
+        ("<c8", channels / 2)
+    } else {
+        ("<f4", channels)
+    };
+    let shape = if columns == 1 {
         format!("({frames},)")
     } else {
-        format!("({frames}, {channels})")
+        format!("({frames}, {columns})")
     };
-    npy_header_for("<f4", &shape)
+    npy_header_for(descr, &shape)
 }
 
 /// The [`NPY_HEADER_LEN`]-byte header of a one-dimensional complex64

@@ -120,6 +120,46 @@ impl Dtype {
         Dtype::from_name(path.extension()?.to_str()?)
     }
 
+    /// The complex (interleaved I/Q) sample types headerless data may have,
+    /// by name: SigMF's names without the byte order (`--dtype cf32`, and the
+    /// file extensions that name one).
+    pub const COMPLEX_NAMES: [&'static str; 7] = ["cf32", "cf64", "ci8", "ci16", "ci32", "cu8", "cu16"];
+
+    /// The component type of a complex sample type's name (`cf32` → `f32`,
+    /// `ci16` → `i16`, ..., case-insensitive; `cfile`, GNU Radio's name for
+    /// complex64 files, → `f32`); `None` for anything else.
+    pub fn from_complex_name(name: &str) -> Option<Dtype> {
+        let name = name.to_ascii_lowercase();
+        if name == "cfile" {
+            return Some(Dtype::F32);
+        }
+        let component = name.strip_prefix('c')?;
+        if component.starts_with('c') {
+            return None;
+        }
+        Dtype::from_name(component)
+    }
+
+    /// The raw sample type (component type, complex or not) a file's
+    /// extension names: `x.f32` → (`f32`, real), `x.cf32` / `x.cfile` →
+    /// (`f32`, complex).
+    pub fn from_extension_any(path: &Path) -> Option<(Dtype, bool)> {
+        let ext = path.extension()?.to_str()?;
+        Dtype::from_name(ext)
+            .map(|d| (d, false))
+            .or_else(|| Dtype::from_complex_name(ext).map(|d| (d, true)))
+    }
+
+    /// The name of this component type as a sample type: `f32`, or `cf32`
+    /// when `complex`.
+    pub fn sample_name(self, complex: bool) -> String {
+        if complex {
+            format!("c{}", self.name())
+        } else {
+            self.name().to_owned()
+        }
+    }
+
     /// Short lower-case name, as used in options and messages (`f32`, `i24`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -164,14 +204,21 @@ pub enum Format {
     /// SpikeGLX: a `.bin` of int16 beside its `.meta`.
     #[serde(rename = "spikeglx")]
     SpikeGlx,
+    /// A SigMF recording: a `.sigmf-data` beside its `.sigmf-meta`.
+    #[serde(rename = "sigmf")]
+    Sigmf,
 }
 
 /// What the user said about the input; only needed for raw data.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
-    /// Sample type of raw data; `None` takes it from the file's extension
-    /// (`.f32`, `.i16`, ...), and a raw input with neither is refused.
+    /// Sample type of raw data (the component type when `complex`); `None`
+    /// takes it from the file's extension (`.f32`, `.i16`, `.cf32`, ...),
+    /// and a raw input with neither is refused.
     pub dtype: Option<Dtype>,
+    /// Raw data is complex: interleaved I/Q pairs of `dtype` (`--dtype
+    /// cf32`, ...). Each channel then reads as two planes, I then Q.
+    pub complex: bool,
     /// Byte order of raw data.
     pub endian: Endian,
     /// Bytes to skip at the start of raw data (a header).
@@ -195,6 +242,7 @@ impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
             dtype: None,
+            complex: false,
             endian: Endian::Little,
             offset: 0,
             channels: 1,
@@ -217,6 +265,16 @@ impl SourceOptions {
         }
     }
 
+    /// Raw complex data (interleaved I/Q) whose components are `dtype`
+    /// (`Dtype::F32` for cf32), one channel, little-endian, no offset.
+    pub fn raw_complex(dtype: Dtype) -> Self {
+        SourceOptions {
+            dtype: Some(dtype),
+            complex: true,
+            ..SourceOptions::default()
+        }
+    }
+
     /// Checks the values that do not depend on the input.
     ///
     /// # Errors
@@ -225,6 +283,11 @@ impl SourceOptions {
     pub fn validate(&self) -> Result<()> {
         if self.channels == 0 {
             return Err(Error::usage("--channels must be at least 1"));
+        }
+        if self.complex && self.dtype.is_none() {
+            return Err(Error::usage(
+                "complex raw data needs its component type (--dtype cf32, ci16, ...)",
+            ));
         }
         if let Some(r) = self.sample_rate
             && !(r.is_finite() && r > 0.0)
@@ -244,12 +307,25 @@ pub struct SignalInfo {
     pub path: PathBuf,
     /// Container format.
     pub format: Format,
-    /// Stored sample type.
+    /// Stored sample type (of each component, when `complex`).
     pub dtype: Dtype,
     /// Stored byte order.
     pub endian: Endian,
-    /// Interleaved channels.
+    /// Interleaved planes: the channels, or twice the channels of a complex
+    /// input, whose channel `c` reads as plane `2c` (I) and `2c + 1` (Q).
+    /// Blocks, backends and sinks see planes; [`SignalInfo::signal_channels`]
+    /// is what a user calls channels.
     pub channels: usize,
+    /// The samples are complex (I/Q pairs); see `channels`.
+    pub complex: bool,
+    /// The centre frequency of a complex baseband recording in Hz (SigMF's
+    /// `core:frequency`), which its spectra are offset by; `None` when
+    /// unknown.
+    pub center_frequency: Option<f64>,
+    /// The recording's annotations (SigMF), in sample order; empty for
+    /// other formats.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
     /// Frames (samples per channel); `None` for a stream of unknown length.
     pub frames: Option<u64>,
     /// Sample rate in Hz, when known.
@@ -265,6 +341,42 @@ pub struct SignalInfo {
     /// Which contiguous segment of the input this is, for inputs read in
     /// segments (miniSEED with `--gaps split`); `None` otherwise.
     pub segment: Option<usize>,
+}
+
+impl SignalInfo {
+    /// Channels as a user counts them: complex channels count once
+    /// (`channels / 2`), real ones as they are.
+    pub fn signal_channels(&self) -> usize {
+        if self.complex {
+            self.channels / 2
+        } else {
+            self.channels
+        }
+    }
+
+    /// The stored sample type's name: `f32`, or `cf32` for complex data.
+    pub fn sample_type(&self) -> String {
+        self.dtype.sample_name(self.complex)
+    }
+}
+
+/// A stretch of a recording that its metadata describes (a SigMF
+/// annotation: `core:sample_start`, `core:sample_count`, the frequency
+/// edges and the label).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Annotation {
+    /// First sample the annotation covers.
+    pub sample_start: u64,
+    /// Samples it covers; `None`: to the end of the recording.
+    pub sample_count: Option<u64>,
+    /// Lower frequency edge, Hz (absolute, as SigMF gives it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freq_lower_edge: Option<f64>,
+    /// Upper frequency edge, Hz.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freq_upper_edge: Option<f64>,
+    /// `core:label`, else `core:comment`; empty when it has neither.
+    pub label: String,
 }
 
 /// A stream of frames, converted to `f32` and deinterleaved.
@@ -382,9 +494,17 @@ const MAX_HEADER_BYTES: u64 = 64 << 20;
 #[derive(Debug, Clone)]
 struct Header {
     format: Format,
+    /// The sample type (of each component, when `complex`).
     dtype: Dtype,
     endian: Endian,
+    /// Planes: channels, or twice the channels of complex data.
     channels: usize,
+    /// I/Q pairs (see [`SignalInfo::channels`]).
+    complex: bool,
+    /// Centre frequency of complex baseband data, Hz.
+    center_frequency: Option<f64>,
+    /// Annotations from the metadata.
+    annotations: Vec<Annotation>,
     /// Byte offset of the first sample.
     data_offset: u64,
     /// Bytes of sample data; `None`: up to the end of the input (raw data,
@@ -416,6 +536,9 @@ impl Header {
             dtype: self.dtype,
             endian: self.endian,
             channels: self.channels,
+            complex: self.complex,
+            center_frequency: self.center_frequency,
+            annotations: self.annotations.clone(),
             frames,
             sample_rate: opts.sample_rate.or(self.sample_rate),
             data_offset: self.data_offset,
@@ -507,6 +630,7 @@ fn parse_header(
         Format::Wav => wav::parse(path, prefix, total),
         Format::Sac => sac::parse(path, prefix, total),
         Format::SpikeGlx => spikeglx::parse(path, opts).map(Parsed::Header),
+        Format::Sigmf => Err(Error::format(path, "SigMF recordings are not read yet")),
         // Opened by `open_input` and `from_reader` before headers are parsed.
         Format::Flac => Err(Error::format(path, "FLAC is decoded, not parsed")),
         Format::Mseed => Err(Error::format(

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 pub(super) const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// The dtypes we read, as numpy spells them (for messages).
-const SUPPORTED: &str = "<f4 >f4 <f8 >f8 |i1 <i2 >i2 <i4 >i4 |u1 <u2 >u2";
+const SUPPORTED: &str = "<f4 >f4 <f8 >f8 |i1 <i2 >i2 <i4 >i4 |u1 <u2 >u2 <c8 >c8 <c16 >c16";
 
 /// Where an npy header ends (the byte after its dictionary), from its
 /// first 12 bytes: `None` for a prefix too short to say, or an error for an
@@ -129,7 +129,7 @@ pub(crate) fn check_nesting(dict: &[u8]) -> std::result::Result<(), String> {
 
 /// Checks a parsed header and turns it into our layout.
 fn layout(path: &Path, header: &NpyHeader, data_offset: u64) -> Result<Header> {
-    let (dtype, endian) = dtype(path, &header.dtype())?;
+    let (dtype, endian, complex) = dtype(path, &header.dtype())?;
     let shape = header.shape();
     let (frames, channels) = match *shape {
         [n] => (n, 1),
@@ -169,7 +169,12 @@ fn layout(path: &Path, header: &NpyHeader, data_offset: u64) -> Result<Header> {
         ));
     }
     let too_large = || Error::format(path, format!("npy array shape {shape:?} is too large"));
-    let channels = usize::try_from(channels).map_err(|_| too_large())?;
+    // A complex channel is two planes (I, Q), interleaved as numpy stores
+    // complex numbers.
+    let channels = usize::try_from(channels)
+        .ok()
+        .and_then(|c| c.checked_mul(if complex { 2 } else { 1 }))
+        .ok_or_else(too_large)?;
     let data_len = (channels as u64)
         .checked_mul(dtype.size() as u64)
         .and_then(|b| b.checked_mul(frames))
@@ -179,6 +184,9 @@ fn layout(path: &Path, header: &NpyHeader, data_offset: u64) -> Result<Header> {
         dtype,
         endian,
         channels,
+        complex,
+        center_frequency: None,
+        annotations: Vec::new(),
         data_offset,
         data_len: Some(data_len),
         sample_rate: None,
@@ -188,8 +196,9 @@ fn layout(path: &Path, header: &NpyHeader, data_offset: u64) -> Result<Header> {
     })
 }
 
-/// Our sample type for a numpy dtype, or an error naming the ones we read.
-fn dtype(path: &Path, dtype: &DType) -> Result<(Dtype, Endian)> {
+/// Our sample type for a numpy dtype (the component type and `true` for
+/// complex64/complex128), or an error naming the ones we read.
+fn dtype(path: &Path, dtype: &DType) -> Result<(Dtype, Endian, bool)> {
     let unsupported = |name: String| {
         Error::format(
             path,
@@ -202,14 +211,16 @@ fn dtype(path: &Path, dtype: &DType) -> Result<(Dtype, Endian)> {
             dtype.descr()
         )));
     };
-    let ours = match (ty.type_char(), ty.size_field()) {
-        (TypeChar::Float, 4) => Dtype::F32,
-        (TypeChar::Float, 8) => Dtype::F64,
-        (TypeChar::Int, 1) => Dtype::I8,
-        (TypeChar::Int, 2) => Dtype::I16,
-        (TypeChar::Int, 4) => Dtype::I32,
-        (TypeChar::Uint, 1) => Dtype::U8,
-        (TypeChar::Uint, 2) => Dtype::U16,
+    let (ours, complex) = match (ty.type_char(), ty.size_field()) {
+        (TypeChar::Float, 4) => (Dtype::F32, false),
+        (TypeChar::Float, 8) => (Dtype::F64, false),
+        (TypeChar::Int, 1) => (Dtype::I8, false),
+        (TypeChar::Int, 2) => (Dtype::I16, false),
+        (TypeChar::Int, 4) => (Dtype::I32, false),
+        (TypeChar::Uint, 1) => (Dtype::U8, false),
+        (TypeChar::Uint, 2) => (Dtype::U16, false),
+        (TypeChar::Complex, 8) => (Dtype::F32, true),
+        (TypeChar::Complex, 16) => (Dtype::F64, true),
         _ => return Err(unsupported(format!("'{ty}'"))),
     };
     // Byte order means nothing for one-byte samples (numpy writes `|`).
@@ -217,7 +228,7 @@ fn dtype(path: &Path, dtype: &DType) -> Result<(Dtype, Endian)> {
         Endianness::Big if ours.size() > 1 => Endian::Big,
         _ => Endian::Little,
     };
-    Ok((ours, endian))
+    Ok((ours, endian, complex))
 }
 
 /// The error for a file or stream that holds less data than the header

@@ -150,6 +150,9 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
         start_time,
         names: vec![id(&h)],
         gains: Vec::new(),
+        complex: false,
+        center_frequency: None,
+        annotations: Vec::new(),
     }))
 }
 

@@ -98,6 +98,9 @@ pub(super) fn parse(bin: &Path, opts: &SourceOptions) -> Result<Header> {
         start_time: None,
         names,
         gains,
+        complex: false,
+        center_frequency: None,
+        annotations: Vec::new(),
     })
 }
 

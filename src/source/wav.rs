@@ -109,6 +109,9 @@ pub(super) fn parse(path: &Path, prefix: &[u8], total: Option<u64>) -> Result<Pa
                     start_time: None,
                     names: Vec::new(),
                     gains: Vec::new(),
+                    complex: false,
+                    center_frequency: None,
+                    annotations: Vec::new(),
                 }));
             }
             b"fmt " | b"ds64" => {
