@@ -9,6 +9,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub mod mix;
+pub mod resample;
+
 /// Which part of the full convolution is output, as `numpy.convolve`'s
 /// `mode` (signal of `n` samples, kernel of `m ≤ n` taps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -56,6 +59,15 @@ impl ConvMode {
 pub enum FilterSpec {
     /// Taps given directly.
     Kernel(Vec<f64>),
+    /// Complex taps given directly (a complex64/complex128 `.npy`): the
+    /// real and imaginary parts, of equal lengths. Only complex signals
+    /// take them.
+    ComplexKernel {
+        /// Real parts.
+        re: Vec<f64>,
+        /// Imaginary parts.
+        im: Vec<f64>,
+    },
     /// `n` taps of `1/n`.
     MovingAverage(usize),
     /// Windowed-sinc low-pass, cutoff in Hz.
@@ -251,8 +263,10 @@ pub fn taps_for_transition(width: f64, sample_rate: f64) -> usize {
 /// The taps of a filter, with the warnings of its design.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesignedFilter {
-    /// The taps, as the backends take them.
+    /// The taps, as the backends take them (the real parts of complex taps).
     pub taps: Vec<f32>,
+    /// The imaginary parts of complex taps; `None` for a real filter.
+    pub taps_imag: Option<Vec<f32>>,
     /// What the user should know about the design (empty for a kernel or a
     /// moving average, which are taken as given).
     pub warnings: Vec<FilterWarning>,
@@ -329,6 +343,22 @@ impl FilterSpec {
                     )));
                 }
             }
+            FilterSpec::ComplexKernel { ref re, ref im } => {
+                if re.is_empty() || re.len() != im.len() {
+                    return Err(Error::usage(
+                        "a complex kernel needs at least one tap, with as many imaginary parts as real ones",
+                    ));
+                }
+                if let Some(i) = re
+                    .iter()
+                    .zip(im)
+                    .position(|(r, m)| !(r.is_finite() && m.is_finite()))
+                {
+                    return Err(Error::usage(format!(
+                        "kernel tap {i} is not a finite number"
+                    )));
+                }
+            }
             FilterSpec::MovingAverage(n) => {
                 if n == 0 {
                     return Err(Error::usage("--moving-average must be at least 1"));
@@ -364,6 +394,7 @@ impl FilterSpec {
     pub fn len(&self) -> usize {
         match *self {
             FilterSpec::Kernel(ref k) => k.len(),
+            FilterSpec::ComplexKernel { ref re, .. } => re.len(),
             FilterSpec::MovingAverage(n) => n,
             FilterSpec::Lowpass { taps, .. }
             | FilterSpec::Highpass { taps, .. }
@@ -409,6 +440,7 @@ impl FilterSpec {
         // whether the taps must be odd) of a designed filter.
         let (taps, guard) = match *self {
             FilterSpec::Kernel(ref k) => (k.clone(), None),
+            FilterSpec::ComplexKernel { ref re, .. } => (re.clone(), None),
             FilterSpec::MovingAverage(n) => (vec![1.0 / n as f64; n], None),
             FilterSpec::Lowpass { cutoff, taps } => {
                 let fs = need_rate("--lowpass")?;
@@ -465,8 +497,13 @@ impl FilterSpec {
                 });
             }
         }
+        let taps_imag = match self {
+            FilterSpec::ComplexKernel { im, .. } => Some(im.iter().map(|&t| t as f32).collect()),
+            _ => None,
+        };
         Ok(DesignedFilter {
             taps: taps.into_iter().map(|t| t as f32).collect(),
+            taps_imag,
             warnings,
         })
     }
@@ -545,7 +582,26 @@ pub const MAX_KERNEL_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads a kernel file: `.npy` (1-D, any real dtype numpy writes), or text
 /// with numbers separated by whitespace or commas (`#` starts a comment).
+///
+/// # Errors
+/// [`Error::Open`] when it cannot be read, [`Error::Format`] for anything
+/// but real taps (a complex `.npy` included: see [`load_kernel_spec`]).
 pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
+    match load_kernel_spec(path)? {
+        FilterSpec::Kernel(taps) => Ok(taps),
+        _ => Err(Error::format(
+            path,
+            "a complex kernel: it filters complex (I/Q) signals only",
+        )),
+    }
+}
+
+/// Reads a kernel file as [`load_kernel`] does, and a complex64/complex128
+/// `.npy` as a [`FilterSpec::ComplexKernel`].
+///
+/// # Errors
+/// As [`load_kernel`].
+pub fn load_kernel_spec(path: &Path) -> Result<FilterSpec> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| Error::open(path, e))?;
     let mut bytes = Vec::new();
@@ -613,8 +669,27 @@ pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
                 ));
             }
         };
-        use npyz::TypeChar::{Float, Int};
+        use npyz::TypeChar::{Complex, Float, Int};
         let taps: Vec<f64> = match kind {
+            (Complex, 8 | 16) => {
+                let (re, im): (Vec<f64>, Vec<f64>) = if kind.1 == 8 {
+                    npy.into_vec::<num_complex::Complex<f32>>()
+                        .map_err(bad)?
+                        .into_iter()
+                        .map(|z| (f64::from(z.re), f64::from(z.im)))
+                        .unzip()
+                } else {
+                    npy.into_vec::<num_complex::Complex<f64>>()
+                        .map_err(bad)?
+                        .into_iter()
+                        .map(|z| (z.re, z.im))
+                        .unzip()
+                };
+                if re.is_empty() {
+                    return Err(Error::format(path, "the kernel has no taps"));
+                }
+                return Ok(FilterSpec::ComplexKernel { re, im });
+            }
             (Float, 8) => npy.into_vec::<f64>().map_err(bad)?,
             (Float, 4) => npy
                 .into_vec::<f32>()
@@ -644,7 +719,7 @@ pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
                 return Err(Error::format(
                     path,
                     format!(
-                        "unsupported kernel dtype {} (use f4, f8, i2, i4 or i8)",
+                        "unsupported kernel dtype {} (use f4, f8, i2, i4, i8, or c8/c16 for a complex kernel)",
                         npy.dtype().descr()
                     ),
                 ));
@@ -653,7 +728,7 @@ pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
         if taps.is_empty() {
             return Err(Error::format(path, "the kernel has no taps"));
         }
-        return Ok(taps);
+        return Ok(FilterSpec::Kernel(taps));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::format(path, "a kernel file must be .npy or text"))?;
@@ -676,7 +751,7 @@ pub fn load_kernel(path: &Path) -> Result<Vec<f64>> {
     if taps.is_empty() {
         return Err(Error::format(path, "the kernel file holds no numbers"));
     }
-    Ok(taps)
+    Ok(FilterSpec::Kernel(taps))
 }
 
 #[cfg(test)]

@@ -43,8 +43,12 @@ pub fn describe_input(info: &SignalInfo, samples: Option<u64>) -> Map<String, Va
     let mut m = Map::new();
     m.insert("input".into(), json!(info.path.display().to_string()));
     m.insert("format".into(), json!(info.format));
-    m.insert("dtype".into(), json!(info.dtype));
-    m.insert("channels".into(), json!(info.channels));
+    m.insert("dtype".into(), json!(info.sample_type()));
+    m.insert("channels".into(), json!(info.signal_channels()));
+    m.insert("complex".into(), json!(info.complex));
+    if info.complex {
+        m.insert("center_frequency".into(), json!(info.center_frequency));
+    }
     m.insert("samples".into(), json!(samples));
     m.insert("sample_rate".into(), json!(info.sample_rate));
     m.insert("duration_s".into(), json!(duration));

@@ -9,6 +9,7 @@
 //! without forking the pipeline.
 
 pub mod cpu;
+pub mod staged;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 #[cfg(not(feature = "gpu"))]
@@ -53,12 +54,26 @@ impl DetectorChoice {
     }
 }
 
-/// What to compute on every chunk: an optional FIR filter, then an optional
-/// detector on the filtered signal (or on the raw one without a filter).
+/// What to compute on every chunk: an optional frequency shift (complex
+/// signals), an optional FIR filter, an optional decimation, then an
+/// optional detector on the result (`|y|` for a complex signal).
 #[derive(Debug, Clone, Default)]
 pub struct Job {
-    /// FIR kernel in numpy.convolve orientation; `None` passes samples through.
+    /// FIR kernel in numpy.convolve orientation (the real parts of a
+    /// complex kernel); `None` passes samples through.
     pub kernel: Option<Vec<f32>>,
+    /// The imaginary parts of a complex kernel, as long as `kernel`; only
+    /// complex streams take one.
+    pub kernel_imag: Option<Vec<f32>>,
+    /// Mix the complex signal by `e^(−2πi·f·n/fs)` before the filter
+    /// (`--shift`); only complex streams take one.
+    pub shift: Option<crate::filter::mix::Mixer>,
+    /// Decimate by this factor after the filter, as
+    /// `scipy.signal.resample_poly(y, 1, N)` ([`crate::filter::resample`]).
+    pub decimate: Option<usize>,
+    /// The stream's planes are I/Q pairs (complex channels): the pipeline
+    /// sets it from the source ([`crate::source::SignalInfo::complex`]).
+    pub complex: bool,
     /// Which part of the full convolution is output.
     pub conv_mode: ConvMode,
     /// The detector, if any.
@@ -95,7 +110,39 @@ impl Job {
         if let Some(DetectorChoice::Builtin(spec)) = &self.detector {
             spec.validate().map_err(Error::usage)?;
         }
+        if let Some(im) = &self.kernel_imag {
+            if self.kernel.as_ref().map(Vec::len) != Some(im.len()) {
+                return Err(Error::usage(
+                    "a complex kernel needs as many imaginary parts as real ones",
+                ));
+            }
+            if let Some(i) = im.iter().position(|v| !v.is_finite()) {
+                return Err(Error::usage(format!(
+                    "kernel tap {i} has an imaginary part of {}: every tap must be finite",
+                    im[i]
+                )));
+            }
+            if !self.complex {
+                return Err(Error::usage(
+                    "a complex kernel filters complex (I/Q) signals only; this signal is real",
+                ));
+            }
+        }
+        if self.shift.is_some() && !self.complex {
+            return Err(Error::usage(
+                "--shift mixes complex (I/Q) signals only: a real signal has both its ±f images, and shifting one would need the other's Hilbert transform; read the input as complex (--dtype cf32, ...)",
+            ));
+        }
+        if let Some(n) = self.decimate {
+            crate::filter::resample::check_factor(n)?;
+        }
         Ok(())
+    }
+
+    /// Whether the job needs the stages around the filter
+    /// ([`staged::StagedProcessor`]): a complex signal or a decimation.
+    pub fn staged(&self) -> bool {
+        self.complex || self.decimate.is_some_and(|n| n > 1)
     }
 
     /// Kernel length (1 without a kernel).
@@ -111,7 +158,12 @@ impl Job {
             Some(DetectorChoice::Builtin(spec)) => spec.history(),
             _ => 0,
         };
-        self.taps() - 1 + detector
+        let decimate = self
+            .decimate
+            .map_or(0, |n| 2 * n.saturating_mul(10));
+        (self.taps() - 1)
+            .saturating_add(detector)
+            .saturating_add(decimate)
     }
 }
 

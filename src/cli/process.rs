@@ -12,7 +12,8 @@ use super::{
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
 use sigstream::error::{Error, Result};
-use sigstream::filter::{ConvMode, FilterSpec, load_kernel};
+use sigstream::filter::mix::Mixer;
+use sigstream::filter::{ConvMode, FilterSpec, load_kernel_spec};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::{
@@ -31,7 +32,8 @@ pub struct ProcessArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// FIR kernel file: .npy or text (numbers separated by spaces/commas).
+    /// FIR kernel file: .npy or text (numbers separated by spaces/commas);
+    /// a complex64/complex128 .npy is a complex kernel (complex input only).
     #[arg(long, value_name = "FILE", group = "filter", help_heading = "Filter")]
     pub kernel: Option<PathBuf>,
     /// Moving average over N samples.
@@ -52,6 +54,15 @@ pub struct ProcessArgs {
     /// Which outputs of the convolution to keep, as numpy.convolve.
     #[arg(long, value_enum, default_value_t = ConvModeArg::Same, help_heading = "Filter")]
     pub conv_mode: ConvModeArg,
+    /// Complex (I/Q) input: mix by e^(−2πi·HZ·n/fs) before the filter,
+    /// moving HZ to 0 Hz (negative HZ moves up).
+    #[arg(long, value_name = "HZ", allow_negative_numbers = true, help_heading = "Filter")]
+    pub shift: Option<f64>,
+    /// Decimate by N after the filter, anti-aliased as
+    /// scipy.signal.resample_poly(y, 1, N); the output, events and times
+    /// are at fs/N.
+    #[arg(long, value_name = "N", help_heading = "Filter")]
+    pub decimate: Option<usize>,
 
     /// Detector to run on the filtered signal (the raw one without a filter).
     #[arg(long, value_enum, help_heading = "Detection")]
@@ -153,7 +164,7 @@ impl ProcessArgs {
     fn filter_spec(&self) -> Result<Option<FilterSpec>> {
         let taps = self.taps;
         let spec = if let Some(path) = &self.kernel {
-            Some(FilterSpec::Kernel(load_kernel(path)?))
+            Some(load_kernel_spec(path)?)
         } else if let Some(n) = self.moving_average {
             Some(FilterSpec::MovingAverage(n))
         } else if let Some(cutoff) = self.lowpass {
@@ -222,12 +233,29 @@ impl ProcessArgs {
                 eprintln!("sigstream: warning: {}: {warning}", info.path.display());
             }
         }
-        let kernel = designed.map(|d| d.taps);
+        let (kernel, kernel_imag) = match designed {
+            Some(d) => (Some(d.taps), d.taps_imag),
+            None => (None, None),
+        };
+        // Windows in seconds count samples at the rate the detector sees.
         let detector = self
-            .detector(info.sample_rate)?
+            .detector(output_rate(info.sample_rate, self.decimate))?
             .map(DetectorChoice::Builtin);
+        let shift = self
+            .shift
+            .map(|hz| {
+                let fs = info.sample_rate.ok_or_else(|| {
+                    Error::usage("--shift needs a sample rate: the input has none, give --sample-rate HZ")
+                })?;
+                Mixer::new(hz, fs)
+            })
+            .transpose()?;
         Ok(Job {
             kernel,
+            kernel_imag,
+            shift,
+            decimate: self.decimate,
+            complex: info.complex,
             conv_mode: match self.conv_mode {
                 ConvModeArg::Full => ConvMode::Full,
                 ConvModeArg::Same => ConvMode::Same,
@@ -300,6 +328,20 @@ impl ProcessArgs {
     }
 }
 
+/// The sample rate after `--decimate` (fs/N).
+fn output_rate(rate: Option<f64>, decimate: Option<usize>) -> Option<f64> {
+    rate.map(|fs| fs / decimate.unwrap_or(1).max(1) as f64)
+}
+
+/// What the output (signal and events) looks like: the input, at the rate
+/// after `--decimate`.
+fn output_info(info: &SignalInfo, decimate: Option<usize>) -> SignalInfo {
+    SignalInfo {
+        sample_rate: output_rate(info.sample_rate, decimate),
+        ..info.clone()
+    }
+}
+
 /// An input's stem for output names (`stdin` for `-`).
 fn input_stem(input: &Path) -> String {
     if input == Path::new("-") {
@@ -347,6 +389,14 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     let filter = args.filter_spec()?;
     // Validate what does not depend on the input before touching any file.
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
+    if let Some(n) = args.decimate {
+        sigstream::filter::resample::check_factor(n)?;
+    }
+    if let Some(hz) = args.shift
+        && !hz.is_finite()
+    {
+        return Err(Error::usage(format!("--shift {hz}: must be a number of Hz")));
+    }
     let inputs = expand_inputs(&args.inputs)?;
     // The output directory first, so that the outputs in it can be checked.
     if let Some(dir) = &args.output_dir {
@@ -461,13 +511,14 @@ fn process_one(
     let processor = processor(job);
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
+    let out_info = output_info(&info, args.decimate);
     let mut signal = signal_path
         .as_ref()
-        .map(|p| open_signal_sink(p, info.channels, info.complex, info.sample_rate))
+        .map(|p| open_signal_sink(p, info.channels, info.complex, out_info.sample_rate))
         .transpose()?;
     let mut csv = events_path
         .as_ref()
-        .map(|p| CsvEvents::create(p, EventClock::of(&info)))
+        .map(|p| CsvEvents::create(p, EventClock::of(&out_info)))
         .transpose()?;
     let total_frames = match &spans {
         Spans::One(_) => info.frames,
@@ -488,7 +539,7 @@ fn process_one(
         }
         let mut source = spans.source(i);
         if let Some(csv) = csv.as_mut() {
-            csv.set_clock(EventClock::of(&span_info));
+            csv.set_clock(EventClock::of(&output_info(&span_info, args.decimate)));
         }
         let mut on_progress = |p: &Progress| bar.set_position(done + p.frames);
         let part = processor.process_source(
@@ -577,6 +628,9 @@ fn process_one(
             }),
         ),
         ("detector", detector),
+        ("shift_hz", json!(args.shift)),
+        ("decimate", json!(args.decimate)),
+        ("output_sample_rate", json!(out_info.sample_rate)),
         (
             "outputs",
             outputs([

@@ -199,8 +199,13 @@ impl StreamProcessor {
         mut sinks: Sinks<'_>,
     ) -> Result<Stats> {
         let started = Instant::now();
-        self.job.validate()?;
         let info = source.info().clone();
+        // The job as it runs on this source (checked below).
+        Job {
+            complex: info.complex,
+            ..self.job.clone()
+        }
+        .validate()?;
         let taps = self.job.taps();
         let too_short = |frames: u64| {
             Error::format(
@@ -221,8 +226,13 @@ impl StreamProcessor {
         let has_signal = signal.is_some();
         let job = Job {
             discard_signal: self.job.discard_signal || !has_signal,
+            complex: info.complex,
             ..self.job.clone()
         };
+        // Complex signals and decimation run through the stages around the
+        // backend's filter (the backend's own path otherwise).
+        let backend: Arc<dyn Backend> =
+            Arc::new(crate::backend::staged::StagedBackend::new(self.backend.clone()));
         let shape = InputShape {
             channels,
             sample_bytes: info.dtype.size(),
@@ -230,15 +240,9 @@ impl StreamProcessor {
         };
         // Everything below is sized from this plan, checked against the
         // memory limit before the first allocation.
-        let plan = plan_chunk(
-            &self.config,
-            &shape,
-            &job,
-            self.backend.as_ref(),
-            has_signal,
-        )?;
+        let plan = plan_chunk(&self.config, &shape, &job, backend.as_ref(), has_signal)?;
         let chunk = plan.frames;
-        let mut processor = self.backend.plan(&job, channels, chunk, threads)?;
+        let mut processor = backend.plan(&job, channels, chunk, threads)?;
         debug_assert_eq!(processor.output_capacity(), plan.output_frames);
         let depth = self.config.queue_depth.max(1);
         // In flight: `depth` queued + one being filled/written + one in use
