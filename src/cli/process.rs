@@ -250,7 +250,7 @@ impl ProcessArgs {
                 Mixer::new(hz, fs)
             })
             .transpose()?;
-        Ok(Job {
+        let job = Job {
             kernel,
             kernel_imag,
             shift,
@@ -263,7 +263,10 @@ impl ProcessArgs {
             },
             detector,
             ..Job::default()
-        })
+        };
+        // Checked here, where the input is known, so the message names it.
+        job.validate()?;
+        Ok(job)
     }
 
     /// Where an output named `given` goes for `input`: as given for a single

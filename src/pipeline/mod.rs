@@ -255,7 +255,7 @@ impl StreamProcessor {
         let out_queue = Queue::<Block>::new(depth);
 
         let mut stats = Stats {
-            channels,
+            channels: info.signal_channels(),
             backend: self.backend.name().to_string(),
             device: self.backend.device(),
             overlap: self.overlap(),

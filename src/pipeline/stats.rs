@@ -144,9 +144,10 @@ mod os {
 pub struct Stats {
     /// Input frames (samples per channel).
     pub samples: u64,
-    /// Output frames (samples per channel) after the conv mode.
+    /// Output frames (samples per channel) after the conv mode and the
+    /// decimation.
     pub output_samples: u64,
-    /// Channels.
+    /// Channels (a complex channel counts once).
     pub channels: usize,
     /// Chunks read.
     pub chunks: u64,
