@@ -22,6 +22,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::backend::{Backend, ChunkProcessor, DetectorChoice, Footprint, Job};
 use crate::detect::{Detector, Event};
 use crate::error::{Error, Result};
@@ -135,6 +137,8 @@ pub struct StagedProcessor {
     /// The filters have returned their last block.
     inner_done: bool,
     out_capacity: usize,
+    /// Threads for the decimators (several planes, several threads).
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for StagedProcessor {
@@ -185,7 +189,21 @@ impl StagedProcessor {
             Some(d) => (0..lanes(job, channels)).map(|_| d.build()).collect(),
             None => Vec::new(),
         };
+        let pool = if threads > 1 && channels > 1 && !decimators.is_empty() {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads.min(channels))
+                    .thread_name(|i| format!("sigstream-decimate-{i}"))
+                    .build()
+                    .map_err(|e| Error::Runtime {
+                        msg: format!("cannot start {threads} worker threads: {e}"),
+                    })?,
+            )
+        } else {
+            None
+        };
         Ok(StagedProcessor {
+            pool,
             complex: job.complex,
             mixer: job.shift,
             mixed: Block::new(channels, if job.shift.is_some() { chunk } else { 0 }),
@@ -304,16 +322,28 @@ impl StagedProcessor {
             Some(y) if !self.decimators.is_empty() => {
                 let stride = output.capacity();
                 let planes = output.planes_mut();
-                let mut n = 0;
-                for (c, (d, out)) in self
-                    .decimators
-                    .iter_mut()
-                    .zip(planes.chunks_exact_mut(stride))
-                    .enumerate()
-                {
-                    n = d.push(y.channel(c), out);
+                let push = |(c, (d, out)): (usize, (&mut Decimator, &mut [f32]))| {
+                    d.push(y.channel(c), out)
+                };
+                match &self.pool {
+                    Some(pool) => pool.install(|| {
+                        self.decimators
+                            .par_iter_mut()
+                            .zip(planes.par_chunks_exact_mut(stride))
+                            .enumerate()
+                            .map(push)
+                            .max()
+                            .unwrap_or(0)
+                    }),
+                    None => self
+                        .decimators
+                        .iter_mut()
+                        .zip(planes.chunks_exact_mut(stride))
+                        .enumerate()
+                        .map(push)
+                        .max()
+                        .unwrap_or(0),
                 }
-                n
             }
             Some(y) => {
                 for c in 0..y.channels() {

@@ -90,16 +90,14 @@ impl Mixer {
         for _ in anchor..start {
             p = self.advance(p);
         }
-        let mut n = start;
-        for (r, i) in re.iter_mut().zip(im.iter_mut()) {
-            if n % ANCHOR == 0 {
+        for (n, (r, i)) in (start..).zip(re.iter_mut().zip(im.iter_mut())) {
+            if n.is_multiple_of(ANCHOR) {
                 p = self.phasor(n);
             }
             let (xr, xi) = (f64::from(*r), f64::from(*i));
             *r = (xr * p.0 - xi * p.1) as f32;
             *i = (xr * p.1 + xi * p.0) as f32;
             p = self.advance(p);
-            n += 1;
         }
     }
 
