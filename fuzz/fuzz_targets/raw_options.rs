@@ -21,6 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
+use sigstream::filter::mix::Mixer;
 use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::budget::{Limit, check_kernel, plan_blocks};
 use sigstream::pipeline::{InputShape, Sinks, StreamConfig, StreamProcessor, check_threads};
@@ -98,8 +99,9 @@ struct Name(String);
 
 impl<'a> Arbitrary<'a> for Name {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        const KNOWN: [&str; 12] = [
-            "f32", "f64", "i8", "i16", "i32", "u8", "u16", "I16", "F64", "i24", "", "f16",
+        const KNOWN: [&str; 18] = [
+            "f32", "f64", "i8", "i16", "i32", "u8", "u16", "I16", "F64", "i24", "", "f16", "cf32",
+            "ci16", "cu8", "CF64", "cfile", "cc8",
         ];
         let tag = u8::arbitrary(u)?;
         Ok(Name(if tag < 224 {
@@ -170,6 +172,10 @@ struct Input {
     ext: u8,
     filter: Option<FilterArg>,
     conv_mode: u8,
+    /// `--shift HZ` (complex input).
+    shift: Option<Float>,
+    /// `--decimate N`.
+    decimate: Option<Num>,
     detector: Option<DetectorArg>,
     /// `--memory-limit` in MiB (a hard limit); `None`: the default budget.
     memory_limit_mib: Option<Num>,
@@ -185,7 +191,7 @@ const MAX_MEMORY_LIMIT_MIB: u64 = 1024;
 
 /// Data file extensions: raw dtypes, none (needs `--dtype`), and the two
 /// header formats (whose magic the data then needs).
-const EXTS: [&str; 7] = ["bin", "f32", "i16", "u8", "", "npy", "wav"];
+const EXTS: [&str; 9] = ["bin", "f32", "i16", "u8", "", "npy", "wav", "cf32", "cu8"];
 
 fuzz_target!(|bytes: &[u8]| {
     // The options first, then the data: every byte the options leave.
@@ -201,12 +207,18 @@ fuzz_target!(|bytes: &[u8]| {
 });
 
 fn run(input: &Input, data: &[u8]) {
-    // --dtype: a known name must round-trip.
-    let dtype = Dtype::from_name(&input.dtype.0);
-    if let Some(d) = dtype {
+    // --dtype: a known name must round-trip (complex ones as `c` + the
+    // component's name).
+    let real = Dtype::from_name(&input.dtype.0).map(|d| (d, false));
+    let sample_type = real.or_else(|| Dtype::from_complex_name(&input.dtype.0).map(|d| (d, true)));
+    if let Some((d, complex)) = sample_type {
         assert_eq!(Dtype::from_name(d.name()), Some(d), "dtype name round trip");
+        if complex {
+            assert_eq!(Dtype::from_complex_name(&d.sample_name(true)), Some(d));
+        }
         assert!(d.size() >= 1);
     }
+    let dtype = sample_type.map(|(d, _)| d);
     let _ = check_threads(input.threads.usize());
     let opts = SourceOptions {
         dtype,
@@ -219,7 +231,8 @@ fn run(input: &Input, data: &[u8]) {
         channels: input.channels.usize(),
         sample_rate: input.sample_rate.map(|f| f.0),
         normalize: input.normalize,
-        start_time: None,
+        complex: sample_type.is_some_and(|(_, c)| c),
+        ..SourceOptions::default()
     };
     let _ = opts.validate();
     let limit = match input.memory_limit_mib {
@@ -261,8 +274,15 @@ fn run(input: &Input, data: &[u8]) {
             _ => ConvMode::Valid,
         },
         detector: detector.map(DetectorChoice::Builtin),
+        // The library refuses what does not fit: a shift on a real signal,
+        // a factor out of range, a decimation whose state exceeds the budget.
+        shift: input
+            .shift
+            .and_then(|hz| Mixer::new(hz.0, info.sample_rate.unwrap_or(1.0)).ok()),
+        decimate: input.decimate.map(Num::usize),
         ..Job::default()
     };
+    let job_has_no_filter = job.kernel.is_none();
     let processor = StreamProcessor::new(
         StreamConfig {
             chunk_size: input.chunk_size.map(Num::usize),
@@ -289,6 +309,16 @@ fn run(input: &Input, data: &[u8]) {
         }
     }
     if let Ok(stats) = result {
+        if let Some(n) = input.decimate.map(Num::usize).filter(|&n| n > 1) {
+            // ceil(output of the filter / N); without a filter, of the input.
+            if job_has_no_filter {
+                assert_eq!(
+                    stats.output_samples,
+                    info.frames.unwrap_or(0).div_ceil(n as u64),
+                    "decimated output length"
+                );
+            }
+        }
         assert_eq!(
             stats.samples,
             info.frames.unwrap_or(0),
