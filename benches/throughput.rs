@@ -1,5 +1,6 @@
 //! Throughput benchmarks: FIR methods (and their crossover), detectors, and
-//! the whole pipeline on a file in the page cache.
+//! the whole pipeline on a file in the page cache, and the complex stages
+//! (mixer, decimator).
 //!
 //! `cargo bench --bench throughput` runs them all; a filter such as
 //! `cargo bench --bench throughput -- fir_crossover` runs one group.
@@ -262,5 +263,36 @@ fn channels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fir_crossover, fir, detect, pipeline, channels);
+/// The stages of complex signals, one thread, 2^18 samples per push: the
+/// mixer (`--shift`, one complex channel: two planes) and the decimator
+/// (`--decimate N`, one plane), in input bytes (f32) per second.
+fn complex(c: &mut Criterion) {
+    use sigstream::filter::mix::Mixer;
+    use sigstream::filter::resample::{Decimator, max_outputs};
+    let n = 1 << 18;
+    let x = noise(n);
+    let mut g = c.benchmark_group("complex");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(8 * n as u64));
+    let mixer = Mixer::new(12_345.6, 1e6).expect("a mixer");
+    let (mut re, mut im) = (x.clone(), x.clone());
+    let mut start = 0u64;
+    g.bench_function("mix", |b| {
+        b.iter(|| {
+            mixer.mix(start, &mut re, &mut im);
+            start += n as u64;
+        })
+    });
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    for factor in [2usize, 8, 64] {
+        let mut d = Decimator::new(Decimator::reversed_taps(factor), factor, n);
+        let mut out = vec![0.0; max_outputs(n, factor)];
+        g.bench_with_input(BenchmarkId::new("decimate", factor), &factor, |b, _| {
+            b.iter(|| black_box(d.push(&x, &mut out)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fir_crossover, fir, detect, pipeline, channels, complex);
 criterion_main!(benches);
