@@ -271,10 +271,13 @@ enum Plan {
 enum GpuPath {
     /// Real frames: windowed, detrended and transformed on the GPU.
     Real(GpuPowerSpectra),
-    /// Complex frames: prepared on the host into `staged` (`frames × n`
-    /// values), transformed on the GPU.
+    /// Complex frames: prepared on the host into `staged` (at most
+    /// `frames × n` values), transformed on the GPU by the plan for the
+    /// batch's size rounded up to a power of two (`plans[log2]`, made when
+    /// first needed, so that a short run does not transform a full batch).
     Complex {
-        fft: GpuFftBatch,
+        ctx: Arc<GpuContext>,
+        plans: Vec<Option<GpuFftBatch>>,
         frames: usize,
         staged: Vec<Complex<f32>>,
     },
@@ -364,12 +367,18 @@ impl FramePower {
                     )));
                 }
                 if complex {
-                    let frames = (GPU_COMPLEX_BATCH_VALUES / n).max(1);
-                    let fft = GpuFftBatch::new(ctx, n, frames)?.ok_or_else(|| {
-                        Error::usage(format!("the GPU complex FFT cannot take {n} points"))
-                    })?;
+                    // A power of two, rounded down: a batch stays under the
+                    // budget.
+                    let frames = 1usize << (GPU_COMPLEX_BATCH_VALUES / n).max(1).ilog2();
+                    // Fail now, not mid-stream, if the device cannot hold a
+                    // full batch.
+                    let full = complex_plan(ctx, n, frames)?;
+                    let mut plans: Vec<Option<GpuFftBatch>> =
+                        (0..=frames.ilog2()).map(|_| None).collect();
+                    plans[frames.ilog2() as usize] = Some(full);
                     Ok(GpuPath::Complex {
-                        fft,
+                        ctx: ctx.clone(),
+                        plans,
                         frames,
                         staged: Vec::new(),
                     })
@@ -647,7 +656,8 @@ impl FramePower {
             }
             (
                 GpuPath::Complex {
-                    fft,
+                    ctx,
+                    plans,
                     frames,
                     staged,
                 },
@@ -669,6 +679,15 @@ impl FramePower {
                                 let at = first + j * hop;
                                 this.prepare_complex(&re[at..at + n], &im[at..at + n], dst);
                             });
+                        let slot = take.next_power_of_two().ilog2() as usize;
+                        if plans[slot].is_none() {
+                            plans[slot] = Some(complex_plan(ctx, n, 1 << slot)?);
+                        }
+                        let fft = plans[slot]
+                            .as_ref()
+                            .ok_or_else(|| Error::gpu("complex FFT plan missing"))?;
+                        // Frames past `take` hold stale values: independent
+                        // transforms whose bins are never read.
                         fft.run(staged)?;
                         for (spectrum, row) in staged.chunks_exact(n).zip(rows.chunks_exact_mut(n))
                         {
@@ -685,6 +704,12 @@ impl FramePower {
         self.rows = rows;
         result
     }
+}
+
+/// The GPU's batched complex FFT of `frames` transforms of `n` points.
+fn complex_plan(ctx: &Arc<GpuContext>, n: usize, frames: usize) -> Result<GpuFftBatch> {
+    GpuFftBatch::new(ctx, n, frames)?
+        .ok_or_else(|| Error::usage(format!("the GPU complex FFT cannot take {n} points")))
 }
 
 /// The panic message of frames of the wrong kind.
