@@ -81,7 +81,7 @@ fn no_allocation_in_the_steady_state() {
             queue_depth: 2,
             ..StreamConfig::default()
         };
-        let signal = open_signal_sink(&dir.path().join("out.npy"), channels, None).unwrap();
+        let signal = open_signal_sink(&dir.path().join("out.npy"), channels, false, None).unwrap();
         let mut csv =
             CsvEvents::create(&dir.path().join("events.csv"), Default::default()).unwrap();
         let mut marks = [0u64; 2];
