@@ -350,11 +350,11 @@ fn welch_matches_independent_f64_two_sided() {
             assert!(psd.two_sided);
             assert_eq!(psd.values.len(), 2, "one spectrum per complex channel");
             assert_eq!(psd.segments, frame_count(3000, nperseg, nperseg - noverlap));
-            for c in 0..2 {
-                let got: Vec<f32> = psd.values[c].iter().map(|&v| v as f32).collect();
+            for (c, (values, want)) in psd.values.iter().zip(&want).enumerate() {
+                let got: Vec<f32> = values.iter().map(|&v| v as f32).collect();
                 assert_rows_close(
                     &got,
-                    &want[c],
+                    want,
                     nperseg,
                     REF_TOL,
                     &format!("welch {nperseg}/{noverlap} chunk {chunk} ch{c}"),

@@ -270,7 +270,7 @@ enum Plan {
 /// The GPU plan of a [`FramePower`].
 enum GpuPath {
     /// Real frames: windowed, detrended and transformed on the GPU.
-    Real(GpuPowerSpectra),
+    Real(Box<GpuPowerSpectra>),
     /// Complex frames: prepared on the host into `staged` (at most
     /// `frames × n` values), transformed on the GPU by the plan for the
     /// batch's size rounded up to a power of two (`plans[log2]`, made when
@@ -384,7 +384,7 @@ impl FramePower {
                     })
                 } else {
                     GpuPowerSpectra::new(ctx, n, hop, &window, detrend == Detrend::Constant)
-                        .map(GpuPath::Real)
+                        .map(|g| GpuPath::Real(Box::new(g)))
                 }
             })
             .transpose()?;
