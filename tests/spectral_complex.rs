@@ -1042,3 +1042,72 @@ fn cli_complex_errors_name_the_input() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+fn png_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn psd_png_draws_negative_frequencies_left_of_the_centre() {
+    use sigstream::sink::plot::{PsdPlot, PsdScale, channel_style, psd_png};
+
+    // A two-sided spectrum around a 98.5 MHz centre, 2.048 MHz wide, one
+    // peak at fc − 500 kHz: its column must lie left of the middle, at a
+    // quarter of the width from the left edge of the plot area.
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, fc, n) = (2.048e6, 98.5e6, 256);
+    let stream = Stream::complex(1, Some(fs), Some(fc));
+    let frequencies = stream.axis(n).frequencies();
+    let peak_bin = frequencies.iter().position(|&f| f == fc - 512e3).unwrap();
+    let values = vec![
+        (0..n)
+            .map(|k| if k == peak_bin { 1.0 } else { 1e-6 })
+            .collect::<Vec<f64>>(),
+    ];
+    let path = dir.path().join("psd.png");
+    psd_png(
+        &path,
+        &frequencies,
+        &values,
+        &PsdPlot {
+            size: (1000, 500),
+            title: "two-sided".into(),
+            sample_rate_known: true,
+            density: true,
+            scale: PsdScale::Db,
+        },
+    )
+    .unwrap();
+    let (w, _, px) = png_rgb(&path);
+    let (colour, _) = channel_style(0);
+    let line = [colour.0, colour.1, colour.2];
+    // The line's topmost pixel (the peak) and its horizontal extent.
+    let drawn: Vec<(u32, u32)> = px
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == line)
+        .map(|(i, _)| (i as u32 % w, i as u32 / w))
+        .collect();
+    let (left, right) = (
+        drawn.iter().map(|d| d.0).min().unwrap(),
+        drawn.iter().map(|d| d.0).max().unwrap(),
+    );
+    let top = drawn.iter().min_by_key(|d| d.1).unwrap();
+    let at = f64::from(top.0 - left) / f64::from(right - left);
+    // -512 kHz of ±1.024 MHz is a quarter of the way across; a pixel or two
+    // of line width either side.
+    const POSITION_TOL: f64 = 0.01;
+    assert!(
+        (at - 0.25).abs() < POSITION_TOL,
+        "the peak is {at:.3} of the way across, not 0.25"
+    );
+}
