@@ -20,7 +20,8 @@ pub struct FftArgs {
     /// How to read raw input.
     #[command(flatten)]
     pub input_args: InputArgs,
-    /// The spectrum: complex64 .npy, N/2+1 bins like np.fft.rfft (N with --full).
+    /// The spectrum: complex64 .npy, N/2+1 bins like np.fft.rfft (N with
+    /// --full); complex (I/Q) input: N bins like np.fft.fft.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Peak memory of the whole process, in MiB; a signal whose transform
@@ -28,10 +29,12 @@ pub struct FftArgs {
     /// beside the output.
     #[arg(long, default_value_t = 64, value_name = "MB")]
     pub memory_limit: u64,
-    /// All N bins, like np.fft.fft (default: the one-sided N/2+1 of np.fft.rfft).
+    /// All N bins, like np.fft.fft (default: the one-sided N/2+1 of
+    /// np.fft.rfft; complex input always gives all N).
     #[arg(long)]
     pub full: bool,
-    /// The channel to transform (0-based); required with several.
+    /// The channel to transform (0-based; a complex channel counts once);
+    /// required with several.
     #[arg(long, value_name = "C")]
     pub channel: Option<usize>,
     /// Run report as JSON (sizes, split, passes, seconds, peak RSS).
@@ -123,7 +126,9 @@ pub fn run(args: &FftArgs) -> Result<i32> {
             }),
         );
         let mut entry = describe_input(&info, Some(stats.samples));
-        let bytes = stats.samples * info.dtype.size() as u64;
+        // A complex sample is two stored values (I, Q).
+        let values_per_sample = if info.complex { 2 } else { 1 };
+        let bytes = stats.samples * values_per_sample * info.dtype.size() as u64;
         for (key, value) in [
             ("bytes", json!(bytes)),
             ("seconds", json!(stats.seconds)),
@@ -132,6 +137,7 @@ pub fn run(args: &FftArgs) -> Result<i32> {
                 json!(bytes as f64 / stats.seconds.max(1e-9) / 1e6),
             ),
             ("channel", json!(args.channel.unwrap_or(0))),
+            ("complex", json!(stats.complex)),
             ("bins", json!(stats.bins)),
             ("transform_len", json!(stats.transform_len)),
             ("packed", json!(stats.packed)),

@@ -123,9 +123,9 @@ fn info_text(info: &SignalInfo) -> String {
     if !info.annotations.is_empty() {
         text.push_str(&format!("  annotations: {}\n", info.annotations.len()));
         for a in &info.annotations {
-            let count = a
-                .sample_count
-                .map_or("to the end".into(), |n| format!("{} samples", super::group(n)));
+            let count = a.sample_count.map_or("to the end".into(), |n| {
+                format!("{} samples", super::group(n))
+            });
             let band = match (a.freq_lower_edge, a.freq_upper_edge) {
                 (Some(lo), Some(hi)) => format!("  {lo} – {hi} Hz"),
                 _ => String::new(),

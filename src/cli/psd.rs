@@ -35,7 +35,8 @@ pub struct PsdArgs {
     /// Density (units²/Hz) or spectrum (units²).
     #[arg(long, value_enum, default_value_t = ScalingArg::Density, help_heading = "Welch")]
     pub scaling: ScalingArg,
-    /// CSV: frequency, then one column per channel (ch0, ch1, ...).
+    /// CSV: frequency, then one column per channel (ch0, ch1, ...; a complex
+    /// channel is one column of its two-sided spectrum).
     #[arg(
         short = 'o',
         long = "output",
@@ -105,18 +106,19 @@ impl PsdArgs {
 }
 /// `sigstream psd`: returns the exit code.
 pub fn run(args: &PsdArgs) -> Result<i32> {
-    use sigstream::spectral::{Scaling, Welch};
+    use sigstream::spectral::{Scaling, Stream, Welch};
 
     let config = args.config()?;
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nperseg)?;
     let info = run.info.clone();
-    let mut welch = Welch::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
+    let stream = Stream::of(&info);
+    let mut welch = Welch::for_stream(config, stream, run.gpu.as_ref())?;
     let samples = run.stream(&args.run, |block| welch.push(block))?;
     let psd = welch.finish().map_err(about_input(&args.input))?;
     if let Some(path) = &args.output {
         let mut file = std::io::BufWriter::new(sigstream::sink::Output::create(path)?);
         let mut text = String::from("frequency");
-        for c in 0..info.channels {
+        for c in 0..psd.values.len() {
             text.push_str(&format!(",ch{c}"));
         }
         text.push('\n');
@@ -163,6 +165,11 @@ pub fn run(args: &PsdArgs) -> Result<i32> {
         ("window", json!(config.window)),
         ("scaling", json!(config.scaling)),
         ("segments", json!(psd.segments)),
+        ("bins", json!(psd.frequencies.len())),
+        ("two_sided", json!(psd.two_sided)),
+        ("frequency_first", json!(psd.frequencies.first())),
+        ("frequency_step", json!(stream.axis(config.nperseg).step)),
+        ("center_frequency", json!(info.center_frequency)),
         (
             "outputs",
             outputs([

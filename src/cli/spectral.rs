@@ -288,10 +288,11 @@ impl SpectralRun {
         let (backend, device) = self.backend();
         report.set_backend(backend, &device);
         let summary = format!(
-            "{}: {} samples × {} ch, {:.2} s, {:.0} MB/s, peak {:.1} MiB, {backend}",
+            "{}: {} samples × {} {}ch, {:.2} s, {:.0} MB/s, peak {:.1} MiB, {backend}",
             self.info.path.display(),
             group(entry["samples"].as_u64().unwrap_or(0)),
-            self.info.channels,
+            self.info.signal_channels(),
+            if self.info.complex { "complex " } else { "" },
             entry["seconds"].as_f64().unwrap_or(0.0),
             entry["throughput_mb_s"].as_f64().unwrap_or(0.0),
             sigstream::pipeline::stats::peak_rss_mib(),

@@ -45,7 +45,8 @@ pub struct SpectrogramArgs {
     )]
     pub db_range: f64,
     /// Spectrogram as .npy float32: (frames, bins) for one channel,
-    /// (frames, channels, bins) for several.
+    /// (frames, channels, bins) for several; bins = nfft/2+1, or nfft
+    /// two-sided (−fs/2 .. fs/2) for complex input.
     #[arg(
         short = 'o',
         long = "output",
@@ -113,17 +114,20 @@ impl SpectrogramArgs {
 pub fn run(args: &SpectrogramArgs) -> Result<i32> {
     use sigstream::sink::NpyArrayWriter;
     use sigstream::sink::plot::{SpectrogramAxes, SpectrogramImage};
-    use sigstream::spectral::{Stft, frame_count};
+    use sigstream::spectral::{Stft, Stream, frame_count};
 
     let config = args.config()?;
     let mut run = SpectralRun::open(&args.input, &args.input_args, &args.run, config.nfft)?;
     let info = run.info.clone();
-    let mut stft = Stft::new(config, info.channels, info.sample_rate, run.gpu.as_ref())?;
+    let stream = Stream::of(&info);
+    let channels = stream.channels;
+    let mut stft = Stft::for_stream(config, stream, run.gpu.as_ref())?;
     let bins = stft.bins();
-    let tail = if info.channels == 1 {
+    let axis = stft.axis();
+    let tail = if channels == 1 {
         vec![bins]
     } else {
-        vec![info.channels, bins]
+        vec![channels, bins]
     };
     let mut npy = args
         .output
@@ -135,7 +139,7 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
         .run
         .png
         .as_ref()
-        .map(|_| SpectrogramImage::new(args.run.width, args.run.height, info.channels, bins, total))
+        .map(|_| SpectrogramImage::new(args.run.width, args.run.height, channels, bins, total))
         .transpose()?;
     let samples = run.stream(&args.run, |block| {
         stft.push(block, |rows| {
@@ -168,6 +172,7 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
                 sample_rate: info.sample_rate,
                 hop: config.hop,
                 nfft: config.nfft,
+                frequencies: (axis.first, axis.last()),
                 start_time: info.start_time,
                 channel_names: info.channel_names.clone(),
             },
@@ -183,6 +188,10 @@ pub fn run(args: &SpectrogramArgs) -> Result<i32> {
         ("scale", json!(config.scale)),
         ("frames", json!(stft.frames())),
         ("bins", json!(bins)),
+        ("two_sided", json!(axis.two_sided)),
+        ("frequency_first", json!(axis.first)),
+        ("frequency_step", json!(axis.step)),
+        ("center_frequency", json!(info.center_frequency)),
         (
             "outputs",
             outputs([

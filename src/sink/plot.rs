@@ -78,6 +78,10 @@ pub struct SpectrogramAxes {
     pub hop: usize,
     /// Samples per frame.
     pub nfft: usize,
+    /// The lowest and highest bins' frequencies (Hz, or cycles/sample
+    /// without a rate): `0 .. fs/2` one-sided, `−fs/2 .. fs/2 − fs/nfft`
+    /// (plus the centre frequency) two-sided.
+    pub frequencies: (f64, f64),
     /// When the first sample was taken: with a sample rate, the time axis
     /// is labelled in UTC.
     pub start_time: Option<crate::time::UtcTime>,
@@ -243,10 +247,13 @@ impl SpectrogramImage {
         let hi = if hi.is_finite() { f64::from(hi) } else { 0.0 };
         let lo = hi - db_range;
         let fs = axes.sample_rate.unwrap_or(1.0);
-        let fmax = fs / 2.0 * (2 * (self.bins - 1)).max(1) as f64 / axes.nfft as f64;
+        let (f_lo, f_hi) = axes.frequencies;
+        // A single bin still gets an axis of some height.
+        let f_hi = if f_hi > f_lo { f_hi } else { f_lo + fs / 2.0 };
+        let fmag = f_lo.abs().max(f_hi.abs());
         let (tu, (funit, per_unit)) = match (axes.sample_rate, axes.start_time) {
-            (Some(_), Some(t)) => (format!("time (UTC, from {t})"), frequency_unit(fmax)),
-            (Some(_), None) => ("time (s)".to_owned(), frequency_unit(fmax)),
+            (Some(_), Some(t)) => (format!("time (UTC, from {t})"), frequency_unit(fmag)),
+            (Some(_), None) => ("time (s)".to_owned(), frequency_unit(fmag)),
             _ => ("time (samples)".to_owned(), ("cycles/sample", 1.0)),
         };
         let fu = format!("frequency ({funit})");
@@ -276,7 +283,7 @@ impl SpectrogramImage {
                     .caption(caption, ("sans-serif", 18))
                     .x_label_area_size(BOTTOM - 10)
                     .y_label_area_size(LEFT - 10)
-                    .build_cartesian_2d(t0..t1, 0.0..fmax / per_unit)
+                    .build_cartesian_2d(t0..t1, f_lo / per_unit..f_hi / per_unit)
                     .map_err(draw_err)?;
                 chart
                     .configure_mesh()
@@ -483,8 +490,10 @@ pub fn check_size(width: u32, height: u32) -> Result<()> {
 
 /// Draws a PSD (one line per channel, each its own colour and dash, with a
 /// legend `ch0`, `ch1`, … when there are several) against frequency (Hz,
-/// kHz, MHz or GHz from the highest frequency; cycles/sample without a
-/// sample rate), to `path` (PNG). The y axis shows every value: in dB by
+/// kHz, MHz or GHz from the largest magnitude; cycles/sample without a
+/// sample rate), from the first to the last of `frequencies` (increasing:
+/// `0 .. fs/2` one-sided, `−fs/2 .. fs/2` two-sided, offset by a centre
+/// frequency), to `path` (PNG). The y axis shows every value: in dB by
 /// default ([`PsdScale`]), from the lowest to the highest of all channels
 /// ([`psd_db_range`]).
 ///
@@ -508,13 +517,16 @@ pub fn psd_png(
     let mut buf = vec![255u8; (w * h * 3) as usize];
     let (lo_db, hi_db) = psd_db_range(values);
     let floor = lo_db;
-    let fmax = frequencies
-        .last()
-        .copied()
-        .unwrap_or(1.0)
-        .max(f64::MIN_POSITIVE);
+    let f_lo = frequencies.first().copied().unwrap_or(0.0);
+    let f_hi = frequencies.last().copied().unwrap_or(1.0);
+    // A single bin still gets an axis of some width.
+    let f_hi = if f_hi > f_lo {
+        f_hi
+    } else {
+        f_lo + f_lo.abs().max(1.0)
+    };
     let (unit, per_unit) = if plot.sample_rate_known {
-        frequency_unit(fmax)
+        frequency_unit(f_lo.abs().max(f_hi.abs()))
     } else {
         ("cycles/sample", 1.0)
     };
@@ -531,7 +543,7 @@ pub fn psd_png(
         (PsdScale::Log, false) => "power spectrum (units²)".to_owned(),
     };
     let xs: Vec<f64> = frequencies.iter().map(|f| f / per_unit).collect();
-    let x_range = 0.0..(fmax / per_unit);
+    let x_range = (f_lo / per_unit)..(f_hi / per_unit);
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         let builder = |root| {

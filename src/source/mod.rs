@@ -123,7 +123,8 @@ impl Dtype {
     /// The complex (interleaved I/Q) sample types headerless data may have,
     /// by name: SigMF's names without the byte order (`--dtype cf32`, and the
     /// file extensions that name one).
-    pub const COMPLEX_NAMES: [&'static str; 7] = ["cf32", "cf64", "ci8", "ci16", "ci32", "cu8", "cu16"];
+    pub const COMPLEX_NAMES: [&'static str; 7] =
+        ["cf32", "cf64", "ci8", "ci16", "ci32", "cu8", "cu16"];
 
     /// The component type of a complex sample type's name (`cf32` → `f32`,
     /// `ci16` → `i16`, ..., case-insensitive; `cfile`, GNU Radio's name for

@@ -10,6 +10,10 @@
 //! frames as slices: frames inside a chunk are read from the chunk itself,
 //! only those straddling a boundary are copied (at most `2 len` samples per
 //! channel per chunk). Which chunk size was used cannot change any frame.
+//!
+//! The framer works on planes, so a complex channel's I and Q planes are
+//! cut alike; [`FramePower`] takes them together ([`ChannelSamples`]) and
+//! transforms each frame as `n` complex values.
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::backend::gpu::GpuContext;
+use crate::backend::gpu::fft::GpuFftBatch;
 use crate::backend::gpu::spectra::{self, GpuPowerSpectra};
 use crate::error::{Error, Result};
 use crate::pool::Block;
@@ -66,6 +71,50 @@ pub fn frame_count(samples: u64, len: usize, hop: usize) -> u64 {
         0
     } else {
         (samples - len) / hop as u64 + 1
+    }
+}
+
+impl FrameRun<'_> {
+    /// The run's channels as [`FramePower`] takes them: each plane alone,
+    /// or, when `complex`, planes `2c` and `2c + 1` as channel `c`'s I and
+    /// Q.
+    pub fn samples(&self, complex: bool) -> Vec<ChannelSamples<'_>> {
+        if complex {
+            self.channels
+                .chunks_exact(2)
+                .map(|p| ChannelSamples::Complex(p[0], p[1]))
+                .collect()
+        } else {
+            self.channels
+                .iter()
+                .map(|&p| ChannelSamples::Real(p))
+                .collect()
+        }
+    }
+}
+
+/// One channel's samples, frames are cut from: real, or a complex
+/// channel's I and Q planes (of equal length).
+#[derive(Debug, Clone, Copy)]
+pub enum ChannelSamples<'a> {
+    /// Real samples.
+    Real(&'a [f32]),
+    /// In-phase and quadrature planes.
+    Complex(&'a [f32], &'a [f32]),
+}
+
+impl ChannelSamples<'_> {
+    /// Samples (complex values count once).
+    pub fn len(&self) -> usize {
+        match self {
+            ChannelSamples::Real(x) => x.len(),
+            ChannelSamples::Complex(i, q) => i.len().min(q.len()),
+        }
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -189,19 +238,49 @@ pub enum Detrend {
     Constant,
 }
 
-/// `|X[k]|²`, `k = 0 ..= n/2`, of windowed (and optionally detrended)
-/// frames of `n` real samples, `hop` apart: realfft on the CPU across
-/// rayon's threads, or batched on the GPU ([`GpuPowerSpectra`], which
-/// windows and detrends there too) when planned with a context.
+/// `|X[k]|²` of windowed (and optionally detrended) frames of `n` samples,
+/// `hop` apart: for real frames the one-sided `k = 0 ..= n/2` (realfft),
+/// for complex frames all `n` bins in increasing frequency (rustfft, then
+/// numpy's `fftshift` order: bin `j` holds `X[(j + ⌈n/2⌉) mod n]`), on the
+/// CPU across rayon's threads, or batched on the GPU when planned with a
+/// context: real frames through [`GpuPowerSpectra`] (which windows and
+/// detrends there too), complex frames detrended and windowed on the CPU
+/// into one buffer and transformed by the GPU's complex FFT
+/// ([`GpuFftBatch`]).
 pub struct FramePower {
     n: usize,
     hop: usize,
     window: Vec<f32>,
     detrend: Detrend,
-    fft: Arc<dyn RealToComplex<f32>>,
-    gpu: Option<GpuPowerSpectra>,
+    complex: bool,
+    fft: Plan,
+    gpu: Option<GpuPath>,
     /// Powers back from the GPU.
     rows: Vec<f32>,
+}
+
+/// The CPU transform of a [`FramePower`].
+enum Plan {
+    /// Real frames: `n/2 + 1` bins.
+    Real(Arc<dyn RealToComplex<f32>>),
+    /// Complex frames, transformed in place: `n` bins.
+    Complex(Arc<dyn rustfft::Fft<f32>>),
+}
+
+/// The GPU plan of a [`FramePower`].
+enum GpuPath {
+    /// Real frames: windowed, detrended and transformed on the GPU.
+    Real(Box<GpuPowerSpectra>),
+    /// Complex frames: prepared on the host into `staged` (at most
+    /// `frames × n` values), transformed on the GPU by the plan for the
+    /// batch's size rounded up to a power of two (`plans[log2]`, made when
+    /// first needed, so that a short run does not transform a full batch).
+    Complex {
+        ctx: Arc<GpuContext>,
+        plans: Vec<Option<GpuFftBatch>>,
+        frames: usize,
+        staged: Vec<Complex<f32>>,
+    },
 }
 
 impl std::fmt::Debug for FramePower {
@@ -209,6 +288,7 @@ impl std::fmt::Debug for FramePower {
         f.debug_struct("FramePower")
             .field("n", &self.n)
             .field("detrend", &self.detrend)
+            .field("complex", &self.complex)
             .field("gpu", &self.gpu.is_some())
             .finish_non_exhaustive()
     }
@@ -228,16 +308,21 @@ fn sum_f64(x: &[f32]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// Per-thread buffers of the CPU path.
+/// Per-thread buffers of the CPU path (those of the other kind of frame
+/// stay empty).
 struct Scratch {
     input: Vec<f32>,
     spectrum: Vec<Complex<f32>>,
     fft: Vec<Complex<f32>>,
 }
 
+/// Complex values per batch the GPU path of complex frames aims at (16 MiB
+/// of complex `f32` up and back).
+const GPU_COMPLEX_BATCH_VALUES: usize = 1 << 21;
+
 impl FramePower {
-    /// Plans frames of `n` samples every `hop` samples with `window`, on
-    /// the GPU when `gpu` is given.
+    /// Plans real frames of `n` samples every `hop` samples with `window`,
+    /// on the GPU when `gpu` is given.
     ///
     /// # Errors
     /// [`Error::Usage`] for `n == 0` or `hop == 0`, or a GPU with `n` not a
@@ -248,6 +333,23 @@ impl FramePower {
         hop: usize,
         window: Window,
         detrend: Detrend,
+        gpu: Option<&Arc<GpuContext>>,
+    ) -> Result<Self> {
+        Self::with_kind(n, hop, window, detrend, false, gpu)
+    }
+
+    /// Plans frames of `n` samples every `hop` samples with `window`, real
+    /// or `complex`, on the GPU when `gpu` is given.
+    ///
+    /// # Errors
+    /// As [`FramePower::new`]; the GPU takes complex frames of the same
+    /// lengths as real ones (a power of two >= 4).
+    pub fn with_kind(
+        n: usize,
+        hop: usize,
+        window: Window,
+        detrend: Detrend,
+        complex: bool,
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
         if n == 0 {
@@ -264,7 +366,26 @@ impl FramePower {
                         "the GPU backend needs a frame length that is a power of two >= 4, not {n}; use --backend cpu"
                     )));
                 }
-                GpuPowerSpectra::new(ctx, n, hop, &window, detrend == Detrend::Constant)
+                if complex {
+                    // A power of two, rounded down: a batch stays under the
+                    // budget.
+                    let frames = 1usize << (GPU_COMPLEX_BATCH_VALUES / n).max(1).ilog2();
+                    // Fail now, not mid-stream, if the device cannot hold a
+                    // full batch.
+                    let full = complex_plan(ctx, n, frames)?;
+                    let mut plans: Vec<Option<GpuFftBatch>> =
+                        (0..=frames.ilog2()).map(|_| None).collect();
+                    plans[frames.ilog2() as usize] = Some(full);
+                    Ok(GpuPath::Complex {
+                        ctx: ctx.clone(),
+                        plans,
+                        frames,
+                        staged: Vec::new(),
+                    })
+                } else {
+                    GpuPowerSpectra::new(ctx, n, hop, &window, detrend == Detrend::Constant)
+                        .map(|g| GpuPath::Real(Box::new(g)))
+                }
             })
             .transpose()?;
         Ok(FramePower {
@@ -272,7 +393,12 @@ impl FramePower {
             hop,
             window,
             detrend,
-            fft: RealFftPlanner::<f32>::new().plan_fft_forward(n),
+            complex,
+            fft: if complex {
+                Plan::Complex(rustfft::FftPlanner::<f32>::new().plan_fft_forward(n))
+            } else {
+                Plan::Real(RealFftPlanner::<f32>::new().plan_fft_forward(n))
+            },
             gpu,
             rows: Vec::new(),
         })
@@ -288,9 +414,15 @@ impl FramePower {
         false
     }
 
-    /// Bins per spectrum: `n / 2 + 1`.
+    /// Whether frames are complex.
+    pub fn is_complex(&self) -> bool {
+        self.complex
+    }
+
+    /// Bins per spectrum: `n / 2 + 1` for real frames, `n` for complex
+    /// ones.
     pub fn bins(&self) -> usize {
-        self.n / 2 + 1
+        if self.complex { self.n } else { self.n / 2 + 1 }
     }
 
     /// Whether the FFTs run on the GPU.
@@ -315,21 +447,58 @@ impl FramePower {
         }
     }
 
-    fn scratch(&self) -> Scratch {
-        Scratch {
-            input: vec![0.0; self.n],
-            spectrum: self.fft.make_output_vec(),
-            fft: self.fft.make_scratch_vec(),
+    /// Detrends (by the complex mean) and windows the complex frame `re +
+    /// i im` (`n` values each) into `dst`.
+    fn prepare_complex(&self, re: &[f32], im: &[f32], dst: &mut [Complex<f32>]) {
+        let (mr, mi) = match self.detrend {
+            Detrend::None => (0.0, 0.0),
+            Detrend::Constant => (
+                (sum_f64(re) / self.n as f64) as f32,
+                (sum_f64(im) / self.n as f64) as f32,
+            ),
+        };
+        for (((d, &r), &i), &w) in dst.iter_mut().zip(re).zip(im).zip(&self.window) {
+            *d = Complex::new((r - mr) * w, (i - mi) * w);
         }
     }
 
-    /// The spectrum of `src` in `s.spectrum`.
-    fn transform(&self, src: &[f32], s: &mut Scratch) {
-        self.prepare(src, &mut s.input);
-        // Lengths are the plan's own: process cannot fail.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft);
+    fn scratch(&self) -> Scratch {
+        match &self.fft {
+            Plan::Complex(fft) => Scratch {
+                input: Vec::new(),
+                spectrum: vec![Complex::default(); self.n],
+                fft: vec![Complex::default(); fft.get_inplace_scratch_len()],
+            },
+            Plan::Real(fft) => Scratch {
+                input: vec![0.0; self.n],
+                spectrum: fft.make_output_vec(),
+                fft: fft.make_scratch_vec(),
+            },
+        }
+    }
+
+    /// The spectrum of frame `at` of `data` in `s.spectrum` (natural
+    /// order).
+    fn transform(&self, data: ChannelSamples<'_>, at: usize, s: &mut Scratch) {
+        let n = self.n;
+        match (data, &self.fft) {
+            (ChannelSamples::Complex(re, im), Plan::Complex(fft)) => {
+                self.prepare_complex(&re[at..at + n], &im[at..at + n], &mut s.spectrum);
+                fft.process_with_scratch(&mut s.spectrum, &mut s.fft);
+            }
+            (ChannelSamples::Real(x), Plan::Real(fft)) => {
+                self.prepare(&x[at..at + n], &mut s.input);
+                // Lengths are the plan's own: process cannot fail.
+                let _ = fft.process_with_scratch(&mut s.input, &mut s.spectrum, &mut s.fft);
+            }
+            _ => unreachable!("{}", KIND_MISMATCH),
+        }
+    }
+
+    /// Where natural-order bin `k` goes in an output row: itself for real
+    /// frames, its `fftshift` place for complex ones.
+    fn shift(&self) -> usize {
+        if self.complex { self.n / 2 } else { 0 }
     }
 
     /// `|X|²` of `count` frames of `data` (frame `j` at `offset + j hop`)
@@ -339,14 +508,15 @@ impl FramePower {
     /// [`Error::Gpu`] when the GPU fails.
     ///
     /// # Panics
-    /// If `data` or `out` is too short for the frames asked for.
+    /// If `data` or `out` is too short for the frames asked for, or `data`
+    /// is not of the planned kind (real or complex).
     #[expect(
         clippy::too_many_arguments,
         reason = "a frame layout in and a row layout out, each a few numbers"
     )]
     pub fn power_rows(
         &mut self,
-        data: &[f32],
+        data: ChannelSamples<'_>,
         offset: usize,
         hop: usize,
         count: usize,
@@ -355,6 +525,11 @@ impl FramePower {
         col: usize,
     ) -> Result<()> {
         let (n, bins) = (self.n, self.bins());
+        assert_eq!(
+            matches!(data, ChannelSamples::Complex(..)),
+            self.complex,
+            "{KIND_MISMATCH}"
+        );
         assert!(count == 0 || offset + (count - 1) * hop + n <= data.len());
         assert!(count == 0 || (count - 1) * stride + col + bins <= out.len());
         if self.gpu.is_some() {
@@ -365,6 +540,7 @@ impl FramePower {
             return Ok(());
         }
         let this = &*self;
+        let shift = this.shift();
         out.par_chunks_mut(stride)
             .take(count)
             .enumerate()
@@ -372,9 +548,10 @@ impl FramePower {
             .for_each_init(
                 || this.scratch(),
                 |s, (j, row)| {
-                    this.transform(&data[offset + j * hop..][..n], s);
-                    for (o, x) in row[col..col + bins].iter_mut().zip(&s.spectrum) {
-                        *o = x.norm_sqr();
+                    this.transform(data, offset + j * hop, s);
+                    let row = &mut row[col..col + bins];
+                    for (k, x) in s.spectrum[..bins].iter().enumerate() {
+                        row[(k + shift) % bins] = x.norm_sqr();
                     }
                 },
             );
@@ -382,19 +559,28 @@ impl FramePower {
     }
 
     /// Adds `|X|²` of `count` frames of `data` (frame `j` at `offset + j
-    /// hop`) to `acc` (`bins` values), summing in `f64`.
+    /// hop`) to `acc` (`bins` values, complex frames' in `fftshift` order),
+    /// summing in `f64`.
     ///
     /// # Errors
     /// [`Error::Gpu`] when the GPU fails.
+    ///
+    /// # Panics
+    /// If `data` is not of the planned kind (real or complex).
     pub fn power_sum(
         &mut self,
-        data: &[f32],
+        data: ChannelSamples<'_>,
         offset: usize,
         hop: usize,
         count: usize,
         acc: &mut [f64],
     ) -> Result<()> {
-        let (n, bins) = (self.n, self.bins());
+        let bins = self.bins();
+        assert_eq!(
+            matches!(data, ChannelSamples::Complex(..)),
+            self.complex,
+            "{KIND_MISMATCH}"
+        );
         if self.gpu.is_some() {
             let batch = self.batch_frames();
             let mut done = 0;
@@ -411,15 +597,16 @@ impl FramePower {
             return Ok(());
         }
         let this = &*self;
+        let shift = this.shift();
         let sum = (0..count)
             .into_par_iter()
             .with_min_len(32)
             .fold(
                 || (this.scratch(), vec![0.0f64; bins]),
                 |(mut s, mut sum), j| {
-                    this.transform(&data[offset + j * hop..][..n], &mut s);
-                    for (a, x) in sum.iter_mut().zip(&s.spectrum) {
-                        *a += f64::from(x.norm_sqr());
+                    this.transform(data, offset + j * hop, &mut s);
+                    for (k, x) in s.spectrum[..bins].iter().enumerate() {
+                        sum[(k + shift) % bins] += f64::from(x.norm_sqr());
                     }
                     (s, sum)
                 },
@@ -445,16 +632,85 @@ impl FramePower {
     ///
     /// # Panics
     /// If `hop` is not the hop the plan was made with.
-    fn gpu_rows(&mut self, data: &[f32], offset: usize, hop: usize, count: usize) -> Result<()> {
+    fn gpu_rows(
+        &mut self,
+        data: ChannelSamples<'_>,
+        offset: usize,
+        hop: usize,
+        count: usize,
+    ) -> Result<()> {
         assert_eq!(hop, self.hop, "frames come at the planned hop");
-        let bins = self.bins();
-        self.rows.resize(count * bins, 0.0);
-        let gpu = self.gpu.as_mut().ok_or_else(|| Error::gpu("no GPU plan"))?;
-        let per_call = gpu.frames_per_call();
-        for (call, rows) in self.rows.chunks_mut(per_call * bins).enumerate() {
-            let first = call * per_call;
-            gpu.power(data, offset + first * hop, rows.len() / bins, rows)?;
-        }
-        Ok(())
+        let (n, bins) = (self.n, self.bins());
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.resize(count * bins, 0.0);
+        let mut gpu = self.gpu.take().ok_or_else(|| Error::gpu("no GPU plan"))?;
+        let result = match (&mut gpu, data) {
+            (GpuPath::Real(g), ChannelSamples::Real(x)) => {
+                let per_call = g.frames_per_call();
+                rows.chunks_mut(per_call * bins)
+                    .enumerate()
+                    .try_for_each(|(call, rows)| {
+                        let first = call * per_call;
+                        g.power(x, offset + first * hop, rows.len() / bins, rows)
+                    })
+            }
+            (
+                GpuPath::Complex {
+                    ctx,
+                    plans,
+                    frames,
+                    staged,
+                },
+                ChannelSamples::Complex(re, im),
+            ) => {
+                let this = &*self;
+                let shift = n / 2;
+                rows.chunks_mut(*frames * bins)
+                    .enumerate()
+                    .try_for_each(|(call, rows)| {
+                        let first = offset + call * *frames * hop;
+                        let take = rows.len() / bins;
+                        staged.resize(take * n, Complex::default());
+                        staged
+                            .par_chunks_mut(n)
+                            .enumerate()
+                            .with_min_len(8)
+                            .for_each(|(j, dst)| {
+                                let at = first + j * hop;
+                                this.prepare_complex(&re[at..at + n], &im[at..at + n], dst);
+                            });
+                        let slot = take.next_power_of_two().ilog2() as usize;
+                        if plans[slot].is_none() {
+                            plans[slot] = Some(complex_plan(ctx, n, 1 << slot)?);
+                        }
+                        let fft = plans[slot]
+                            .as_ref()
+                            .ok_or_else(|| Error::gpu("complex FFT plan missing"))?;
+                        // Frames past `take` hold stale values: independent
+                        // transforms whose bins are never read.
+                        fft.run(staged)?;
+                        for (spectrum, row) in staged.chunks_exact(n).zip(rows.chunks_exact_mut(n))
+                        {
+                            for (k, x) in spectrum.iter().enumerate() {
+                                row[(k + shift) % n] = x.norm_sqr();
+                            }
+                        }
+                        Ok(())
+                    })
+            }
+            _ => unreachable!("{}", KIND_MISMATCH),
+        };
+        self.gpu = Some(gpu);
+        self.rows = rows;
+        result
     }
 }
+
+/// The GPU's batched complex FFT of `frames` transforms of `n` points.
+fn complex_plan(ctx: &Arc<GpuContext>, n: usize, frames: usize) -> Result<GpuFftBatch> {
+    GpuFftBatch::new(ctx, n, frames)?
+        .ok_or_else(|| Error::usage(format!("the GPU complex FFT cannot take {n} points")))
+}
+
+/// The panic message of frames of the wrong kind.
+const KIND_MISMATCH: &str = "frames are of the kind (real or complex) the plan was made for";

@@ -45,6 +45,12 @@
 //! are in memory together. This halves the work against a complex transform
 //! of `N` values. Odd `N`, and `--full`, transform `N` complex values.
 //!
+//! # Complex input
+//! A complex (I/Q) channel, read as its two planes, is the complex sequence
+//! itself: `z[m] = I[m] + i·Q[m]`, `M = N`, all `N` bins in numpy's order
+//! (`np.fft.fft`: `0, 1, …, then the negative frequencies`), whatever
+//! [`FftOptions::full`] says (a complex signal has no one-sided spectrum).
+//!
 //! # When it runs in core, and when it refuses
 //! A signal whose transform fits in the limit (about `4·M·8` bytes: the
 //! data, rustfft's scratch and its plan; `12·M·8` when a prime factor above
@@ -104,9 +110,11 @@ pub struct FftOptions {
     /// Peak resident memory the whole process may use, in bytes.
     pub memory_limit: u64,
     /// All `N` bins (like `np.fft.fft`) instead of the `N/2 + 1` of a real
-    /// signal's one-sided spectrum (like `np.fft.rfft`).
+    /// signal's one-sided spectrum (like `np.fft.rfft`). Complex input
+    /// always gives all `N`.
     pub full: bool,
-    /// The channel to transform; required when the input has several.
+    /// The channel to transform (a complex channel counts once); required
+    /// when the input has several.
     pub channel: Option<usize>,
     /// Run the batched FFTs of the out-of-core passes on this GPU.
     pub gpu: Option<Arc<GpuContext>>,
@@ -136,13 +144,16 @@ impl Default for FftOptions {
 /// How a transform is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FftPlan {
-    /// Real samples in.
+    /// Samples in (real, or complex values of a complex channel).
     pub n: u64,
+    /// Whether the input is complex (I/Q): `M = N`, `N` bins.
+    pub complex: bool,
     /// Length of the complex transform (`N/2` when packed, else `N`).
     pub m: u64,
     /// Real input of even length packed into `N/2` complex values.
     pub packed: bool,
-    /// Bins out: `N/2 + 1` (rounded down), or `N` with `full`.
+    /// Bins out: `N/2 + 1` (rounded down), or `N` with `full` or complex
+    /// input.
     pub bins: u64,
     /// In core, or the out-of-core split.
     pub layout: Layout,
@@ -179,6 +190,8 @@ impl FftPlan {
 pub struct FftStats {
     /// Samples transformed (of the one channel).
     pub samples: u64,
+    /// Whether the channel was complex (I/Q).
+    pub complex: bool,
     /// Bins written.
     pub bins: u64,
     /// Length of the complex transform.
@@ -249,7 +262,7 @@ pub fn fft_source(
     let started = Instant::now();
     let info = source.info().clone();
     let path = info.path.clone();
-    let channel = match (fft.channel, info.channels) {
+    let channel = match (fft.channel, info.signal_channels()) {
         (Some(c), n) if c >= n => {
             return Err(Error::format(
                 &path,
@@ -281,11 +294,15 @@ pub fn fft_source(
     if n == 0 {
         return Err(Error::format(&path, "no samples to transform"));
     }
-    let plan = plan(n, info.channels, fft).map_err(|e| match e {
+    let plan = plan_input(n, info.channels, info.complex, fft).map_err(|e| match e {
         Error::Usage { msg } => Error::format(&path, msg),
         e => e,
     })?;
-    let mut reader = ChannelReader::new(source, channel);
+    let mut reader = if info.complex {
+        ChannelReader::new(source, 2 * channel, Some(2 * channel + 1))
+    } else {
+        ChannelReader::new(source, channel, None)
+    };
     let output = Output::create(out, plan.bins)?;
     let mut run = Run {
         plan: &plan,
@@ -315,6 +332,7 @@ pub fn fft_source(
     output.commit()?;
     Ok(FftStats {
         samples: n,
+        complex: plan.complex,
         bins: plan.bins,
         transform_len: plan.m,
         packed: plan.packed,
@@ -347,7 +365,18 @@ fn parent_dir(p: &Path) -> &Path {
 /// itself, or when no split of the length fits (the message names the
 /// length's largest prime factor and the limit that would do).
 pub fn plan(n: u64, channels: usize, opts: &FftOptions) -> Result<FftPlan> {
-    let (full, memory_limit) = (opts.full, opts.memory_limit);
+    plan_input(n, channels, false, opts)
+}
+
+/// As [`plan`], for `n` samples of an input of `planes` planes, real or
+/// `complex` (a complex channel is two planes and transforms as `N`
+/// complex values into `N` bins).
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_input(n: u64, planes: usize, complex: bool, opts: &FftOptions) -> Result<FftPlan> {
+    let channels = planes;
+    let (full, memory_limit) = (opts.full || complex, opts.memory_limit);
     let packed = !full && n >= 2 && n.is_multiple_of(2);
     let m = if packed { n / 2 } else { n };
     let bins = if full { n } else { n / 2 + 1 };
@@ -400,6 +429,7 @@ pub fn plan(n: u64, channels: usize, opts: &FftOptions) -> Result<FftPlan> {
     };
     Ok(FftPlan {
         n,
+        complex,
         m,
         packed,
         bins,
@@ -555,10 +585,13 @@ impl Twiddles {
 // ---------------------------------------------------------------- input
 
 /// Reads one channel of a source as a stream of complex values: real
-/// samples in the real parts, or packed in pairs.
+/// samples in the real parts, or packed in pairs, or a complex channel's I
+/// and Q planes as the real and imaginary parts.
 struct ChannelReader<'a> {
     source: &'a mut dyn ChunkSource,
     channel: usize,
+    /// The Q plane of a complex channel (`channel` is its I plane).
+    imag: Option<usize>,
     block: Block,
     pos: usize,
     /// Samples read so far.
@@ -566,18 +599,21 @@ struct ChannelReader<'a> {
 }
 
 impl<'a> ChannelReader<'a> {
-    fn new(source: &'a mut dyn ChunkSource, channel: usize) -> Self {
+    fn new(source: &'a mut dyn ChunkSource, channel: usize, imag: Option<usize>) -> Self {
         let channels = source.info().channels;
         ChannelReader {
             source,
             channel,
+            imag,
             block: Block::new(channels, READ_FRAMES),
             pos: 0,
             read: 0,
         }
     }
 
-    fn next(&mut self) -> Result<f32> {
+    /// The next value: the real sample (imaginary part 0), or the complex
+    /// channel's I and Q.
+    fn next(&mut self) -> Result<Complex32> {
         if self.pos == self.block.frames() {
             let got = self.source.read_block(&mut self.block)?;
             self.pos = 0;
@@ -593,23 +629,26 @@ impl<'a> ChannelReader<'a> {
                 ));
             }
         }
-        let v = self.block.channel(self.channel)[self.pos];
+        let re = self.block.channel(self.channel)[self.pos];
+        let im = self.imag.map_or(0.0, |q| self.block.channel(q)[self.pos]);
+        let v = Complex32::new(re, im);
         self.pos += 1;
         self.read += 1;
         Ok(v)
     }
 
     /// Fills `out` with the next values: pairs of samples when `packed`,
-    /// else one sample each with a zero imaginary part.
+    /// else one sample each (I and Q of a complex channel, or a real
+    /// sample with a zero imaginary part).
     fn fill(&mut self, out: &mut [Complex32], packed: bool) -> Result<()> {
         let mut i = 0;
         while i < out.len() {
             if self.pos == self.block.frames() || (packed && self.pos + 1 >= self.block.frames()) {
                 // Slow path at block edges (a pair may straddle two blocks).
                 out[i] = if packed {
-                    Complex32::new(self.next()?, self.next()?)
+                    Complex32::new(self.next()?.re, self.next()?.re)
                 } else {
-                    Complex32::new(self.next()?, 0.0)
+                    self.next()?
                 };
                 i += 1;
                 continue;
@@ -622,6 +661,15 @@ impl<'a> ChannelReader<'a> {
                 }
                 self.pos += 2 * k;
                 self.read += 2 * k as u64;
+                i += k;
+            } else if let Some(q) = self.imag {
+                let k = src.len().min(out.len() - i);
+                let im = &self.block.channel(q)[self.pos..];
+                for ((o, s), v) in out[i..i + k].iter_mut().zip(src).zip(im) {
+                    *o = Complex32::new(*s, *v);
+                }
+                self.pos += k;
+                self.read += k as u64;
                 i += k;
             } else {
                 let k = src.len().min(out.len() - i);

@@ -20,6 +20,12 @@
 //! - `db` (default): `10 log10(power)`, floored at −300 dB (zeros);
 //! - `magnitude`: `|X_k| / Σw` (scipy's `mode='magnitude',
 //!   scaling='spectrum'`): a sinusoid of amplitude A on a bin reads A / 2.
+//!
+//! Complex channels ([`Stream::complex`]) give two-sided rows, as scipy's
+//! `return_onesided=False` followed by `np.fft.fftshift(Sxx, axes=0)`:
+//! `nfft` bins in increasing frequency from `−fs/2` ([`Stream::axis`]),
+//! `c_k = 1` for every bin, each frame's complex mean removed with
+//! `detrend constant`.
 
 use std::sync::Arc;
 
@@ -29,6 +35,7 @@ use crate::pool::Block;
 
 use super::frames::{Detrend, FramePower, Framer};
 use super::window::Window;
+use super::{FrequencyAxis, Stream};
 
 /// The value the STFT reports per bin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -102,6 +109,7 @@ pub struct StftRows<'a> {
 #[derive(Debug)]
 pub struct Stft {
     config: StftConfig,
+    stream: Stream,
     channels: usize,
     framer: Framer,
     power: FramePower,
@@ -115,7 +123,7 @@ pub struct Stft {
 }
 
 impl Stft {
-    /// Plans the STFT of `channels` channels sampled at `sample_rate` Hz
+    /// Plans the STFT of `channels` real channels sampled at `sample_rate` Hz
     /// (1 when unknown, as scipy), on the GPU when `gpu` is given.
     ///
     /// # Errors
@@ -128,18 +136,44 @@ impl Stft {
         sample_rate: Option<f64>,
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
+        Self::for_stream(config, Stream::real(channels, sample_rate), gpu)
+    }
+
+    /// Plans the STFT of `stream`'s channels, real or complex (blocks then
+    /// hold two planes per channel: I, Q), on the GPU when `gpu` is given.
+    ///
+    /// # Errors
+    /// As [`Stft::new`], and [`Error::Usage`] for a centre frequency that
+    /// is not finite.
+    pub fn for_stream(
+        config: StftConfig,
+        stream: Stream,
+        gpu: Option<&Arc<GpuContext>>,
+    ) -> Result<Self> {
         config.validate()?;
-        super::check_stream(channels, sample_rate)?;
-        let power = FramePower::new(config.nfft, config.hop, config.window, config.detrend, gpu)?;
+        stream.check()?;
+        let power = FramePower::with_kind(
+            config.nfft,
+            config.hop,
+            config.window,
+            config.detrend,
+            stream.complex,
+            gpu,
+        )?;
         let w = config.window.coefficients(config.nfft);
-        let fs = sample_rate.unwrap_or(1.0);
+        let fs = stream.sample_rate.unwrap_or(1.0);
         let sum_sq: f64 = w.iter().map(|x| x * x).sum();
         let sum: f64 = w.iter().sum();
-        let density = one_sided(config.nfft).map(|c| c / (fs * sum_sq)).collect();
+        let density = if stream.complex {
+            vec![1.0 / (fs * sum_sq); config.nfft]
+        } else {
+            one_sided(config.nfft).map(|c| c / (fs * sum_sq)).collect()
+        };
         Ok(Stft {
             config,
-            channels,
-            framer: Framer::new(channels, config.nfft, config.hop),
+            stream,
+            channels: stream.channels,
+            framer: Framer::new(stream.planes(), config.nfft, config.hop),
             power,
             density,
             inv_sum: 1.0 / sum,
@@ -149,9 +183,15 @@ impl Stft {
         })
     }
 
-    /// Bins per spectrum: `nfft / 2 + 1`.
+    /// Bins per spectrum: `nfft / 2 + 1` for real channels, `nfft` for
+    /// complex ones.
     pub fn bins(&self) -> usize {
-        self.config.nfft / 2 + 1
+        self.power.bins()
+    }
+
+    /// The rows' frequency axis ([`Stream::axis`]).
+    pub fn axis(&self) -> FrequencyAxis {
+        self.stream.axis(self.config.nfft)
     }
 
     /// Frames produced so far.
@@ -174,8 +214,10 @@ impl Stft {
         block: &Block,
         mut f: impl FnMut(&StftRows<'_>) -> Result<()>,
     ) -> Result<()> {
+        let complex = self.stream.complex;
         let Stft {
             config,
+            stream: _,
             channels,
             framer,
             power,
@@ -194,7 +236,7 @@ impl Stft {
             while done < run.count {
                 let count = batch.min(run.count - done);
                 raw.resize(count * row, 0.0);
-                for (c, data) in run.channels.iter().enumerate() {
+                for (c, data) in run.samples(complex).into_iter().enumerate() {
                     power.power_rows(
                         data,
                         run.offset + done * hop,

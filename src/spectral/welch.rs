@@ -16,6 +16,12 @@
 //! with `fs = 1` when the sample rate is unknown (frequencies then in
 //! cycles per sample). Unlike scipy, `nperseg` larger than the signal is an
 //! error rather than a warning that shrinks it.
+//!
+//! Complex channels ([`Stream::complex`]) follow scipy's conventions for
+//! complex input (`return_onesided=False`): the complex mean removed, a
+//! complex FFT of `nperseg` points, no bin doubled, and the `nperseg` bins
+//! put in increasing frequency (`np.fft.fftshift`), offset by the centre
+//! frequency when known ([`Stream::axis`]).
 
 use std::sync::Arc;
 
@@ -23,6 +29,7 @@ use crate::backend::gpu::GpuContext;
 use crate::error::{Error, Result};
 use crate::pool::Block;
 
+use super::Stream;
 use super::frames::{Detrend, FramePower, Framer};
 use super::stft::one_sided;
 use super::window::Window;
@@ -87,9 +94,13 @@ impl WelchConfig {
 /// The estimate.
 #[derive(Debug, Clone)]
 pub struct Psd {
-    /// Bin frequencies: `k fs / nperseg` (Hz, or cycles/sample).
+    /// Bin frequencies (Hz, or cycles/sample), increasing: `k fs /
+    /// nperseg` for real channels; for complex ones `(k − ⌊nperseg/2⌋) fs /
+    /// nperseg` plus the centre frequency ([`Stream::axis`]).
     pub frequencies: Vec<f64>,
-    /// Per channel, per bin.
+    /// Whether the spectrum is two-sided (complex channels).
+    pub two_sided: bool,
+    /// Per channel (complex channels count once), per bin.
     pub values: Vec<Vec<f64>>,
     /// Segments averaged (per channel).
     pub segments: u64,
@@ -101,6 +112,7 @@ pub struct Psd {
 #[derive(Debug)]
 pub struct Welch {
     config: WelchConfig,
+    stream: Stream,
     fs: f64,
     framer: Framer,
     power: FramePower,
@@ -108,8 +120,8 @@ pub struct Welch {
 }
 
 impl Welch {
-    /// Plans the estimate for `channels` channels sampled at `sample_rate`
-    /// Hz (1 when unknown), on the GPU when `gpu` is given.
+    /// Plans the estimate for `channels` real channels sampled at
+    /// `sample_rate` Hz (1 when unknown), on the GPU when `gpu` is given.
     ///
     /// # Errors
     /// [`Error::Usage`] for `nperseg == 0`, `noverlap >= nperseg`, or on the
@@ -121,22 +133,40 @@ impl Welch {
         sample_rate: Option<f64>,
         gpu: Option<&Arc<GpuContext>>,
     ) -> Result<Self> {
+        Self::for_stream(config, Stream::real(channels, sample_rate), gpu)
+    }
+
+    /// Plans the estimate for `stream`'s channels, real or complex
+    /// (blocks then hold two planes per channel: I, Q), on the GPU when
+    /// `gpu` is given.
+    ///
+    /// # Errors
+    /// As [`Welch::new`], and [`Error::Usage`] for a centre frequency that
+    /// is not finite.
+    pub fn for_stream(
+        config: WelchConfig,
+        stream: Stream,
+        gpu: Option<&Arc<GpuContext>>,
+    ) -> Result<Self> {
         config.validate()?;
-        super::check_stream(channels, sample_rate)?;
-        let power = FramePower::new(
+        stream.check()?;
+        let hop = config.nperseg - config.noverlap;
+        let power = FramePower::with_kind(
             config.nperseg,
-            config.nperseg - config.noverlap,
+            hop,
             config.window,
             config.detrend,
+            stream.complex,
             gpu,
         )?;
         let bins = power.bins();
         Ok(Welch {
             config,
-            fs: sample_rate.unwrap_or(1.0),
-            framer: Framer::new(channels, config.nperseg, config.nperseg - config.noverlap),
+            stream,
+            fs: stream.sample_rate.unwrap_or(1.0),
+            framer: Framer::new(stream.planes(), config.nperseg, hop),
             power,
-            sums: vec![vec![0.0; bins]; channels],
+            sums: vec![vec![0.0; bins]; stream.channels],
         })
     }
 
@@ -156,6 +186,7 @@ impl Welch {
     /// [`Error::Gpu`] from the GPU.
     pub fn push(&mut self, block: &Block) -> Result<()> {
         let hop = self.config.nperseg - self.config.noverlap;
+        let complex = self.stream.complex;
         let Welch {
             framer,
             power,
@@ -163,7 +194,7 @@ impl Welch {
             ..
         } = self;
         framer.push(block, |run| {
-            for (data, sum) in run.channels.iter().zip(sums.iter_mut()) {
+            for (data, sum) in run.samples(complex).into_iter().zip(sums.iter_mut()) {
                 power.power_sum(data, run.offset, hop, run.count, sum)?;
             }
             Ok(())
@@ -189,16 +220,22 @@ impl Welch {
             Scaling::Density => self.fs * w.iter().map(|x| x * x).sum::<f64>(),
             Scaling::Spectrum => w.iter().sum::<f64>().powi(2),
         };
-        let factors: Vec<f64> = one_sided(n).map(|c| c / (norm * segments as f64)).collect();
+        let scale = 1.0 / (norm * segments as f64);
+        let factors: Vec<f64> = if self.stream.complex {
+            vec![scale; n]
+        } else {
+            one_sided(n).map(|c| c * scale).collect()
+        };
         let values = self
             .sums
             .into_iter()
             .map(|s| s.iter().zip(&factors).map(|(s, f)| s * f).collect())
             .collect();
+        let axis = self.stream.axis(n);
+        debug_assert_eq!(axis.bins, factors.len());
         Ok(Psd {
-            frequencies: (0..factors.len())
-                .map(|k| k as f64 * self.fs / n as f64)
-                .collect(),
+            frequencies: axis.frequencies(),
+            two_sided: axis.two_sided,
             values,
             segments,
             samples,
