@@ -44,6 +44,9 @@ pub fn run(args: &InfoArgs) -> Result<i32> {
                 let mut entry = describe_input(info, None);
                 entry.insert("endian".into(), json!(info.endian));
                 entry.insert("data_offset".into(), json!(info.data_offset));
+                if !info.annotations.is_empty() {
+                    entry.insert("annotations".into(), json!(info.annotations));
+                }
                 report.push(entry);
                 text.push_str(&info_text(info));
             }
@@ -123,9 +126,9 @@ fn info_text(info: &SignalInfo) -> String {
     if !info.annotations.is_empty() {
         text.push_str(&format!("  annotations: {}\n", info.annotations.len()));
         for a in &info.annotations {
-            let count = a
-                .sample_count
-                .map_or("to the end".into(), |n| format!("{} samples", super::group(n)));
+            let count = a.sample_count.map_or("to the end".into(), |n| {
+                format!("{} samples", super::group(n))
+            });
             let band = match (a.freq_lower_edge, a.freq_upper_edge) {
                 (Some(lo), Some(hi)) => format!("  {lo} – {hi} Hz"),
                 _ => String::new(),

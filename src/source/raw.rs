@@ -33,10 +33,7 @@ pub(super) fn header(path: &Path, opts: &SourceOptions) -> Result<Header> {
     // A frame's size must be a number: `--channels 2^62` of i32 would wrap
     // to a few bytes and open an 8-byte file as 4.6e18 channels.
     let planes = opts.channels.checked_mul(if complex { 2 } else { 1 });
-    if planes
-        .and_then(|p| p.checked_mul(dtype.size()))
-        .is_none()
-    {
+    if planes.and_then(|p| p.checked_mul(dtype.size())).is_none() {
         return Err(Error::usage(format!(
             "--channels {}: frames of that many {} samples do not fit in memory's address space",
             opts.channels,
