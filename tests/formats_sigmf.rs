@@ -142,6 +142,9 @@ fn recordings_read_as_sigmf_python_reads_them() {
     }
 }
 
+/// An annotation as compared: start, count, lower and upper edges, label.
+type Row = (u64, Option<u64>, Option<f64>, Option<f64>, String);
+
 #[test]
 fn annotations_and_later_captures_are_listed() {
     let all = reference();
@@ -153,7 +156,7 @@ fn annotations_and_later_captures_are_listed() {
             64,
         );
         let offset = w["offset"].as_u64().unwrap();
-        let mut want: Vec<(u64, Option<u64>, Option<f64>, Option<f64>, String)> = w["annotations"]
+        let mut want: Vec<Row> = w["annotations"]
             .as_array()
             .unwrap()
             .iter()

@@ -63,7 +63,7 @@ pub(super) fn partial_frame(path: &Path, header: &Header, len: u64, what: &str) 
     if header.complex {
         let channels = header.channels / 2;
         let values = len / header.dtype.size() as u64;
-        let odd = if len % header.dtype.size() as u64 == 0 && values % 2 == 1 {
+        let odd = if len.is_multiple_of(header.dtype.size() as u64) && values % 2 == 1 {
             format!(" ({values} values: an odd count, so the last I has no Q)")
         } else {
             String::new()
