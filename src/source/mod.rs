@@ -10,7 +10,9 @@
 //!   detects the format: magic bytes first (`\x93NUMPY`, or
 //!   `RIFF`/`RF64`/`BW64` followed by `WAVE`), then the extension (a `.npy` or
 //!   `.wav` without its magic is an error rather than silently raw data),
-//!   else raw.
+//!   else raw. A SigMF recording is found by name before that (its
+//!   `.sigmf-meta`, `.sigmf-data` or base name; see `sigmf`): its meta
+//!   gives the layout of the data file beside it.
 //! - `npy` and `wav` parse headers over a byte prefix (`&[u8]`), so the
 //!   file reader and the stream reader share one parser each; a parser that
 //!   needs more bytes than it was given says how many (`Parsed::NeedMore`).

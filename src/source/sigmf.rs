@@ -301,8 +301,8 @@ impl Meta {
             ));
         };
         if !held.is_multiple_of(self.frame_bytes() as u64) {
-            let header = self.header(None, None);
-            return Err(raw::partial_frame(data_path, &header, held, "sample data"));
+            let layout = self.layout(None, None);
+            return Err(raw::partial_frame(data_path, &layout, held, "sample data"));
         }
         if held == 0 {
             return Err(Error::format(data_path, "empty: no samples"));
@@ -314,13 +314,21 @@ impl Meta {
     /// dates the first sample.
     fn header(&self, data_len: Option<u64>, rate: Option<f64>) -> Header {
         Header {
+            annotations: self.annotations.clone(),
+            ..self.layout(data_len, rate)
+        }
+    }
+
+    /// [`Meta::header`] without the annotations (for messages).
+    fn layout(&self, data_len: Option<u64>, rate: Option<f64>) -> Header {
+        Header {
             format: Format::Sigmf,
             dtype: self.dtype,
             endian: self.endian,
             channels: self.planes(),
             complex: self.complex,
             center_frequency: self.center_frequency,
-            annotations: self.annotations.clone(),
+            annotations: Vec::new(),
             data_offset: self.header_bytes,
             data_len,
             sample_rate: self.sample_rate,
@@ -467,21 +475,32 @@ pub(super) fn open(meta_path: &Path, opts: &SourceOptions) -> Result<FileSource>
 }
 
 /// Reads and parses the meta at `path`, refusing one over
-/// [`MAX_META_BYTES`] before reading it.
+/// [`MAX_META_BYTES`] before reading it (and reading no more than that if
+/// it grows meanwhile).
 fn read_meta(path: &Path) -> Result<Meta> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::open(path, e))?
-        .len();
-    if size > MAX_META_BYTES {
-        return Err(Error::format(
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::open(path, e))?;
+    let size = file.metadata().map_err(|e| Error::open(path, e))?.len();
+    let too_big = |size: u64| {
+        Error::format(
             path,
             format!(
                 "{size} bytes: larger than the {} MiB sigstream reads as SigMF metadata",
                 MAX_META_BYTES >> 20
             ),
-        ));
+        )
+    };
+    if size > MAX_META_BYTES {
+        return Err(too_big(size));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::open(path, e))?;
+    // At most MAX_META_BYTES + 1, so it fits a usize.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_META_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_META_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
     Meta::parse(path, &bytes)
 }
 
