@@ -36,7 +36,9 @@ fuzz_target!(|bytes: &[u8]| {
     assert!(meta.frame_bytes() >= 1);
     assert!(meta.annotations.len() <= sigmf::MAX_ANNOTATIONS + 1);
     assert!(
-        meta.annotations.windows(2).all(|w| w[0].sample_start <= w[1].sample_start),
+        meta.annotations
+            .windows(2)
+            .all(|w| w[0].sample_start <= w[1].sample_start),
         "annotations in sample order"
     );
     let _ = meta.start_time(meta.sample_rate);
@@ -47,7 +49,11 @@ fuzz_target!(|bytes: &[u8]| {
             if print() {
                 eprintln!("data of {data_len} bytes refused: {e}");
             }
-            assert_eq!(e.exit_code(), 2, "a data file that does not fit is bad input: {e}");
+            assert_eq!(
+                e.exit_code(),
+                2,
+                "a data file that does not fit is bad input: {e}"
+            );
             return;
         }
     };
@@ -67,8 +73,9 @@ fuzz_target!(|bytes: &[u8]| {
         .map(|i| json.get(i % json.len().max(1)).copied().unwrap_or(0))
         .collect();
     write_scratch(&data_path, &data);
-    let mut src = source::open(&meta_path, &source::SourceOptions::default())
-        .unwrap_or_else(|e| panic!("the meta and its data were accepted, but open refuses them: {e}"));
+    let mut src = source::open(&meta_path, &source::SourceOptions::default()).unwrap_or_else(|e| {
+        panic!("the meta and its data were accepted, but open refuses them: {e}")
+    });
     let info = src.info().clone();
     assert_eq!(info.channels, meta.planes());
     assert_eq!(info.frames, Some(held / frame));
