@@ -19,6 +19,11 @@ Seeds:
   'fmt ', 12-bit PCM in 16-bit containers, and A-law (refused).
 - raw_options: option sets in the target's `arbitrary` encoding (see
   fuzz_targets/raw_options.rs, struct Input) followed by the data bytes.
+- sigmf: the data file's length (8 bytes, little-endian) then a
+  `.sigmf-meta`: every meta of tests/fixtures/sigmf/ (written by the
+  sigmf package) with its data file's length, and a few hand-written ones
+  (minimal, later captures, core:offset, big-endian multi-channel, and
+  near misses: an odd cf32 length, u32, header bytes in a later capture).
 """
 
 import io
@@ -282,10 +287,51 @@ def raw_seeds():
         write("raw_options", n, b)
 
 
+# ------------------------------------------------------------------ sigmf
+
+
+def sigmf_seeds():
+    import glob
+    import json
+
+    fixtures = os.path.join(os.path.dirname(ROOT), "..", "tests", "fixtures", "sigmf")
+    for meta in sorted(glob.glob(os.path.join(fixtures, "*.sigmf-meta"))):
+        with open(meta, "rb") as f:
+            text = f.read()
+        dataset = json.loads(text)["global"].get("core:dataset")
+        data = os.path.join(fixtures, dataset) if dataset else meta[: -len("meta")] + "data"
+        name = os.path.basename(meta)[: -len(".sigmf-meta")]
+        write("sigmf", name, struct.pack("<Q", os.path.getsize(data)) + text)
+
+    def meta(global_, captures=(), annotations=()):
+        return json.dumps({"global": global_, "captures": list(captures),
+                           "annotations": list(annotations)}).encode()
+
+    seeds = {
+        "minimal": (64, meta({"core:datatype": "ri16_le"})),
+        "later_captures": (4096, meta(
+            {"core:datatype": "cu8", "core:sample_rate": 2.4e6, "core:offset": 5},
+            [{"core:sample_start": 5, "core:frequency": 1e8, "core:datetime": "2024-01-01T00:00:00Z"},
+             {"core:sample_start": 1005, "core:frequency": 1.01e8},
+             {"core:sample_start": 1500, "core:datetime": "2024-01-01T00:00:01.5Z"}],
+            [{"core:sample_start": 6 + i, "core:sample_count": 3, "core:label": f"a{i}"} for i in range(8)])),
+        "be_channels": (3 * 4 * 8 + 12, meta(
+            {"core:datatype": "cf64_be", "core:num_channels": 3, "core:trailing_bytes": 4},
+            [{"core:sample_start": 0, "core:header_bytes": 8}])),
+        "odd_cf32": (12, meta({"core:datatype": "cf32_le"})),
+        "u32": (16, meta({"core:datatype": "ru32_le"})),
+        "later_header": (64, meta({"core:datatype": "ci8"},
+                                   [{"core:sample_start": 0}, {"core:sample_start": 4, "core:header_bytes": 2}])),
+    }
+    for n, (length, text) in seeds.items():
+        write("sigmf", n, struct.pack("<Q", length) + text)
+
+
 if __name__ == "__main__":
     npy_seeds()
     wav_seeds()
     raw_seeds()
+    sigmf_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(ROOT) for f in fs)
     count = sum(len(fs) for _, _, fs in os.walk(ROOT))
     print(f"{count} seeds, {total} bytes, in {ROOT}")

@@ -44,6 +44,9 @@ pub fn run(args: &InfoArgs) -> Result<i32> {
                 let mut entry = describe_input(info, None);
                 entry.insert("endian".into(), json!(info.endian));
                 entry.insert("data_offset".into(), json!(info.data_offset));
+                if !info.annotations.is_empty() {
+                    entry.insert("annotations".into(), json!(info.annotations));
+                }
                 report.push(entry);
                 text.push_str(&info_text(info));
             }

@@ -66,6 +66,18 @@ impl FileSource {
     /// checks its header against its size.
     pub(super) fn open(path: &Path, file: File, len: u64, opts: &SourceOptions) -> Result<Self> {
         let header = read_header(path, &file, len, opts)?;
+        FileSource::from_header(path, file, len, header, opts)
+    }
+
+    /// Reads `file` (`len` bytes, named `path`) with a layout described
+    /// elsewhere (a SigMF meta), checked against its size.
+    pub(super) fn from_header(
+        path: &Path,
+        file: File,
+        len: u64,
+        header: Header,
+        opts: &SourceOptions,
+    ) -> Result<Self> {
         let data_len = data_len(path, &header, len)?;
         let frames = data_len / header.frame_bytes() as u64;
         Ok(FileSource {

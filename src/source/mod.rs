@@ -10,7 +10,9 @@
 //!   detects the format: magic bytes first (`\x93NUMPY`, or
 //!   `RIFF`/`RF64`/`BW64` followed by `WAVE`), then the extension (a `.npy` or
 //!   `.wav` without its magic is an error rather than silently raw data),
-//!   else raw.
+//!   else raw. A SigMF recording is found by name before that (its
+//!   `.sigmf-meta`, `.sigmf-data` or base name; see `sigmf`): its meta
+//!   gives the layout of the data file beside it.
 //! - `npy` and `wav` parse headers over a byte prefix (`&[u8]`), so the
 //!   file reader and the stream reader share one parser each; a parser that
 //!   needs more bytes than it was given says how many (`Parsed::NeedMore`).
@@ -28,6 +30,7 @@ mod raw;
 mod sac;
 #[cfg(unix)]
 mod sigbus;
+pub mod sigmf;
 #[cfg(not(unix))]
 mod sigbus {
     //! Windows refuses to shrink a file while it is mapped, so a mapped
@@ -444,6 +447,10 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
     if path == Path::new("-") {
         return from_reader(path, io::stdin(), opts).map(Input::Stream);
     }
+    // SigMF is two files, found by name (the base name alone may not exist).
+    if let Some(meta) = sigmf::locate(path, opts)? {
+        return Ok(Input::Stream(Box::new(sigmf::open(&meta, opts)?)));
+    }
     let meta = std::fs::metadata(path).map_err(|e| Error::open(path, e))?;
     // `File::open` succeeds on a directory on Linux; the first read would
     // then fail with a less helpful message.
@@ -568,6 +575,18 @@ const DETECT_BYTES: usize = sac::HEADER_BYTES;
 /// The container format of an input, from the first bytes (at least
 /// [`DETECT_BYTES`] of them unless the input is shorter) and the name.
 fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
+    // A SigMF name says what the file is whatever its bytes (`open_input`
+    // opens SigMF files before detecting; this is for streams).
+    match path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(sigmf::extension)
+    {
+        Some(sigmf::Kind::Data) if opts.dtype.is_some() => {}
+        Some(sigmf::Kind::Meta | sigmf::Kind::Data) => return Ok(Format::Sigmf),
+        Some(kind) => return Err(sigmf::refused(path, kind)),
+        None => {}
+    }
     if prefix.starts_with(npy::MAGIC) {
         return Ok(Format::Npy);
     }
@@ -631,7 +650,8 @@ fn parse_header(
         Format::Wav => wav::parse(path, prefix, total),
         Format::Sac => sac::parse(path, prefix, total),
         Format::SpikeGlx => spikeglx::parse(path, opts).map(Parsed::Header),
-        Format::Sigmf => Err(Error::format(path, "SigMF recordings are not read yet")),
+        // Opened by `open_input` from the meta; a stream cannot be SigMF.
+        Format::Sigmf => Err(sigmf::refused(path, sigmf::Kind::Meta)),
         // Opened by `open_input` and `from_reader` before headers are parsed.
         Format::Flac => Err(Error::format(path, "FLAC is decoded, not parsed")),
         Format::Mseed => Err(Error::format(
