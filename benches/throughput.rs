@@ -294,5 +294,13 @@ fn complex(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fir_crossover, fir, detect, pipeline, channels, complex);
+criterion_group!(
+    benches,
+    fir_crossover,
+    fir,
+    detect,
+    pipeline,
+    channels,
+    complex
+);
 criterion_main!(benches);

@@ -6,9 +6,9 @@
 //! detection on `|y|`, complex outputs, independence from the chunk size,
 //! the GPU backend against the CPU, and the refusals.
 
-mod common;
 #[path = "common/cli.rs"]
 mod cli;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -300,7 +300,10 @@ fn every_complex_type_reads_as_i_and_q_planes() {
     for c in 0..2 {
         for i in 0..frames {
             let z = values[2 * i + c];
-            assert_eq!((block.channel(2 * c)[i], block.channel(2 * c + 1)[i]), (z.re, z.im));
+            assert_eq!(
+                (block.channel(2 * c)[i], block.channel(2 * c + 1)[i]),
+                (z.re, z.im)
+            );
         }
     }
 }
@@ -312,7 +315,10 @@ fn an_odd_number_of_values_is_refused() {
     std::fs::write(dir.path().join("odd.cf32"), [0u8; 20]).unwrap();
     let run = sigstream(dir.path(), &["info", "odd.cf32"]);
     assert_refused(&run, "odd.cf32", "odd count", "cf32 with 5 values");
-    let run = sigstream(dir.path(), &["process", "odd.cf32", "--shift", "1", "--sample-rate", "8"]);
+    let run = sigstream(
+        dir.path(),
+        &["process", "odd.cf32", "--shift", "1", "--sample-rate", "8"],
+    );
     assert_refused(&run, "odd.cf32", "odd count", "process on it");
 }
 
@@ -404,7 +410,15 @@ fn decimation_equals_scipy_resample_poly() {
     let out = dir.path().join("real.npy");
     let run = sigstream(
         dir.path(),
-        &["process", real.to_str().unwrap(), "--decimate", "7", "-q", "-o", out.to_str().unwrap()],
+        &[
+            "process",
+            real.to_str().unwrap(),
+            "--decimate",
+            "7",
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let y = read_real(&out);
@@ -627,17 +641,33 @@ fn complex_only_options_are_refused_on_real_signals_and_bad_factors_anywhere() {
     let h = dir.path().join("h.npy");
     write_c64(&h, &[Complex::new(1.0, 1.0); 3], 1);
     let h = h.to_str().unwrap();
-    let run = sigstream(dir.path(), &["process", real, "--sample-rate", "100", "--shift", "10"]);
-    assert_refused(&run, real, "complex (I/Q) signals only", "--shift on a real signal");
+    let run = sigstream(
+        dir.path(),
+        &["process", real, "--sample-rate", "100", "--shift", "10"],
+    );
+    assert_refused(
+        &run,
+        real,
+        "complex (I/Q) signals only",
+        "--shift on a real signal",
+    );
     let run = sigstream(dir.path(), &["process", real, "--kernel", h]);
-    assert_refused(&run, real, "complex (I/Q) signals only", "a complex kernel on a real signal");
+    assert_refused(
+        &run,
+        real,
+        "complex (I/Q) signals only",
+        "a complex kernel on a real signal",
+    );
     let run = sigstream(dir.path(), &["process", x, "--shift", "10"]);
     assert_refused(&run, x, "needs a sample rate", "--shift without a rate");
     for bad in ["0", "2000000"] {
         let run = sigstream(dir.path(), &["process", x, "--decimate", bad]);
         assert_refused(&run, "--decimate", "between 1 and", "--decimate {bad}");
     }
-    let run = sigstream(dir.path(), &["process", x, "--shift", "nan", "--sample-rate", "8"]);
+    let run = sigstream(
+        dir.path(),
+        &["process", x, "--shift", "nan", "--sample-rate", "8"],
+    );
     assert_refused(&run, "--shift", "number of Hz", "--shift nan");
 }
 
@@ -694,7 +724,11 @@ fn the_gpu_backend_gives_the_cpu_results() {
     let cpu = run(Arc::new(CpuBackend));
     let gpu = run(Arc::new(GpuBackend::with_context(ctx)));
     assert_eq!(cpu.len(), gpu.len());
-    assert_eq!(cpu.len(), 2 * 1001, "interleaved I/Q, ceil(3001 / 3) frames");
+    assert_eq!(
+        cpu.len(),
+        2 * 1001,
+        "interleaved I/Q, ceil(3001 / 3) frames"
+    );
     let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let err = cpu
         .iter()

@@ -9,12 +9,12 @@
 //! without forking the pipeline.
 
 pub mod cpu;
-pub mod staged;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 #[cfg(not(feature = "gpu"))]
 #[path = "no_gpu.rs"]
 pub mod gpu;
+pub mod staged;
 
 use std::sync::Arc;
 
@@ -158,9 +158,7 @@ impl Job {
             Some(DetectorChoice::Builtin(spec)) => spec.history(),
             _ => 0,
         };
-        let decimate = self
-            .decimate
-            .map_or(0, |n| 2 * n.saturating_mul(10));
+        let decimate = self.decimate.map_or(0, |n| 2 * n.saturating_mul(10));
         (self.taps() - 1)
             .saturating_add(detector)
             .saturating_add(decimate)

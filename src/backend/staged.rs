@@ -171,7 +171,9 @@ impl StagedProcessor {
                 "a complex stream has an even number of planes (I and Q), not {channels}"
             )));
         }
-        let plan = |taps: &Vec<f32>| backend.plan(&filter_job(job, taps.clone()), channels, chunk, threads);
+        let plan = |taps: &Vec<f32>| {
+            backend.plan(&filter_job(job, taps.clone()), channels, chunk, threads)
+        };
         let fir_re = job.kernel.as_ref().map(plan).transpose()?;
         let fir_im = job.kernel_imag.as_ref().map(plan).transpose()?;
         let inner_cap = fir_re.as_ref().map_or(chunk, |f| f.output_capacity());
@@ -265,8 +267,8 @@ impl StagedProcessor {
                 DetectorChoice::Builtin(spec) => spec.memory_bytes(),
                 DetectorChoice::Custom(_) => 0,
             };
-            let per_lane =
-                state.saturating_add(EVENTS_PER_CHANNEL as u64 * std::mem::size_of::<Event>() as u64);
+            let per_lane = state
+                .saturating_add(EVENTS_PER_CHANNEL as u64 * std::mem::size_of::<Event>() as u64);
             bytes = bytes.saturating_add(per_lane.saturating_mul(lanes(job, channels) as u64));
             if job.complex {
                 bytes = bytes.saturating_add((out as u64).saturating_mul(F32_BYTES));
@@ -471,7 +473,11 @@ impl ChunkProcessor for StagedProcessor {
         if !self.decimators.is_empty() {
             let stride = output.capacity();
             let planes = output.planes_mut();
-            for (d, out) in self.decimators.iter_mut().zip(planes.chunks_exact_mut(stride)) {
+            for (d, out) in self
+                .decimators
+                .iter_mut()
+                .zip(planes.chunks_exact_mut(stride))
+            {
                 frames = d.finish(out);
             }
         }

@@ -56,7 +56,12 @@ pub struct ProcessArgs {
     pub conv_mode: ConvModeArg,
     /// Complex (I/Q) input: mix by e^(−2πi·HZ·n/fs) before the filter,
     /// moving HZ to 0 Hz (negative HZ moves up).
-    #[arg(long, value_name = "HZ", allow_negative_numbers = true, help_heading = "Filter")]
+    #[arg(
+        long,
+        value_name = "HZ",
+        allow_negative_numbers = true,
+        help_heading = "Filter"
+    )]
     pub shift: Option<f64>,
     /// Decimate by N after the filter, anti-aliased as
     /// scipy.signal.resample_poly(y, 1, N); the output, events and times
@@ -245,7 +250,9 @@ impl ProcessArgs {
             .shift
             .map(|hz| {
                 let fs = info.sample_rate.ok_or_else(|| {
-                    Error::usage("--shift needs a sample rate: the input has none, give --sample-rate HZ")
+                    Error::usage(
+                        "--shift needs a sample rate: the input has none, give --sample-rate HZ",
+                    )
                 })?;
                 Mixer::new(hz, fs)
             })
@@ -398,7 +405,9 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     if let Some(hz) = args.shift
         && !hz.is_finite()
     {
-        return Err(Error::usage(format!("--shift {hz}: must be a number of Hz")));
+        return Err(Error::usage(format!(
+            "--shift {hz}: must be a number of Hz"
+        )));
     }
     let inputs = expand_inputs(&args.inputs)?;
     // The output directory first, so that the outputs in it can be checked.

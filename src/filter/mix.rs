@@ -42,7 +42,9 @@ impl Mixer {
     /// sample rate that is not a positive finite number.
     pub fn new(hz: f64, sample_rate: f64) -> Result<Self> {
         if !hz.is_finite() {
-            return Err(Error::usage(format!("--shift {hz}: must be a number of Hz")));
+            return Err(Error::usage(format!(
+                "--shift {hz}: must be a number of Hz"
+            )));
         }
         if !(sample_rate.is_finite() && sample_rate > 0.0) {
             return Err(Error::usage(format!(

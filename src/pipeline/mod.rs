@@ -231,8 +231,9 @@ impl StreamProcessor {
         };
         // Complex signals and decimation run through the stages around the
         // backend's filter (the backend's own path otherwise).
-        let backend: Arc<dyn Backend> =
-            Arc::new(crate::backend::staged::StagedBackend::new(self.backend.clone()));
+        let backend: Arc<dyn Backend> = Arc::new(crate::backend::staged::StagedBackend::new(
+            self.backend.clone(),
+        ));
         let shape = InputShape {
             channels,
             sample_bytes: info.dtype.size(),
