@@ -11,15 +11,13 @@ mod cli;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use num_complex::Complex;
-use sigstream::backend::{Backend, DetectorChoice, Job};
+use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorSpec, Event};
 use sigstream::filter::mix::Mixer;
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
 use sigstream::pool::Block;
-use sigstream::sink::VecSink;
 use sigstream::source::{self, Dtype, Endian, SourceOptions};
 
 use cli::{assert_refused, sigstream, stderr};
@@ -676,8 +674,11 @@ fn complex_only_options_are_refused_on_real_signals_and_bad_factors_anywhere() {
 #[cfg(feature = "gpu")]
 #[test]
 fn the_gpu_backend_gives_the_cpu_results() {
+    use sigstream::backend::Backend;
     use sigstream::backend::cpu::CpuBackend;
     use sigstream::backend::gpu::GpuBackend;
+    use sigstream::sink::VecSink;
+    use std::sync::Arc;
     let Some(ctx) = common::gpu() else {
         return;
     };
