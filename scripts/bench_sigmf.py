@@ -23,12 +23,11 @@ directory and removed afterwards (unless --keep).
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+
+import bench_mseed  # scripts/: its `timed` runs a command in a wrapper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGSTREAM = os.path.join(ROOT, "target", "release", "sigstream")
@@ -78,23 +77,9 @@ def generate(base, seconds):
 
 
 def timed(cmd):
-    """Wall time, peak RSS (MiB) and stdout of one command. ru_maxrss of
-    the children is a maximum over all of them (and a forked child keeps
-    the forking process's pages in it), so each run gets a small Python
-    wrapper of its own that reports its one child's peak, as
-    scripts/bench_mseed.py does."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json;"
-        "t = time.perf_counter();"
-        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
-        "w = time.perf_counter() - t;"
-        "r = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-        "print(json.dumps({'rc': p.returncode, 'wall': w, 'peak_kib': r, 'out': p.stdout, 'err': p.stderr}))"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True)
-    r = json.loads(out.stdout)
-    if r["rc"] != 0:
-        sys.exit(f"{cmd[0]} failed: {r['err']}")
+    """Wall time, peak RSS (MiB) and stdout of one command, each run in a
+    wrapper process of its own (see scripts/bench_mseed.py's `timed`)."""
+    r = bench_mseed.timed(cmd)
     return r["wall"], r["peak_kib"] / 1024, r["out"]
 
 

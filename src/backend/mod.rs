@@ -165,6 +165,29 @@ impl Job {
     }
 }
 
+/// Moves each channel's new events (`per_channel[c]`) to `events`, with
+/// their channel set to `c`.
+pub(crate) fn collect_channel_events(per_channel: &mut [Vec<Event>], events: &mut Vec<Event>) {
+    for (c, ev) in per_channel.iter_mut().enumerate() {
+        events.extend(ev.drain(..).map(|mut e| {
+            e.channel = c;
+            e
+        }));
+    }
+}
+
+/// [`ChunkProcessor::horizon`] of per-channel detectors that have seen
+/// `detected` samples: no later event starts before the earliest open one,
+/// nor before what they have not seen yet.
+pub(crate) fn detectors_horizon(detectors: &[Box<dyn Detector>], detected: u64) -> u64 {
+    detectors
+        .iter()
+        .filter_map(|d| d.open_event_start())
+        .min()
+        .unwrap_or(detected)
+        .min(detected)
+}
+
 /// Turns input blocks into output blocks and events, for one job on one
 /// stream. Planned by a [`Backend`].
 pub trait ChunkProcessor: Send {

@@ -384,12 +384,7 @@ impl StagedProcessor {
     }
 
     fn collect_events(&mut self, events: &mut Vec<Event>) {
-        for (c, ev) in self.events.iter_mut().enumerate() {
-            events.extend(ev.drain(..).map(|mut e| {
-                e.channel = c;
-                e
-            }));
-        }
+        crate::backend::collect_channel_events(&mut self.events, events);
     }
 }
 
@@ -492,12 +487,7 @@ impl ChunkProcessor for StagedProcessor {
     }
 
     fn horizon(&self) -> u64 {
-        self.detectors
-            .iter()
-            .filter_map(|d| d.open_event_start())
-            .min()
-            .unwrap_or(self.emitted)
-            .min(self.emitted)
+        crate::backend::detectors_horizon(&self.detectors, self.emitted)
     }
 
     fn emitted(&self) -> u64 {

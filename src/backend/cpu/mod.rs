@@ -409,12 +409,7 @@ impl CpuProcessor {
     }
 
     fn collect_events(&mut self, events: &mut Vec<Event>) {
-        for (c, ev) in self.events.iter_mut().enumerate() {
-            events.extend(ev.drain(..).map(|mut e| {
-                e.channel = c;
-                e
-            }));
-        }
+        crate::backend::collect_channel_events(&mut self.events, events);
     }
 }
 
@@ -459,12 +454,7 @@ impl ChunkProcessor for CpuProcessor {
     }
 
     fn horizon(&self) -> u64 {
-        self.detectors
-            .iter()
-            .filter_map(|d| d.open_event_start())
-            .min()
-            .unwrap_or(self.detected)
-            .min(self.detected)
+        crate::backend::detectors_horizon(&self.detectors, self.detected)
     }
 
     fn emitted(&self) -> u64 {
