@@ -172,16 +172,18 @@ struct Input {
     ext: u8,
     filter: Option<FilterArg>,
     conv_mode: u8,
-    /// `--shift HZ` (complex input).
-    shift: Option<Float>,
-    /// `--decimate N`.
-    decimate: Option<Num>,
     detector: Option<DetectorArg>,
     /// `--memory-limit` in MiB (a hard limit); `None`: the default budget.
     memory_limit_mib: Option<Num>,
     chunk_size: Option<Num>,
     threads: Num,
     spectral: Option<SpectralArg>,
+    // Added last, so that the older regression inputs still give their
+    // options as before.
+    /// `--shift HZ` (complex input).
+    shift: Option<Float>,
+    /// `--decimate N`.
+    decimate: Option<Num>,
 }
 
 /// Largest `--memory-limit` the target gives, in MiB: half of libFuzzer's
