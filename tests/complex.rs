@@ -629,6 +629,19 @@ fn complex_outputs_are_complex64_npy_or_cf32_raw() {
     assert!(!dir.path().join("out.wav").exists());
 }
 
+/// A factor of any size is refused, not overflowed: the job's history
+/// (the report's `overlap`) saturates before the factor is checked.
+#[test]
+fn an_absurd_decimation_factor_saturates_and_is_refused() {
+    let job = Job {
+        decimate: Some(usize::MAX),
+        ..Job::default()
+    };
+    assert_eq!(job.history(), usize::MAX);
+    let err = job.validate().unwrap_err().to_string();
+    assert!(err.contains("--decimate"), "{err}");
+}
+
 #[test]
 fn complex_only_options_are_refused_on_real_signals_and_bad_factors_anywhere() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,15 +5,16 @@
 //! with code 2 and a message naming the option or the file).
 
 mod common;
+#[path = "common/spectral.rs"]
+mod spectral_helpers;
 
 use std::f64::consts::PI;
 use std::path::Path;
-use std::process::Command;
 
-use sigstream::pool::Block;
 use sigstream::spectral::{
     Detrend, Scale, Scaling, Stft, StftConfig, Welch, WelchConfig, Window, frame_count,
 };
+use spectral_helpers::{assert_rows_close, chunks, png_rgb, png_size, sigstream};
 
 /// Relative error allowed against an `f64` reference, as a fraction of the
 /// largest value in the spectrum: f32 samples and an f32 FFT carry about
@@ -40,22 +41,6 @@ fn signal(frames: usize, channels: usize, seed: u64) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-/// Feeds `x` in chunks of `chunk` frames to `push`.
-fn chunks(x: &[Vec<f32>], chunk: usize, mut push: impl FnMut(&Block)) {
-    let n = x[0].len();
-    let mut block = Block::new(x.len(), chunk);
-    let mut at = 0;
-    while at < n {
-        let take = chunk.min(n - at);
-        for (c, ch) in x.iter().enumerate() {
-            block.channel_capacity_mut(c)[..take].copy_from_slice(&ch[at..at + take]);
-        }
-        block.set_frames(take);
-        push(&block);
-        at += take;
-    }
 }
 
 /// The STFT's rows (frames × channels × bins) for one chunk size.
@@ -109,22 +94,6 @@ fn one_sided(k: usize, n: usize) -> f64 {
         1.0
     } else {
         2.0
-    }
-}
-
-/// Checks `got` against `want` row by row (rows of `bins`), relative to each
-/// row's largest value; reports the first failure.
-fn assert_rows_close(got: &[f32], want: &[f64], bins: usize, tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    for (r, (g, w)) in got.chunks(bins).zip(want.chunks(bins)).enumerate() {
-        let scale = w.iter().fold(0.0f64, |a, &b| a.max(b.abs())).max(1e-300);
-        for (k, (&g, &w)) in g.iter().zip(w).enumerate() {
-            let err = (f64::from(g) - w).abs() / scale;
-            assert!(
-                err <= tol,
-                "{what}: row {r} bin {k}: got {g}, want {w} (error {err:.2e} of the row's peak)"
-            );
-        }
     }
 }
 
@@ -463,28 +432,8 @@ fn gpu_matches_cpu_detrended_at_any_hop() {
 
 // ---- CLI ----
 
-fn sigstream(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sigstream"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn write_f32(path: &Path, x: &[f32]) {
     std::fs::write(path, bytemuck::cast_slice::<f32, u8>(x)).unwrap();
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    (info.width, info.height)
 }
 
 #[test]
@@ -655,20 +604,6 @@ fn cli_bad_inputs() {
         !d.join("o.npy").exists() && !d.join("o.csv").exists(),
         "no output on failure"
     );
-}
-
-/// The RGB pixels of a PNG, with its size.
-fn png_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    let px = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (info.width, info.height, px)
 }
 
 #[test]

@@ -8,16 +8,17 @@
 //! raw `.cf32` and npy complex64 input.
 
 mod common;
+#[path = "common/spectral.rs"]
+mod spectral_helpers;
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-use sigstream::pool::Block;
 use sigstream::spectral::{
     Detrend, Psd, Scale, Scaling, Stft, StftConfig, Stream, Welch, WelchConfig, Window, frame_count,
 };
+use spectral_helpers::{assert_rows_close, chunks, png_rgb, png_size, sigstream};
 
 /// Error allowed against an `f64` reference, as a fraction of the largest
 /// value of the row (a frame's or Welch's spectrum): f32 samples and an f32
@@ -114,22 +115,6 @@ fn signal(frames: usize, channels: usize, freqs: &[f64], seed: u64) -> Vec<Vec<f
         planes.push(q);
     }
     planes
-}
-
-/// Feeds the planes `x` in chunks of `chunk` frames to `push`.
-fn chunks(x: &[Vec<f32>], chunk: usize, mut push: impl FnMut(&Block)) {
-    let n = x[0].len();
-    let mut block = Block::new(x.len(), chunk);
-    let mut at = 0;
-    while at < n {
-        let take = chunk.min(n - at);
-        for (c, ch) in x.iter().enumerate() {
-            block.channel_capacity_mut(c)[..take].copy_from_slice(&ch[at..at + take]);
-        }
-        block.set_frames(take);
-        push(&block);
-        at += take;
-    }
 }
 
 type Gpu<'a> = Option<&'a std::sync::Arc<sigstream::backend::gpu::GpuContext>>;
@@ -267,22 +252,6 @@ fn stft_ref(x: &[Vec<f32>], fs: f64, config: StftConfig) -> Vec<f64> {
         }
     }
     want
-}
-
-/// Checks `got` against `want` row by row (rows of `bins`), relative to
-/// each row's largest value; reports the first failure.
-fn assert_rows_close(got: &[f32], want: &[f64], bins: usize, tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    for (r, (g, w)) in got.chunks(bins).zip(want.chunks(bins)).enumerate() {
-        let scale = w.iter().fold(0.0f64, |a, &b| a.max(b.abs())).max(1e-300);
-        for (k, (&g, &w)) in g.iter().zip(w).enumerate() {
-            let err = (f64::from(g) - w).abs() / scale;
-            assert!(
-                err <= tol,
-                "{what}: row {r} bin {k}: got {g}, want {w} (error {err:.2e} of the row's peak)"
-            );
-        }
-    }
 }
 
 /// Checks every bin of `got` against `want` relative to the bin itself.
@@ -803,18 +772,6 @@ fn gpu_matches_cpu_for_complex_input() {
 
 // ---- CLI ----
 
-fn sigstream(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sigstream"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The CSV as its header and rows of numbers.
 fn read_csv(path: &Path) -> (String, Vec<Vec<f64>>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -824,13 +781,6 @@ fn read_csv(path: &Path) -> (String, Vec<Vec<f64>>) {
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
     (header, rows)
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let reader = decoder.read_info().unwrap();
-    let info = reader.info();
-    (info.width, info.height)
 }
 
 #[test]
@@ -1041,19 +991,6 @@ fn cli_complex_errors_name_the_input() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
-}
-
-fn png_rgb(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    let px = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (info.width, info.height, px)
 }
 
 #[test]

@@ -158,7 +158,8 @@ impl Job {
             Some(DetectorChoice::Builtin(spec)) => spec.history(),
             _ => 0,
         };
-        let decimate = self.decimate.map_or(0, |n| 2 * n.saturating_mul(10));
+        // The decimator's 20N samples (the factor is checked only later).
+        let decimate = self.decimate.map_or(0, |n| n.saturating_mul(20));
         (self.taps() - 1)
             .saturating_add(detector)
             .saturating_add(decimate)

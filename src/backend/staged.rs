@@ -31,11 +31,9 @@ use crate::filter::mix::Mixer;
 use crate::filter::resample::{self, Decimator};
 use crate::pool::Block;
 
-/// Bytes per `f32`.
-const F32_BYTES: u64 = 4;
-
-/// Initial capacity of each channel's event list (as the CPU backend's).
-const EVENTS_PER_CHANNEL: usize = 64;
+// The CPU backend's: bytes per `f32`, and the events each channel's list
+// is reserved for.
+use crate::backend::cpu::{EVENTS_PER_CHANNEL, F32_BYTES};
 
 /// A backend whose jobs with complex signals or decimation run through a
 /// [`StagedProcessor`]; every other job goes to the backend as it is.

@@ -343,12 +343,12 @@ fn output_rate(rate: Option<f64>, decimate: Option<usize>) -> Option<f64> {
     rate.map(|fs| fs / decimate.unwrap_or(1).max(1) as f64)
 }
 
-/// What the output (signal and events) looks like: the input, at the rate
-/// after `--decimate`.
-fn output_info(info: &SignalInfo, decimate: Option<usize>) -> SignalInfo {
-    SignalInfo {
+/// The clock of the output's events: the input's, at the rate after
+/// `--decimate` (built from the input's without copying the rest of it).
+fn output_clock(info: &SignalInfo, decimate: Option<usize>) -> EventClock {
+    EventClock {
         sample_rate: output_rate(info.sample_rate, decimate),
-        ..info.clone()
+        ..EventClock::of(info)
     }
 }
 
@@ -523,14 +523,14 @@ fn process_one(
     let processor = processor(job);
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
-    let out_info = output_info(&info, args.decimate);
+    let out_rate = output_rate(info.sample_rate, args.decimate);
     let mut signal = signal_path
         .as_ref()
-        .map(|p| open_signal_sink(p, info.channels, info.complex, out_info.sample_rate))
+        .map(|p| open_signal_sink(p, info.channels, info.complex, out_rate))
         .transpose()?;
     let mut csv = events_path
         .as_ref()
-        .map(|p| CsvEvents::create(p, EventClock::of(&out_info)))
+        .map(|p| CsvEvents::create(p, output_clock(&info, args.decimate)))
         .transpose()?;
     let total_frames = match &spans {
         Spans::One(_) => info.frames,
@@ -551,7 +551,7 @@ fn process_one(
         }
         let mut source = spans.source(i);
         if let Some(csv) = csv.as_mut() {
-            csv.set_clock(EventClock::of(&output_info(&span_info, args.decimate)));
+            csv.set_clock(output_clock(&span_info, args.decimate));
         }
         let mut on_progress = |p: &Progress| bar.set_position(done + p.frames);
         let part = processor.process_source(
@@ -642,7 +642,7 @@ fn process_one(
         ("detector", detector),
         ("shift_hz", json!(args.shift)),
         ("decimate", json!(args.decimate)),
-        ("output_sample_rate", json!(out_info.sample_rate)),
+        ("output_sample_rate", json!(out_rate)),
         (
             "outputs",
             outputs([

@@ -33,13 +33,13 @@ use fir::{Fir, FirFootprint, FirMethod, FirPlan, FirScratch};
 const GROUPS_PER_THREAD: usize = 4;
 
 /// Bytes per `f32`.
-const F32_BYTES: u64 = 4;
+pub(crate) const F32_BYTES: u64 = 4;
 
 /// Initial capacity of each channel's event list: reserved at planning so
 /// that a few events per chunk never allocate (a list that needs more grows
 /// once and keeps its capacity). 64 rather than more because every channel
 /// of a many-channel probe holds one, and the budget counts them.
-const EVENTS_PER_CHANNEL: usize = 64;
+pub(crate) const EVENTS_PER_CHANNEL: usize = 64;
 
 /// Bytes of one [`Event`] in the event lists.
 const EVENT_BYTES: u64 = std::mem::size_of::<Event>() as u64;
