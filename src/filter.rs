@@ -9,7 +9,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub mod iir;
 pub mod mix;
+pub mod reference;
 pub mod resample;
 
 /// Which part of the full convolution is output, as `numpy.convolve`'s

@@ -68,6 +68,14 @@ pub struct Job {
     /// Mix the complex signal by `e^(−2πi·f·n/fs)` before the filter
     /// (`--shift`); only complex streams take one.
     pub shift: Option<crate::filter::mix::Mixer>,
+    /// An IIR filter (second-order sections) after the FIR, run as
+    /// `scipy.signal.sosfilt` with its state carried across chunks
+    /// ([`crate::filter::iir`]).
+    pub iir: Option<crate::filter::iir::Sos>,
+    /// Subtract the median or mean across channels at each sample, after
+    /// the filters (SpikeInterface's common reference,
+    /// [`crate::filter::reference`]); real signals only.
+    pub reference: Option<crate::filter::reference::Reference>,
     /// Decimate by this factor after the filter, as
     /// `scipy.signal.resample_poly(y, 1, N)` ([`crate::filter::resample`]).
     pub decimate: Option<usize>,
@@ -136,13 +144,22 @@ impl Job {
         if let Some(n) = self.decimate {
             crate::filter::resample::check_factor(n)?;
         }
+        if self.reference.is_some() && self.complex {
+            return Err(Error::usage(
+                "--reference subtracts a common level from real channels; this signal is complex (I/Q)",
+            ));
+        }
         Ok(())
     }
 
     /// Whether the job needs the stages around the filter
-    /// ([`staged::StagedProcessor`]): a complex signal or a decimation.
+    /// ([`staged::StagedProcessor`]): a complex signal, a decimation, an
+    /// IIR filter or a common reference.
     pub fn staged(&self) -> bool {
-        self.complex || self.decimate.is_some_and(|n| n > 1)
+        self.complex
+            || self.decimate.is_some_and(|n| n > 1)
+            || self.iir.is_some()
+            || self.reference.is_some()
     }
 
     /// Kernel length (1 without a kernel).

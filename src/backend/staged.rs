@@ -1,6 +1,7 @@
-//! The stages around the filter that complex (I/Q) signals and decimation
-//! need: frequency shift, complex FIR, polyphase decimation, and detection
-//! on `|y|`.
+//! The stages around the filter that complex (I/Q) signals, decimation,
+//! IIR filters and common references need: frequency shift, complex FIR,
+//! IIR (second-order sections), common reference across channels,
+//! polyphase decimation, and detection (on `|y|` for complex channels).
 //!
 //! Why a wrapper rather than more stages inside each backend: the costly
 //! stage, the FIR, is the backends' own (overlap-save or direct, on the CPU
@@ -11,11 +12,14 @@
 //! processor plans the backend's own filter (once or twice) without a
 //! detector, and runs around it what is cheap and sequential:
 //! - before it, the mixer `e^(−2πi·f·n/fs)` (`--shift`, [`crate::filter::mix`]);
-//! - after it, the decimator (`--decimate`, [`crate::filter::resample`]);
+//! - after it, the IIR sections (`--iir`, `--sos`, [`crate::filter::iir`]),
+//!   channels in parallel, each with its state carried from chunk to chunk;
+//! - then the common reference (`--reference`, [`crate::filter::reference`]);
+//! - then the decimator (`--decimate`, [`crate::filter::resample`]);
 //! - last, the detectors, one per channel, on `|y|` for a complex channel
 //!   (`sqrt(I² + Q²)` in `f64`) or on `y` for a real one.
 //!
-//! These three run on the CPU whatever the backend; the README says so.
+//! These run on the CPU whatever the backend; the README says so.
 //! Each is exact across chunk boundaries (the mixer's phase is a function
 //! of the absolute sample index, the decimator keeps its history), so the
 //! results do not depend on the chunk size, bit for bit on the CPU backend.
@@ -27,7 +31,9 @@ use rayon::prelude::*;
 use crate::backend::{Backend, ChunkProcessor, DetectorChoice, Footprint, Job};
 use crate::detect::{Detector, Event};
 use crate::error::{Error, Result};
+use crate::filter::iir::SosBank;
 use crate::filter::mix::Mixer;
+use crate::filter::reference::CommonReference;
 use crate::filter::resample::{self, Decimator};
 use crate::pool::Block;
 
@@ -125,6 +131,12 @@ pub struct StagedProcessor {
     stage_re: Block,
     stage_im: Block,
     scratch_events: Vec<Event>,
+    /// The IIR sections over every plane.
+    iir: Option<SosBank>,
+    /// The output of the IIR sections and the common reference.
+    stage_mid: Block,
+    /// The common reference, applied in place after the filters.
+    reference: Option<CommonReference>,
     decimators: Vec<Decimator>,
     detectors: Vec<Box<dyn Detector>>,
     events: Vec<Vec<Event>>,
@@ -189,11 +201,22 @@ impl StagedProcessor {
             Some(d) => (0..lanes(job, channels)).map(|_| d.build()).collect(),
             None => Vec::new(),
         };
-        let pool = if threads > 1 && channels > 1 && !decimators.is_empty() {
+        let iir = job.iir.clone().map(|sos| SosBank::new(sos, channels));
+        let reference = job
+            .reference
+            .map(|r| CommonReference::new(r, channels, inner_cap));
+        if job.reference.is_some() && channels < 2 {
+            return Err(Error::usage(
+                "--reference subtracts what the channels share: it needs at least two channels",
+            ));
+        }
+        let parallel_mid = iir.is_some() || reference.is_some();
+        let parallel = !decimators.is_empty() || parallel_mid;
+        let pool = if threads > 1 && channels > 1 && parallel {
             Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads.min(channels))
-                    .thread_name(|i| format!("sigstream-decimate-{i}"))
+                    .thread_name(|i| format!("sigstream-stage-{i}"))
                     .build()
                     .map_err(|e| Error::Runtime {
                         msg: format!("cannot start {threads} worker threads: {e}"),
@@ -212,6 +235,9 @@ impl StagedProcessor {
             fir_re,
             fir_im,
             scratch_events: Vec::new(),
+            stage_mid: Block::new(channels, if parallel_mid { inner_cap } else { 0 }),
+            iir,
+            reference,
             decimators,
             events: (0..detectors.len())
                 .map(|_| Vec::with_capacity(EVENTS_PER_CHANNEL))
@@ -253,6 +279,15 @@ impl StagedProcessor {
         }
         if job.shift.is_some() {
             bytes = bytes.saturating_add(block(chunk));
+        }
+        if let Some(sos) = &job.iir {
+            bytes = bytes.saturating_add(SosBank::state_bytes(sos, channels));
+        }
+        if job.reference.is_some() {
+            bytes = bytes.saturating_add(CommonReference::bytes(channels, inner_cap));
+        }
+        if job.iir.is_some() || job.reference.is_some() {
+            bytes = bytes.saturating_add(block(inner_cap));
         }
         let out = output_capacity(job, inner_cap);
         if let Some(n) = job.decimate.filter(|&n| n > 1) {
@@ -314,6 +349,27 @@ impl StagedProcessor {
             }
             (None, Some(x)) => Some(x),
             (None, None) => None,
+        };
+        // 1b. The IIR sections, then the common reference (in place).
+        let filtered: Option<&Block> = match filtered {
+            Some(y) if self.iir.is_some() || self.reference.is_some() => {
+                let mid = &mut self.stage_mid;
+                match self.iir.as_mut() {
+                    Some(bank) => bank.process_block(y, mid, self.pool.as_ref()),
+                    None => {
+                        mid.start = y.start;
+                        for c in 0..y.channels() {
+                            mid.channel_capacity_mut(c)[..y.frames()].copy_from_slice(y.channel(c));
+                        }
+                        mid.set_frames(y.frames());
+                    }
+                }
+                if let Some(r) = self.reference.as_mut() {
+                    r.apply(mid, self.pool.as_ref());
+                }
+                Some(&self.stage_mid)
+            }
+            other => other,
         };
         // 2. Decimation, or the filtered block as it is.
         output.start = self.emitted;

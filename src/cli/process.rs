@@ -12,8 +12,12 @@ use super::{
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
 use sigstream::error::{Error, Result};
+use sigstream::filter::iir::Sos;
+use sigstream::filter::iir::design::{self, Band, Family};
 use sigstream::filter::mix::Mixer;
+use sigstream::filter::reference::Reference;
 use sigstream::filter::{ConvMode, FilterSpec, load_kernel_spec};
+use sigstream::pipeline::zerophase::{self, Pad};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::{
@@ -48,6 +52,48 @@ pub struct ProcessArgs {
     /// Windowed-sinc band-pass between LO and HI Hz.
     #[arg(long, value_name = "LO:HI", group = "filter", help_heading = "Filter")]
     pub bandpass: Option<String>,
+    /// Band-stop between LO and HI Hz (IIR filters: --iir).
+    #[arg(long, value_name = "LO:HI", group = "filter", help_heading = "Filter")]
+    pub bandstop: Option<String>,
+    /// IIR filter as second-order sections from an .npy of shape (n, 6)
+    /// (scipy's sos layout: b0 b1 b2 a0 a1 a2, a0 = 1).
+    #[arg(long, value_name = "FILE", group = "filter", help_heading = "Filter")]
+    pub sos: Option<PathBuf>,
+    /// Design the --lowpass/--highpass/--bandpass/--bandstop filter as this
+    /// IIR family, as scipy.signal.iirfilter(output='sos'), run as sosfilt.
+    #[arg(long, value_enum, value_name = "FAMILY", help_heading = "Filter")]
+    pub iir: Option<IirArg>,
+    /// Order of the IIR design (ObsPy's corners), 1 to 20.
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Filter")]
+    pub order: usize,
+    /// Passband ripple in dB (cheby1, ellip).
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 1.0,
+        help_heading = "Filter"
+    )]
+    pub ripple: f64,
+    /// Stopband attenuation in dB (cheby2, ellip).
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 60.0,
+        help_heading = "Filter"
+    )]
+    pub attenuation: f64,
+    /// Filter forwards then backwards (IIR only): scipy.signal.sosfiltfilt
+    /// in two passes through a scratch file beside the output.
+    #[arg(long, help_heading = "Filter")]
+    pub zero_phase: bool,
+    /// Padding of --zero-phase: odd (sosfiltfilt's default) or none
+    /// (ObsPy's zerophase=True).
+    #[arg(long, value_enum, default_value_t = PadArg::Odd, help_heading = "Filter")]
+    pub pad: PadArg,
+    /// Subtract, at each sample, the median (CMR) or mean (CAR) across
+    /// channels, after the filter.
+    #[arg(long, value_enum, value_name = "HOW", help_heading = "Filter")]
+    pub reference: Option<ReferenceArg>,
     /// Taps of a designed filter.
     #[arg(long, value_name = "N", default_value_t = 101, help_heading = "Filter")]
     pub taps: usize,
@@ -141,6 +187,39 @@ pub enum ConvModeArg {
     Valid,
 }
 
+/// IIR families (scipy's ftype).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IirArg {
+    /// Butterworth (ObsPy's filters).
+    Butter,
+    /// Chebyshev type I (--ripple).
+    Cheby1,
+    /// Chebyshev type II (--attenuation).
+    Cheby2,
+    /// Elliptic (--ripple, --attenuation).
+    Ellip,
+    /// Bessel, phase-normalised (scipy's default norm).
+    Bessel,
+}
+
+/// Zero-phase padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PadArg {
+    /// Odd extension of padlen samples (sosfiltfilt's default).
+    Odd,
+    /// None (ObsPy's zerophase=True).
+    None,
+}
+
+/// Common references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReferenceArg {
+    /// The median across channels (CMR).
+    Median,
+    /// The mean across channels (CAR).
+    Mean,
+}
+
 /// Detectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DetectArg {
@@ -167,6 +246,14 @@ impl ProcessArgs {
     /// The filter as described, without taps yet (designed filters need the
     /// input's sample rate). Reads a kernel file once.
     fn filter_spec(&self) -> Result<Option<FilterSpec>> {
+        if self.iir.is_some() || self.sos.is_some() {
+            return Ok(None);
+        }
+        if self.bandstop.is_some() {
+            return Err(Error::usage(
+                "--bandstop designs IIR filters only: give --iir butter (or another family)",
+            ));
+        }
         let taps = self.taps;
         let spec = if let Some(path) = &self.kernel {
             Some(load_kernel_spec(path)?)
@@ -184,6 +271,94 @@ impl ProcessArgs {
         };
         spec.as_ref().map(FilterSpec::validate).transpose()?;
         Ok(spec)
+    }
+
+    /// Checks the IIR options that need no input: an --iir with one band,
+    /// --zero-phase and --pad only with an IIR filter.
+    fn check_iir(&self) -> Result<()> {
+        let bands = [
+            self.lowpass.is_some(),
+            self.highpass.is_some(),
+            self.bandpass.is_some(),
+            self.bandstop.is_some(),
+        ];
+        if self.iir.is_some() && !bands.contains(&true) {
+            return Err(Error::usage(
+                "--iir needs its band: --lowpass HZ, --highpass HZ, --bandpass LO:HI or --bandstop LO:HI",
+            ));
+        }
+        let iir = self.iir.is_some() || self.sos.is_some();
+        if self.zero_phase && !iir {
+            return Err(Error::usage(
+                "--zero-phase runs IIR filters (--iir, --sos) forwards and backwards; the FIR filters here are linear-phase, and --conv-mode same already removes their delay",
+            ));
+        }
+        if self.pad != PadArg::Odd && !self.zero_phase {
+            return Err(Error::usage("--pad applies to --zero-phase only"));
+        }
+        if self.zero_phase && self.decimate.is_some() {
+            return Err(Error::usage(
+                "--zero-phase with --decimate: not supported; decimate in a second run",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The IIR filter for an input of `sample_rate` (designed, or read
+    /// from --sos), with its description for the report.
+    fn iir(&self, sample_rate: Option<f64>) -> Result<Option<(Sos, Value)>> {
+        if let Some(path) = &self.sos {
+            let sos = Sos::load(path)?;
+            let about = json!({
+                "kind": "sos",
+                "file": path,
+                "sections": sos.len(),
+            });
+            return Ok(Some((sos, about)));
+        }
+        let Some(family) = self.iir else {
+            return Ok(None);
+        };
+        let family = match family {
+            IirArg::Butter => Family::Butter,
+            IirArg::Cheby1 => Family::Cheby1 { rp: self.ripple },
+            IirArg::Cheby2 => Family::Cheby2 {
+                rs: self.attenuation,
+            },
+            IirArg::Ellip => Family::Ellip {
+                rp: self.ripple,
+                rs: self.attenuation,
+            },
+            IirArg::Bessel => Family::Bessel,
+        };
+        let band = if let Some(f) = self.lowpass {
+            Band::Lowpass(f)
+        } else if let Some(f) = self.highpass {
+            Band::Highpass(f)
+        } else if let Some(b) = &self.bandpass {
+            let (lo, hi) = FilterSpec::parse_band(b)?;
+            Band::Bandpass(lo, hi)
+        } else if let Some(b) = &self.bandstop {
+            let (lo, hi) = FilterSpec::parse_band(b)
+                .map_err(|e| Error::usage(e.to_string().replace("--bandpass", "--bandstop")))?;
+            Band::Bandstop(lo, hi)
+        } else {
+            return Err(Error::usage("--iir needs its band"));
+        };
+        let fs = sample_rate.ok_or_else(|| {
+            Error::usage("--iir designs in Hz: the input has no sample rate, give --sample-rate HZ")
+        })?;
+        let sos = Sos::new(design::iirfilter(family, self.order, band, fs)?)?;
+        let about = json!({
+            "kind": "iir",
+            "family": family.name(),
+            "order": self.order,
+            "band": band,
+            "ripple_db": matches!(family, Family::Cheby1 { .. } | Family::Ellip { .. }).then_some(self.ripple),
+            "attenuation_db": matches!(family, Family::Cheby2 { .. } | Family::Ellip { .. }).then_some(self.attenuation),
+            "sections": sos.len(),
+        });
+        Ok(Some((sos, about)))
     }
 
     /// The detector options as given.
@@ -227,7 +402,7 @@ impl ProcessArgs {
 
     /// The job for one input (designed filters and windows in seconds need
     /// its sample rate).
-    fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Job> {
+    fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Planned> {
         if let Some(f) = filter {
             let limit = memory_limit(self.run.memory_limit)?;
             sigstream::pipeline::budget::check_kernel(f.len(), info.channels, limit.bytes)?;
@@ -257,9 +432,20 @@ impl ProcessArgs {
                 Mixer::new(hz, fs)
             })
             .transpose()?;
+        let iir = self.iir(info.sample_rate)?;
+        let (iir, iir_about, zero_phase) = match iir {
+            Some((sos, about)) if self.zero_phase => (None, Some(about), Some(sos)),
+            Some((sos, about)) => (Some(sos), Some(about), None),
+            None => (None, None, None),
+        };
         let job = Job {
             kernel,
             kernel_imag,
+            iir,
+            reference: self.reference.map(|r| match r {
+                ReferenceArg::Median => Reference::Median,
+                ReferenceArg::Mean => Reference::Mean,
+            }),
             shift,
             decimate: self.decimate,
             complex: info.complex,
@@ -273,7 +459,11 @@ impl ProcessArgs {
         };
         // Checked here, where the input is known, so the message names it.
         job.validate()?;
-        Ok(job)
+        Ok(Planned {
+            job,
+            iir_about,
+            zero_phase,
+        })
     }
 
     /// Where an output named `given` goes for `input`: as given for a single
@@ -338,6 +528,17 @@ impl ProcessArgs {
     }
 }
 
+/// What [`ProcessArgs::job`] plans for one input.
+struct Planned {
+    /// The job the pipeline runs (without a zero-phase filter: that runs
+    /// before, see [`zerophase`]).
+    job: Job,
+    /// The IIR filter, for the report.
+    iir_about: Option<Value>,
+    /// The IIR filter run forwards and backwards before the pipeline.
+    zero_phase: Option<Sos>,
+}
+
 /// The sample rate after `--decimate` (fs/N).
 fn output_rate(rate: Option<f64>, decimate: Option<usize>) -> Option<f64> {
     rate.map(|fs| fs / decimate.unwrap_or(1).max(1) as f64)
@@ -350,6 +551,66 @@ fn output_clock(info: &SignalInfo, decimate: Option<usize>) -> EventClock {
         sample_rate: output_rate(info.sample_rate, decimate),
         ..EventClock::of(info)
     }
+}
+
+/// Where the zero-phase scratch file goes: beside the signal output, else
+/// beside the events, else in the temporary directory.
+fn scratch_dir(signal: Option<&Path>, events: Option<&Path>) -> PathBuf {
+    [signal, events]
+        .into_iter()
+        .flatten()
+        .find(|p| !is_stdout(p))
+        .map_or_else(std::env::temp_dir, |p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+}
+
+/// The window of the zero-phase passes: the given chunk size, else the
+/// largest (up to the pipeline's largest chunk) whose buffers fit the
+/// memory limit.
+fn zero_phase_window(
+    config: &StreamConfig,
+    sos: &Sos,
+    channels: usize,
+    strict: bool,
+) -> Result<usize> {
+    use sigstream::pipeline::budget::BASELINE_BYTES;
+    use sigstream::pipeline::{MAX_CHUNK_FRAMES, MIN_CHUNK_FRAMES};
+    if let Some(n) = config.chunk_size {
+        return Ok(n);
+    }
+    let fits = |w: usize| {
+        BASELINE_BYTES.saturating_add(zerophase::bytes(sos, channels, w)) <= config.memory_limit
+    };
+    let mut w = MAX_CHUNK_FRAMES;
+    while w > MIN_CHUNK_FRAMES && !fits(w) {
+        w /= 2;
+    }
+    if !fits(w) && strict {
+        let need = BASELINE_BYTES.saturating_add(zerophase::bytes(sos, channels, w));
+        return Err(Error::usage(format!(
+            "--memory-limit {} MB: the zero-phase passes over {channels} channels need at least {} MB",
+            config.memory_limit >> 20,
+            need.div_ceil(1 << 20)
+        )));
+    }
+    Ok(w)
+}
+
+/// Threads for stages that split channels (none for one thread).
+fn stage_pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("sigstream-zerophase-{i}"))
+        .build()
+        .map(Some)
+        .map_err(|e| Error::Runtime {
+            msg: format!("cannot start {threads} worker threads: {e}"),
+        })
 }
 
 /// An input's stem for output names (`stdin` for `-`).
@@ -399,6 +660,10 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     let filter = args.filter_spec()?;
     // Validate what does not depend on the input before touching any file.
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
+    args.check_iir()?;
+    if let Some(path) = &args.sos {
+        Sos::load(path)?;
+    }
     if let Some(n) = args.decimate {
         sigstream::filter::resample::check_factor(n)?;
     }
@@ -519,8 +784,13 @@ fn process_one(
         }
     }
     // Option errors that depend on this input (no sample rate, ...) name it.
-    let job = args.job(filter, &info).map_err(about_input(input))?;
-    let processor = processor(job);
+    let planned = args.job(filter, &info).map_err(about_input(input))?;
+    if planned.zero_phase.is_some() && input == Path::new("-") {
+        return Err(Error::usage(
+            "-: --zero-phase reads its input twice (forwards, then its filtered copy backwards): give a file, not standard input",
+        ));
+    }
+    let processor = processor(planned.job);
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
     let out_rate = output_rate(info.sample_rate, args.decimate);
@@ -541,6 +811,7 @@ fn process_one(
     let mut stats = Stats::default();
     let mut done = 0u64;
     let mut skipped = 0usize;
+    let mut stats_scratch = 0u64;
     let taps = processor.job().taps() as u64;
     for i in 0..spans.count() {
         let span_info = spans.info(i);
@@ -550,6 +821,26 @@ fn process_one(
             continue;
         }
         let mut source = spans.source(i);
+        let mut scratch_bytes = 0;
+        if let Some(sos) = &planned.zero_phase {
+            let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
+            let pad = match args.pad {
+                PadArg::Odd => Pad::Odd,
+                PadArg::None => Pad::None,
+            };
+            let window = zero_phase_window(
+                processor.config(),
+                sos,
+                span_info.channels,
+                args.run.memory_limit.is_some(),
+            )?;
+            let pool = stage_pool(processor.config().threads)?;
+            let filtered =
+                zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_ref())?;
+            scratch_bytes = filtered.scratch_bytes();
+            source = filtered.source(&span_info)?;
+        }
+        stats_scratch = stats_scratch.max(scratch_bytes);
         if let Some(csv) = csv.as_mut() {
             csv.set_clock(output_clock(&span_info, args.decimate));
         }
@@ -631,14 +922,28 @@ fn process_one(
         ("events", json!(stats.events)),
         (
             "filter",
-            job.kernel.as_ref().map_or(Value::Null, |k| {
-                json!({
+            match (&planned.iir_about, job.kernel.as_ref()) {
+                (Some(about), _) => {
+                    let mut about = about.clone();
+                    about["zero_phase"] = json!(args.zero_phase);
+                    if args.zero_phase {
+                        about["pad"] = json!(match args.pad {
+                            PadArg::Odd => "odd",
+                            PadArg::None => "none",
+                        });
+                        about["scratch_bytes"] = json!(stats_scratch);
+                    }
+                    about
+                }
+                (None, Some(k)) => json!({
                     "taps": k.len(),
                     "method": stats.fir_method,
                     "conv_mode": job.conv_mode,
-                })
-            }),
+                }),
+                (None, None) => Value::Null,
+            },
         ),
+        ("reference", json!(job.reference)),
         ("detector", detector),
         ("shift_hz", json!(args.shift)),
         ("decimate", json!(args.decimate)),

@@ -24,6 +24,7 @@ pub mod budget;
 mod memory;
 mod queue;
 pub mod stats;
+pub mod zerophase;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -169,6 +170,11 @@ impl StreamProcessor {
     pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.backend = backend;
         self
+    }
+
+    /// The job.
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
     }
 
     /// The job.

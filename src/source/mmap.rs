@@ -47,6 +47,8 @@ pub(super) struct FileSource {
     conv: Converter,
     /// Absolute byte offset of the next frame to read.
     pos: u64,
+    /// Absolute byte offset of the first frame.
+    start: u64,
     /// Absolute byte offset of the end of the sample data.
     end: u64,
     /// Index of the next frame to read.
@@ -91,12 +93,27 @@ impl FileSource {
             ),
             gains: header.gains.clone(),
             pos: header.data_offset,
+            start: header.data_offset,
             end: header.data_offset + data_len,
             next_frame: 0,
             map: true,
             buf: Vec::new(),
             len,
         })
+    }
+
+    /// Describes the frames as `like` does (a scratch file holding a
+    /// processed copy of `like`'s input), keeping this file's layout.
+    pub(super) fn describe_as(&mut self, like: &SignalInfo) {
+        let frames = self.info.frames;
+        self.info = SignalInfo {
+            frames,
+            dtype: self.info.dtype,
+            endian: self.info.endian,
+            format: self.info.format,
+            data_offset: self.info.data_offset,
+            ..like.clone()
+        };
     }
 
     /// The file's size now (0 when it cannot be had).
@@ -195,6 +212,24 @@ impl ChunkSource for FileSource {
         self.pos += len as u64;
         self.next_frame += frames as u64;
         Ok(frames)
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, frame: u64) -> Result<()> {
+        let frame_bytes = self.conv.frame_bytes() as u64;
+        let frames = (self.end - self.start) / frame_bytes;
+        if frame > frames {
+            return Err(Error::usage(format!(
+                "{}: frame {frame} is past the end ({frames} frames)",
+                self.info.path.display()
+            )));
+        }
+        self.pos = self.start + frame * frame_bytes;
+        self.next_frame = frame;
+        Ok(())
     }
 }
 

@@ -390,6 +390,24 @@ pub trait ChunkSource: Send {
     /// Reads up to `block.capacity()` frames into `block` (planar), sets its
     /// frame count and returns it; 0 means the end of the input.
     fn read_block(&mut self, block: &mut Block) -> Result<usize>;
+    /// Whether [`ChunkSource::seek`] works: regular files of fixed-size
+    /// frames (raw, npy, wav, SAC, SigMF, SpikeGLX) can; streams and
+    /// decoded formats (miniSEED, FLAC) cannot.
+    fn seekable(&self) -> bool {
+        false
+    }
+    /// Moves to frame `frame` (at most the frame count): the next block
+    /// starts there. Used for the noise estimate's random access.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the source cannot seek.
+    fn seek(&mut self, frame: u64) -> Result<()> {
+        let _ = frame;
+        Err(Error::usage(format!(
+            "{}: this input is read in order only",
+            self.info().path.display()
+        )))
+    }
 }
 
 /// An opened input: one stream of frames, or a miniSEED file that may hold
@@ -491,6 +509,42 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
         meta.len(),
         opts,
     )?)))
+}
+
+/// Reads `frames` frames of interleaved little-endian `f32` from byte
+/// `offset` of `file`, a scratch file this run wrote (the zero-phase
+/// result), through the windowed map, described as `like` (its rate, start
+/// time and names).
+///
+/// # Errors
+/// When the file does not hold those frames.
+pub fn scratch_source(
+    file: std::fs::File,
+    like: &SignalInfo,
+    offset: u64,
+    frames: u64,
+) -> Result<Box<dyn ChunkSource>> {
+    let len = file.metadata().map_err(|e| Error::io(&like.path, e))?.len();
+    let channels = like.channels;
+    let header = Header {
+        format: Format::Raw,
+        dtype: Dtype::F32,
+        endian: Endian::Little,
+        channels,
+        complex: like.complex,
+        center_frequency: like.center_frequency,
+        annotations: Vec::new(),
+        data_offset: offset,
+        data_len: Some(frames.saturating_mul(channels as u64 * 4)),
+        sample_rate: like.sample_rate,
+        start_time: like.start_time,
+        names: like.channel_names.clone(),
+        gains: Vec::new(),
+    };
+    let mut source =
+        mmap::FileSource::from_header(&like.path, file, len, header, &SourceOptions::default())?;
+    source.describe_as(like);
+    Ok(Box::new(source))
 }
 
 /// Largest header the parsers look at, in bytes (a `.npy` header, or the WAV

@@ -1,0 +1,270 @@
+//! IIR filters, zero-phase filtering and common references, end to end
+//! through the CLI, against what scipy and ObsPy make of the same input.
+//!
+//! The expected outputs in `tests/fixtures/iir/` were computed in `f64` by
+//! `scipy.signal.sosfilt`/`sosfiltfilt`, ObsPy's `Trace.filter` and numpy
+//! (`python3 tests/fixtures/make_iir_filter.py`; its docstring lists each
+//! case), so these tests need no Python.
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::path::{Path, PathBuf};
+
+use cli::{assert_refused, sigstream, stderr};
+
+/// Relative to the signal's scale (the reference's largest magnitude): the
+/// issue's bound for IIR outputs. What we lose against scipy's all-`f64`
+/// computation is one `f32` rounding of the input to the output (and, for
+/// zero-phase, of the intermediate between the passes): about 1e-7.
+const IIR_REL_TOL: f64 = 1e-5;
+
+/// Chunk sizes every case runs with: one frame at a time would take long
+/// through the CLI, so a small odd size, one that splits the pads, and one
+/// larger than the input.
+const CHUNKS: [&str; 3] = ["7", "1000", "4096"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let npy = npyz::NpyFile::new(&bytes[..]).expect("a valid npy file");
+    assert_eq!(npy.order(), npyz::Order::C, "{}: C order", path.display());
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<f32>().expect("f32 data"))
+}
+
+/// Largest |got − want| relative to the largest |want|.
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths");
+    let scale = want.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    let err = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| {
+        m.max((f64::from(g) - f64::from(w)).abs())
+    });
+    err / scale
+}
+
+#[test]
+fn every_case_equals_scipy_and_obspy_for_any_chunk_size() {
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/iir/cases.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let what = case["what"].as_str().unwrap();
+        let (shape, want) = read_npy(&root().join(format!("tests/fixtures/iir/{name}.npy")));
+        let mut first: Option<Vec<f32>> = None;
+        for chunk in CHUNKS {
+            let out = dir.path().join(format!("{name}-{chunk}.npy"));
+            let mut args = vec![
+                "process".to_string(),
+                "tests/fixtures/iir/x.npy".into(),
+                "--sample-rate".into(),
+                "100".into(),
+                "--chunk-size".into(),
+                chunk.into(),
+                "-q".into(),
+                "-o".into(),
+                out.to_string_lossy().into_owned(),
+            ];
+            args.extend(
+                case["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string()),
+            );
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = sigstream(&root(), &argv);
+            assert!(run.status.success(), "{name}: {}", stderr(&run));
+            let (got_shape, got) = read_npy(&out);
+            assert_eq!(got_shape, shape, "{name}: shape");
+            let err = rel_err(&got, &want);
+            assert!(err < IIR_REL_TOL, "{name} ({what}), chunk {chunk}: {err:e}");
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert!(
+                    f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name}: chunk {chunk} differs from chunk {} bit for bit",
+                    CHUNKS[0]
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn events_after_zero_phase_are_those_of_its_output() {
+    // Detection streams over the backward pass's result: the events equal
+    // those of the zero-phase output detected on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let zp = ["--iir", "butter", "--bandpass", "1:20", "--zero-phase"];
+    let det = ["--detect", "threshold", "--on", "12", "--off", "4"];
+    let mut args = vec![
+        "process",
+        "tests/fixtures/iir/x.npy",
+        "--sample-rate",
+        "100",
+        "-q",
+    ];
+    args.extend(zp);
+    args.extend(det);
+    let out = format!("{d}/y.npy");
+    let ev = format!("{d}/a.csv");
+    args.extend(["-o", &out, "--events", &ev]);
+    let run = sigstream(&root(), &args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ev2 = format!("{d}/b.csv");
+    let mut again = vec![
+        "process",
+        &out,
+        "--sample-rate",
+        "100",
+        "-q",
+        "--events",
+        &ev2,
+    ];
+    again.extend(det);
+    let run = sigstream(&root(), &again);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let a = std::fs::read_to_string(&ev).unwrap();
+    assert!(a.lines().count() > 2, "some events: {a}");
+    assert_eq!(a, std::fs::read_to_string(&ev2).unwrap());
+    // The scratch file has no name: nothing is left beside the outputs.
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a.csv", "b.csv", "y.npy"]);
+}
+
+#[test]
+fn bad_iir_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = root().join("tests/fixtures/iir/x.npy");
+    let x = x.to_string_lossy();
+    let base = ["process", &*x, "--sample-rate", "100"];
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--iir", "butter", "--order", "0", "--lowpass", "5"],
+            "--order 0",
+            "order 0",
+        ),
+        (
+            &["--iir", "butter", "--order", "21", "--lowpass", "5"],
+            "--order 21",
+            "order 21",
+        ),
+        (
+            &["--iir", "butter", "--lowpass", "50"],
+            "Nyquist",
+            "corner at Nyquist",
+        ),
+        (
+            &["--iir", "cheby1", "--bandpass", "10:60"],
+            "Nyquist",
+            "corner above Nyquist",
+        ),
+        (&["--iir", "butter"], "needs its band", "no band"),
+        (
+            &["--lowpass", "5", "--zero-phase"],
+            "--zero-phase runs IIR filters",
+            "zero-phase FIR",
+        ),
+        (
+            &["--iir", "butter", "--lowpass", "5", "--pad", "none"],
+            "--pad applies to --zero-phase only",
+            "pad without zero-phase",
+        ),
+        (
+            &["--bandstop", "5:10"],
+            "--bandstop designs IIR filters only",
+            "FIR bandstop",
+        ),
+        (
+            &["--sos", "tests/fixtures/iir/x.npy"],
+            "shape (n, 6)",
+            "sos of the wrong shape",
+        ),
+    ];
+    for (extra, phrase, what) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out_path = dir.path().join("o.npy");
+        let o = out_path.to_string_lossy().into_owned();
+        args.extend(["-o", &o]);
+        let run = sigstream(&root(), &args);
+        assert_eq!(run.status.code(), Some(2), "{what}: {}", stderr(&run));
+        assert!(stderr(&run).contains(phrase), "{what}: {}", stderr(&run));
+        assert!(!out_path.exists(), "{what}: no output");
+    }
+    // Zero-phase on standard input: refused, naming it.
+    let run = sigstream(
+        &root(),
+        &[
+            "process",
+            "-",
+            "--dtype",
+            "f32",
+            "--sample-rate",
+            "100",
+            "--iir",
+            "butter",
+            "--lowpass",
+            "5",
+            "--zero-phase",
+        ],
+    );
+    assert_refused(&run, "-", "not standard input", "zero-phase on stdin");
+    // A one-channel common reference: refused with the reason.
+    let one = dir.path().join("one.f32");
+    std::fs::write(&one, [0u8; 400]).unwrap();
+    let run = sigstream(
+        &root(),
+        &[
+            "process",
+            &one.to_string_lossy(),
+            "--dtype",
+            "f32",
+            "--reference",
+            "median",
+        ],
+    );
+    assert_refused(
+        &run,
+        "",
+        "at least two channels",
+        "reference on one channel",
+    );
+    // Shorter than sosfiltfilt's padlen: refused, as scipy does.
+    let short = dir.path().join("short.f32");
+    std::fs::write(&short, [0u8; 4 * 20]).unwrap();
+    let run = sigstream(
+        &root(),
+        &[
+            "process",
+            &short.to_string_lossy(),
+            "--dtype",
+            "f32",
+            "--sample-rate",
+            "100",
+            "--iir",
+            "butter",
+            "--bandpass",
+            "1:20",
+            "--zero-phase",
+        ],
+    );
+    assert_refused(
+        &run,
+        &short.to_string_lossy(),
+        "needs more than padlen = 27",
+        "shorter than padlen",
+    );
+}
