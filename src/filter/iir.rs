@@ -372,12 +372,32 @@ const STEP: usize = 256;
 /// count rounded up to 1, 2, 4 or 8 so that a lone channel does not pay
 /// for eight.
 fn filter_group(sections: &[[f64; 6]], state: &mut GroupState, x: &[&[f32]], y: &mut [&mut [f32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if x.len() > 2 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), which is all
+        // `filter_avx2` requires of it.
+        unsafe { filter_avx2(sections, state, x, y) };
+        return;
+    }
     match x.len() {
         0 => {}
         1 => filter_lanes::<1>(sections, state, x, y),
         2 => filter_lanes::<2>(sections, state, x, y),
         3 | 4 => filter_lanes::<4>(sections, state, x, y),
         _ => filter_lanes::<8>(sections, state, x, y),
+    }
+}
+
+/// [`filter_lanes`] compiled for AVX2: four `f64` lanes per instruction
+/// instead of SSE2's two. The same operations in the same order (no fused
+/// multiply-add: AVX2 alone does not enable FMA), so the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn filter_avx2(sections: &[[f64; 6]], state: &mut GroupState, x: &[&[f32]], y: &mut [&mut [f32]]) {
+    if x.len() <= 4 {
+        filter_lanes::<4>(sections, state, x, y)
+    } else {
+        filter_lanes::<8>(sections, state, x, y)
     }
 }
 
@@ -388,6 +408,7 @@ fn filter_group(sections: &[[f64; 6]], state: &mut GroupState, x: &[&[f32]], y: 
 /// over the sections: section `s` at sample `i` needs only section `s − 1`
 /// at `i` and its own state, so every value is the same, while the state
 /// stays in registers.
+#[inline(always)]
 fn filter_lanes<const N: usize>(
     sections: &[[f64; 6]],
     state: &mut GroupState,

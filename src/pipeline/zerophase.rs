@@ -148,16 +148,20 @@ pub fn filtfilt(
     // `padlen + 1` (a ring; the right pad's).
     let keep = padlen + 1;
     let mut out = vec![vec![0.0f32; window.max(padlen + keep)]; channels];
-    let mut bytes = vec![0u8; window.max(padlen + keep) * frame_bytes];
+    // One window of interleaved frames, as stored.
+    let mut frames = vec![0.0f32; window.max(padlen + keep) * channels];
     let mut head: Vec<Vec<f32>> = vec![Vec::with_capacity(keep); channels];
     let mut tail = vec![vec![0.0f32; keep]; channels];
     let mut seen: u64 = 0;
     let mut written: u64 = 0;
     let mut started = false;
     let mut write = |planes: &[Vec<f32>], n: usize, at: &mut u64| -> Result<()> {
-        interleave(planes, n, &mut bytes);
-        file.write_all_at(&bytes[..n * frame_bytes], *at * frame_bytes as u64)
-            .map_err(|e| Error::io(&scratch_name, e))?;
+        interleave(planes, n, &mut frames);
+        file.write_all_at(
+            as_le_bytes(&mut frames[..n * channels]),
+            *at * frame_bytes as u64,
+        )
+        .map_err(|e| Error::io(&scratch_name, e))?;
         *at += n as u64;
         Ok(())
     };
@@ -237,11 +241,15 @@ pub fn filtfilt(
     let total = written;
     let mut bank = SosBank::new(sos.clone(), channels);
     if pad == Pad::Odd {
-        let mut last = vec![0u8; frame_bytes];
-        file.read_exact_at(&mut last, (total - 1) * frame_bytes as u64)
-            .map_err(|e| Error::io(&scratch_name, e))?;
-        for c in 0..channels {
-            bank.set_state(c, &zi, f64::from(sample(&last, c)));
+        let last = &mut frames[..channels];
+        file.read_exact_at(
+            bytemuck::cast_slice_mut(last),
+            (total - 1) * frame_bytes as u64,
+        )
+        .map_err(|e| Error::io(&scratch_name, e))?;
+        from_le(last);
+        for (c, &v) in last.iter().enumerate() {
+            bank.set_state(c, &zi, f64::from(v));
         }
     }
     let mut rev = vec![vec![0.0f32; window]; channels];
@@ -250,22 +258,22 @@ pub fn filtfilt(
     while end > stop {
         let start = stop.max(end.saturating_sub(window as u64));
         let n = (end - start) as usize;
-        let buf = &mut bytes[..n * frame_bytes];
-        file.read_exact_at(buf, start * frame_bytes as u64)
+        let buf = &mut frames[..n * channels];
+        file.read_exact_at(bytemuck::cast_slice_mut(buf), start * frame_bytes as u64)
             .map_err(|e| Error::io(&scratch_name, e))?;
-        for (c, r) in rev.iter_mut().enumerate() {
-            for (j, v) in r[..n].iter_mut().enumerate() {
-                *v = sample(&buf[(n - 1 - j) * frame_bytes..], c);
+        from_le(buf);
+        for (j, frame) in buf.chunks_exact(channels).rev().enumerate() {
+            for (r, &v) in rev.iter_mut().zip(frame) {
+                r[j] = v;
             }
         }
         filter(&mut bank, &rev, n, &mut out, pool);
-        for (c, o) in out.iter().enumerate() {
-            for (j, &v) in o[..n].iter().enumerate() {
-                let at = (n - 1 - j) * frame_bytes + c * F32_BYTES as usize;
-                buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        for (j, frame) in buf.chunks_exact_mut(channels).rev().enumerate() {
+            for (v, o) in frame.iter_mut().zip(&out) {
+                *v = o[j];
             }
         }
-        file.write_all_at(buf, start * frame_bytes as u64)
+        file.write_all_at(as_le_bytes(buf), start * frame_bytes as u64)
             .map_err(|e| Error::io(&scratch_name, e))?;
         end = start;
     }
@@ -297,20 +305,36 @@ fn filter(
     bank.process(&ins, &mut outs, pool);
 }
 
-/// Interleaves the first `n` samples of `planes` as little-endian `f32`
-/// frames into `bytes`.
-fn interleave(planes: &[Vec<f32>], n: usize, bytes: &mut [u8]) {
+/// Interleaves the first `n` samples of `planes` into `frames`.
+fn interleave(planes: &[Vec<f32>], n: usize, frames: &mut [f32]) {
     let channels = planes.len();
-    for (c, p) in planes.iter().enumerate() {
-        for (i, v) in p[..n].iter().enumerate() {
-            let at = (i * channels + c) * F32_BYTES as usize;
-            bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    for (i, frame) in frames[..n * channels]
+        .chunks_exact_mut(channels)
+        .enumerate()
+    {
+        for (v, p) in frame.iter_mut().zip(planes) {
+            *v = p[i];
         }
     }
 }
 
-/// Channel `c`'s sample in the frame at the start of `frame`.
-fn sample(frame: &[u8], c: usize) -> f32 {
-    let at = c * F32_BYTES as usize;
-    f32::from_le_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
+/// `values` as the little-endian bytes the scratch file holds (swapped in
+/// place on a big-endian machine; a no-op elsewhere).
+fn as_le_bytes(values: &mut [f32]) -> &[u8] {
+    if cfg!(target_endian = "big") {
+        for v in values.iter_mut() {
+            *v = f32::from_bits(v.to_bits().swap_bytes());
+        }
+    }
+    bytemuck::cast_slice(values)
+}
+
+/// Little-endian values read into `values` as native ones (see
+/// [`as_le_bytes`]).
+fn from_le(values: &mut [f32]) {
+    if cfg!(target_endian = "big") {
+        for v in values.iter_mut() {
+            *v = f32::from_bits(v.to_bits().swap_bytes());
+        }
+    }
 }
