@@ -14,7 +14,11 @@
 //! `obspy/signal/src/stalta.c`, `obspy/signal/src/recstalta.c`); the
 //! characteristic function (cft) is computed in `f64` from the `f32` samples:
 //!
-//! * **Threshold**: cft = |y|.
+//! * **Threshold**: cft = |y| by default; with a [`Polarity`], `y`
+//!   (`pos`) or `−y` (`neg`, for negative spikes: a sample of −80 is a cft,
+//!   and a reported `peak_value`, of 80). Its levels are therefore positive:
+//!   `on > 0`, `off >= 0`, and a negative `--on` is refused with a pointer
+//!   to `--polarity neg`.
 //! * **Classic STA/LTA** (`classic_sta_lta`, C version): with `a` the sample
 //!   as `f64`, `sta` and `lta` are the sums of `a²` over the last `nsta` and
 //!   `nlta` samples (current included), kept as running sums
@@ -48,6 +52,26 @@
 //! the end of the first run `>= off` that ends at or after the onset, even if
 //! that run begins later, after cft has dropped below `on` in between.
 //!
+//! **Dead time** (a refractory period, `dead` samples; not in ObsPy): after
+//! an event's onset `s`, no event starts on that channel before `s + dead`.
+//! An onset that ObsPy's rules would give at `t < s + dead` (a run start
+//! after the event has ended) merges into the event instead: the event goes
+//! on from `t` under the same rules (it ends at the end of the first run
+//! `>= off` that ends at or after `t`, and further onsets before
+//! `s + dead` merge too), keeps its start `s`, and its peak is the first
+//! maximum of the cft over the whole merged span `[s, end]`, the samples
+//! between the merged runs included. An onset at exactly `s + dead` starts
+//! a new event. An event is reported once its dead window has passed (or
+//! at the end of the data), so it may be reported up to `dead` samples
+//! after its end. With `max_len` the cut stays where it was: the merged
+//! event ends at the latest at `s + max_len`, and once the cut index is
+//! reached (whether the event is still open then, or has ended and waits in
+//! its dead window) the event is final, and onsets before `s + dead` are
+//! dropped: they neither merge nor start an event, and a run that begins
+//! there and lasts past `s + dead` does not start one either (an onset is a
+//! run start). So the onsets of one channel's events are always at least
+//! `dead` samples apart. `dead = 0` (or none) is ObsPy's behaviour.
+//!
 //! Where we differ from ObsPy, on purpose:
 //!
 //! * An event open at the end whose cft never reached `off` after its onset
@@ -78,8 +102,15 @@
 //!   same `nlta`-sample NaN stretch is used. The threshold detector's cft is
 //!   |y| itself: NaN never triggers, ±Inf is a (huge) value like any other.
 //!   Warm-up zeros take precedence over that NaN stretch.
+//!
+//! Beside the detectors: [`noise`] measures each channel's noise level
+//! (SpikeInterface's MAD), from which per-channel levels are set
+//! ([`DetectorSpec::with_levels`]); [`coincidence`] groups the channels'
+//! events into network events as ObsPy's `coincidence_trigger` does.
 
 mod classic;
+pub mod coincidence;
+pub mod noise;
 mod recursive;
 mod threshold;
 mod trigger;
@@ -325,13 +356,13 @@ impl DetectorSpec {
             Some(WindowLen::Seconds(s)) => Some(seconds(s, "dead", true)?),
         }
         .filter(|&n| n > 0);
-        if kind != DetectorKind::Threshold {
-            if let Some(p) = options.polarity {
-                return Err(Error::usage(format!(
-                    "--polarity {}: only the threshold detector takes a polarity (an STA/LTA ratio of squares has none)",
-                    p.name()
-                )));
-            }
+        if kind != DetectorKind::Threshold
+            && let Some(p) = options.polarity
+        {
+            return Err(Error::usage(format!(
+                "--polarity {}: only the threshold detector takes a polarity (an STA/LTA ratio of squares has none)",
+                p.name()
+            )));
         }
         let spec = match kind {
             DetectorKind::Threshold => DetectorSpec::Threshold {

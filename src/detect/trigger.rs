@@ -235,10 +235,10 @@ impl Trigger {
                 self.open = Some(open);
             }
         }
-        if let Some(held) = self.held {
-            if held.close_at.checked_sub(offset).is_some_and(|d| d < len) {
-                self.release(held, events);
-            }
+        if let Some(held) = self.held
+            && held.close_at.checked_sub(offset).is_some_and(|d| d < len)
+        {
+            self.release(held, events);
         }
         self.above_on = false;
         self.next = Some(offset + len);
