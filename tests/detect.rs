@@ -912,6 +912,35 @@ fn process_does_not_allocate() {
         assert_eq!(allocations(), before, "{spec:?} allocated in process");
         assert!(!events.is_empty());
     }
+    // The same with a dead time and a polarity.
+    let specs = [
+        DetectorSpec::Threshold {
+            on: 12.0,
+            off: 3.0,
+            max_len: Some(100),
+            dead: Some(500),
+            polarity: Polarity::Neg,
+        },
+        DetectorSpec::RecursiveStaLta {
+            nsta: 20,
+            nlta: 200,
+            on: 2.5,
+            off: 1.2,
+            max_len: None,
+            dead: Some(3000),
+        },
+    ];
+    for spec in specs {
+        let mut detector = spec.build();
+        let mut events = Vec::with_capacity(10_000);
+        let before = allocations();
+        for (i, chunk) in x.chunks(777).enumerate() {
+            detector.process(chunk, (i * 777) as u64, &mut events);
+        }
+        detector.finish(&mut events);
+        assert_eq!(allocations(), before, "{spec:?} allocated in process");
+        assert!(!events.is_empty());
+    }
 }
 
 #[test]

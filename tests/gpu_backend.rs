@@ -394,3 +394,34 @@ fn a_device_lost_mid_run_fails_the_run_cleanly() {
         Ok(stats) => panic!("the run succeeded after the device was destroyed: {stats:?}"),
     }
 }
+
+#[test]
+fn detectors_the_kernels_lack_are_refused_with_the_reason() {
+    let Some(gpu) = gpu_backend() else { return };
+    let threshold = |dead, polarity| DetectorSpec::Threshold {
+        on: 4.0,
+        off: 1.0,
+        max_len: None,
+        dead,
+        polarity,
+    };
+    for choice in [
+        DetectorChoice::Builtin(threshold(Some(30), Polarity::Both)),
+        DetectorChoice::Builtin(threshold(None, Polarity::Neg)),
+        DetectorChoice::PerChannel(Arc::from(vec![threshold(None, Polarity::Both); 2])),
+    ] {
+        assert!(!choice.gpu_supported());
+        let job = Job {
+            detector: Some(choice.clone()),
+            ..Job::default()
+        };
+        match gpu.plan(&job, 2, 4096, 1) {
+            Err(e @ sigstream::Error::Usage { .. }) => assert!(
+                e.to_string().contains("runs on the CPU backend only"),
+                "{choice:?}: {e}"
+            ),
+            Err(e) => panic!("{choice:?}: expected a usage error, got {e}"),
+            Ok(_) => panic!("{choice:?}: the GPU backend planned it"),
+        }
+    }
+}

@@ -179,3 +179,30 @@ impl NoiseChunks {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_is_numpys() {
+        // np.median([3, 1, 2]) = 2; np.median([4, 1, 3, 2]) = 2.5;
+        // np.median([-1, -1, 7, 7]) = 3.
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_in_place(&mut [-1.0, 7.0, -1.0, 7.0]), 3.0);
+        assert_eq!(median_in_place(&mut [5.0]), 5.0);
+    }
+
+    #[test]
+    fn mad_with_reuses_its_scratch() {
+        let mut scratch = Vec::with_capacity(8);
+        let ptr = scratch.as_ptr();
+        // |x − 2| = [1, 0, 1, 2]: median 1.
+        assert_eq!(
+            mad_with(&[1.0, 2.0, 3.0, 4.0], &mut scratch),
+            1.0 / MAD_SCALE
+        );
+        assert_eq!(scratch.as_ptr(), ptr, "no reallocation within capacity");
+    }
+}

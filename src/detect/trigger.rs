@@ -437,3 +437,43 @@ impl Trigger {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(events: &[Event]) -> Vec<(u64, u64, u64)> {
+        events
+            .iter()
+            .map(|e| (e.start, e.end, e.peak_index))
+            .collect()
+    }
+
+    #[test]
+    fn an_ended_event_waits_for_its_dead_window() {
+        let mut t = Trigger::new(2.0, 1.0, None).with_dead(5);
+        let mut events = Vec::new();
+        t.push(&[3.0, 4.0, 0.0], 0, &mut events);
+        // Ended at 1, reported only at 5 (= 0 + 5).
+        assert!(events.is_empty() && t.is_open());
+        assert_eq!((t.open_start(), t.open_peak()), (Some(0), Some(1)));
+        t.push(&[0.0, 0.0], 3, &mut events);
+        assert!(events.is_empty());
+        t.push(&[0.0], 5, &mut events);
+        assert_eq!(spans(&events), [(0, 1, 1)]);
+        assert!(!t.is_open());
+    }
+
+    #[test]
+    fn a_gap_closes_the_dead_window() {
+        let mut t = Trigger::new(2.0, 1.0, None).with_dead(50);
+        let mut events = Vec::new();
+        t.push(&[3.0, 0.0], 0, &mut events);
+        t.push_below(2, 10, &mut events);
+        assert!(events.is_empty());
+        // An onset inside the window merges, across the gap.
+        t.push(&[5.0, 0.0], 12, &mut events);
+        t.push_below(14, 100, &mut events);
+        assert_eq!(spans(&events), [(0, 12, 12)]);
+    }
+}

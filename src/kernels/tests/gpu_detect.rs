@@ -505,8 +505,10 @@ fn candidates_beyond_the_fast_readback_are_read_back() {
     let n = 20_000;
     let data: Vec<_> = (0..3).map(|c| noisy_signal(30 + c, n, 8)).collect();
     let specs = [
+        // The threshold's levels must be positive; 1e-30 is below every
+        // (non-zero) sample of the noise, so every sample is a candidate.
         DetectorSpec::Threshold {
-            on: 0.0,
+            on: 1e-30,
             off: 2.0,
             max_len: Some(500),
             dead: None,
