@@ -83,13 +83,18 @@ fn exact(events: &[Event]) -> Vec<(usize, u64, u64, u64, u64)> {
 // ---------------------------------------------------------------------------
 // Reference: trigger_onset with a dead time, over the whole cft.
 
+/// `v >= level`, false for NaN (NumPy's `np.where(charfct >= level)`).
+fn at_least(v: f64, level: f64) -> bool {
+    v >= level
+}
+
 /// The end of the first run `>= off` that ends at or after `t` (ObsPy's
 /// pairing), or the last sample when there is none (our clamp of ObsPy's
 /// `len(charfct)`).
 fn off_end(cft: &[f64], off: f64, t: usize) -> usize {
     let n = cft.len();
     (t..n)
-        .find(|&k| cft[k] >= off && (k + 1 == n || !(cft[k + 1] >= off)))
+        .find(|&k| at_least(cft[k], off) && (k + 1 == n || !at_least(cft[k + 1], off)))
         .unwrap_or(n - 1)
 }
 
@@ -109,7 +114,8 @@ fn reference(cft: &[f64], on: f64, off: f64, max_len: Option<u64>, dead: u64) ->
     let n = cft.len();
     let max_len = max_len.map_or(usize::MAX, |m| m as usize);
     let dead = dead as usize;
-    let run_starts = (0..n).filter(|&i| cft[i] >= on && (i == 0 || !(cft[i - 1] >= on)));
+    let run_starts =
+        (0..n).filter(|&i| at_least(cft[i], on) && (i == 0 || !at_least(cft[i - 1], on)));
     let mut done: Vec<(usize, usize)> = Vec::new();
     let mut cur: Option<Cur> = None;
     for t in run_starts {
