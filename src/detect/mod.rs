@@ -8,7 +8,8 @@
 //! peak), works through its input in fixed sub-blocks of [`BLOCK`] samples
 //! with scratch space allocated once at construction, and performs the same
 //! arithmetic, in the same order, for each sample whatever the split. Results
-//! are bit-for-bit identical for any chunking (checked by `tests/detect.rs`).
+//! are bit-for-bit identical for any chunking (checked by `tests/detect.rs`,
+//! and with dead time and polarity by `tests/detect_features.rs`).
 //!
 //! The detectors reproduce ObsPy (`obspy/signal/trigger.py`,
 //! `obspy/signal/src/stalta.c`, `obspy/signal/src/recstalta.c`); the
