@@ -23,7 +23,7 @@ use sigstream::backend::gpu::fft::GpuFft;
 use sigstream::backend::gpu::fir::{GpuFir, GpuFirMethod};
 use sigstream::backend::gpu::{GpuBackend, GpuContext, GpuOptions, STEP_PARAMS_SIZE, StepParams};
 use sigstream::backend::{Backend, DetectorChoice, Job};
-use sigstream::detect::DetectorSpec;
+use sigstream::detect::{DetectorSpec, Polarity};
 use sigstream::filter::ConvMode;
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor};
 
@@ -168,6 +168,8 @@ fn detect(c: &mut Criterion) {
                 on: 5.0,
                 off: 2.0,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             },
         ),
         (
@@ -178,6 +180,7 @@ fn detect(c: &mut Criterion) {
                 on: 4.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             },
         ),
         (
@@ -188,6 +191,7 @@ fn detect(c: &mut Criterion) {
                 on: 4.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             },
         ),
     ];
@@ -296,6 +300,8 @@ fn e2e(c: &mut Criterion) {
                     on: 5.0,
                     off: 2.0,
                     max_len: None,
+                    dead: None,
+                    polarity: Polarity::Both,
                 })),
                 ..Job::default()
             },
@@ -311,6 +317,7 @@ fn e2e(c: &mut Criterion) {
                     on: 4.0,
                     off: 1.5,
                     max_len: None,
+                    dead: None,
                 })),
                 ..Job::default()
             },

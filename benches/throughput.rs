@@ -17,7 +17,7 @@ use common::Rng;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sigstream::backend::cpu::fir::{Fir, FirMethod, best_nfft};
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::DetectorSpec;
+use sigstream::detect::{DetectorSpec, Polarity};
 use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
 use sigstream::source::{Dtype, SourceOptions};
@@ -109,6 +109,8 @@ fn detect(c: &mut Criterion) {
                 on: 8.0,
                 off: 8.0,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             },
         ),
         (
@@ -119,6 +121,7 @@ fn detect(c: &mut Criterion) {
                 on: 4.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             },
         ),
         (
@@ -129,6 +132,7 @@ fn detect(c: &mut Criterion) {
                 on: 4.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             },
         ),
     ];
@@ -171,6 +175,8 @@ fn pipeline(c: &mut Criterion) {
                 on: 8.0,
                 off: 8.0,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             },
         ),
         (
@@ -182,6 +188,7 @@ fn pipeline(c: &mut Criterion) {
                 on: 4.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             },
         ),
     ];
@@ -236,6 +243,8 @@ fn channels(c: &mut Criterion) {
             on: 5.0,
             off: 5.0,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         })),
         ..Job::default()
     };

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use sigstream::backend::{DetectorChoice, Job};
-//! use sigstream::detect::{DetectorSpec, Event};
+//! use sigstream::detect::{DetectorSpec, Event, Polarity};
 //! use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
 //! use sigstream::source::SourceOptions;
 //!
@@ -29,6 +29,8 @@
 //!         on: 5.0,
 //!         off: 2.0,
 //!         max_len: None,
+//!         dead: None,
+//!         polarity: Polarity::Both,
 //!     })),
 //!     ..Job::default()
 //! };

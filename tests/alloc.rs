@@ -72,6 +72,7 @@ fn no_allocation_in_the_steady_state() {
                 on: 3.0,
                 off: 1.5,
                 max_len: None,
+                dead: None,
             })),
             ..Job::default()
         };

@@ -3,7 +3,7 @@
 //! fails the test as surely as a wrong answer.
 
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
+use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Polarity, WindowLen};
 use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor, chunked_convolve};
 use sigstream::source::{Dtype, SourceOptions};
@@ -25,6 +25,8 @@ fn threshold(on: f64, off: f64) -> DetectorSpec {
         on,
         off,
         max_len: None,
+        dead: None,
+        polarity: Polarity::Both,
     }
 }
 
@@ -74,6 +76,7 @@ fn bad_jobs_are_errors() {
         on: 3.0,
         off: 1.0,
         max_len: None,
+        dead: None,
     };
     assert_usage(
         run(with_detector(sta_lta(0, 10)), config.clone()),
@@ -101,6 +104,7 @@ fn bad_jobs_are_errors() {
         on: 2.0,
         off: 1.0,
         max_len: Some(0),
+        dead: None,
     };
     assert_usage(
         run(with_detector(recursive), config.clone()),
@@ -174,6 +178,8 @@ fn bad_detector_options_and_filters_are_errors() {
         sta: None,
         lta: None,
         max_len: None,
+        polarity: None,
+        dead: None,
     };
     assert_usage(
         DetectorSpec::from_options(DetectorKind::Threshold, &opts, None),
@@ -209,7 +215,8 @@ fn bad_detector_options_and_filters_are_errors() {
             nlta: 1000,
             on: 3.0,
             off: 3.0,
-            max_len: None
+            max_len: None,
+            dead: None,
         }
     );
     assert_usage(

@@ -1226,7 +1226,14 @@ fn report_json_is_consistent_with_the_run() {
     // The detector is plain JSON, not a Debug string.
     assert_eq!(
         entry["detector"],
-        serde_json::json!({"kind": "threshold", "on": 2.0, "off": 2.0, "max_len": null})
+        serde_json::json!({
+            "kind": "threshold",
+            "on": 2.0,
+            "off": 2.0,
+            "max_len": null,
+            "dead": null,
+            "polarity": "both"
+        })
     );
     assert_eq!(report["backend"], "cpu");
     assert_eq!(report["totals"]["events"], events.len() as u64);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use num_complex::Complex;
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::{DetectorSpec, Event};
+use sigstream::detect::{DetectorSpec, Event, Polarity};
 use sigstream::filter::mix::Mixer;
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
 use sigstream::pool::Block;
@@ -519,6 +519,8 @@ fn detection_runs_on_the_magnitude_of_each_channel() {
         on: 5.0,
         off: 2.0,
         max_len: None,
+        dead: None,
+        polarity: Polarity::Both,
     };
     let job = Job {
         detector: Some(DetectorChoice::Builtin(spec.clone())),

@@ -15,7 +15,7 @@ mod common;
 
 use common::{Rng, noisy_signal};
 use proptest::prelude::*;
-use sigstream::detect::{BLOCK, DetectorSpec, Event, Trigger};
+use sigstream::detect::{BLOCK, DetectorSpec, Event, Polarity, Trigger};
 
 // ---------------------------------------------------------------------------
 // Allocation counting (per thread, so parallel tests do not interfere).
@@ -321,7 +321,13 @@ fn threshold_matches_trigger_onset_reference() {
             (5.0, 12.0, None),
             (5.0, 12.0, Some(40)),
         ] {
-            let spec = DetectorSpec::Threshold { on, off, max_len };
+            let spec = DetectorSpec::Threshold {
+                on,
+                off,
+                max_len,
+                dead: None,
+                polarity: Polarity::Both,
+            };
             let got = run(&spec, &x);
             let want = reference_events(&cft, on, off, max_len);
             assert_eq!(
@@ -350,6 +356,7 @@ fn classic_matches_obspy_cumsum_reference() {
                 on,
                 off,
                 max_len,
+                dead: None,
             };
             let got = run(&spec, &x);
             let want = reference_events(&classic_cumsum(&x, nsta, nlta), on, off, max_len);
@@ -383,6 +390,7 @@ fn classic_is_stalta_c_bit_for_bit_before_the_first_resync() {
             on: 3.0,
             off: 1.2,
             max_len: None,
+            dead: None,
         };
         let got = run_chunked(&spec, &x, &[777, 1, 3000], 0);
         let want = reference_events(&classic_c(&x, nsta, nlta), 3.0, 1.2, None);
@@ -402,6 +410,7 @@ fn classic_stays_close_to_stalta_c_after_resyncs() {
         on: 3.0,
         off: 1.5,
         max_len: None,
+        dead: None,
     };
     let got = run(&spec, &x);
     let want = reference_events(&classic_c(&x, nsta, nlta), 3.0, 1.5, None);
@@ -425,6 +434,7 @@ fn recursive_is_recstalta_c_bit_for_bit() {
                 on,
                 off,
                 max_len,
+                dead: None,
             };
             let got = run(&spec, &x);
             let want = reference_events(&recursive_c(&x, nsta, nlta), on, off, max_len);
@@ -495,6 +505,8 @@ fn spec_for(kind: usize, max_len: Option<u64>) -> DetectorSpec {
             on: 12.0,
             off: 3.0,
             max_len,
+            dead: None,
+            polarity: Polarity::Both,
         },
         1 => DetectorSpec::ClassicStaLta {
             nsta: 20,
@@ -502,6 +514,7 @@ fn spec_for(kind: usize, max_len: Option<u64>) -> DetectorSpec {
             on: 3.0,
             off: 1.5,
             max_len,
+            dead: None,
         },
         2 => DetectorSpec::RecursiveStaLta {
             nsta: 20,
@@ -509,6 +522,7 @@ fn spec_for(kind: usize, max_len: Option<u64>) -> DetectorSpec {
             on: 2.5,
             off: 1.2,
             max_len,
+            dead: None,
         },
         // off > on, long windows.
         _ => DetectorSpec::ClassicStaLta {
@@ -517,6 +531,7 @@ fn spec_for(kind: usize, max_len: Option<u64>) -> DetectorSpec {
             on: 2.0,
             off: 3.0,
             max_len,
+            dead: None,
         },
     }
 }
@@ -569,7 +584,16 @@ fn chunks_of_one_sample_give_the_same_events() {
 // Edge cases.
 
 fn threshold_events(x: &[f32], on: f64, off: f64, max_len: Option<u64>) -> Vec<(u64, u64, u64)> {
-    spans(&run(&DetectorSpec::Threshold { on, off, max_len }, x))
+    spans(&run(
+        &DetectorSpec::Threshold {
+            on,
+            off,
+            max_len,
+            dead: None,
+            polarity: Polarity::Both,
+        },
+        x,
+    ))
 }
 
 #[test]
@@ -580,6 +604,8 @@ fn threshold_event_at_index_zero_and_event_open_at_the_end() {
             on: 4.0,
             off: 1.0,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         },
         &x,
     );
@@ -591,6 +617,8 @@ fn threshold_event_at_index_zero_and_event_open_at_the_end() {
             on: 4.0,
             off: 1.0,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         },
         &x,
         &[1],
@@ -667,6 +695,7 @@ fn signal_shorter_than_nlta_gives_no_events() {
             on: 1.5,
             off: 0.5,
             max_len: None,
+            dead: None,
         },
         DetectorSpec::RecursiveStaLta {
             nsta: 10,
@@ -674,6 +703,7 @@ fn signal_shorter_than_nlta_gives_no_events() {
             on: 1.5,
             off: 0.5,
             max_len: None,
+            dead: None,
         },
     ] {
         assert!(run(&spec, &x).is_empty(), "{spec:?}");
@@ -698,6 +728,7 @@ fn classic_first_value_is_at_nlta_minus_one() {
             on: 2.0,
             off: 1.0,
             max_len: None,
+            dead: None,
         },
         &x,
     );
@@ -709,6 +740,7 @@ fn classic_first_value_is_at_nlta_minus_one() {
             on: 2.0,
             off: 1.0,
             max_len: None,
+            dead: None,
         },
         &x,
     );
@@ -739,6 +771,7 @@ fn non_finite_samples_do_not_stop_detection() {
             on: 4.0,
             off: 1.5,
             max_len: None,
+            dead: None,
         },
         DetectorSpec::RecursiveStaLta {
             nsta,
@@ -746,6 +779,7 @@ fn non_finite_samples_do_not_stop_detection() {
             on: 4.0,
             off: 1.5,
             max_len: None,
+            dead: None,
         },
     ] {
         let want = run(&spec, &clean);
@@ -783,6 +817,7 @@ fn non_finite_samples_blind_the_sta_lta_for_nlta_samples() {
             on: 4.0,
             off: 1.5,
             max_len: None,
+            dead: None,
         },
         DetectorSpec::RecursiveStaLta {
             nsta,
@@ -790,6 +825,7 @@ fn non_finite_samples_blind_the_sta_lta_for_nlta_samples() {
             on: 4.0,
             off: 1.5,
             max_len: None,
+            dead: None,
         },
     ] {
         assert!(
@@ -826,6 +862,8 @@ fn all_non_finite_input_does_not_panic() {
             on: 1.0,
             off: 0.5,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         },
         &[2.0, f32::NAN, 3.0],
     );
@@ -874,6 +912,35 @@ fn process_does_not_allocate() {
         assert_eq!(allocations(), before, "{spec:?} allocated in process");
         assert!(!events.is_empty());
     }
+    // The same with a dead time and a polarity.
+    let specs = [
+        DetectorSpec::Threshold {
+            on: 12.0,
+            off: 3.0,
+            max_len: Some(100),
+            dead: Some(500),
+            polarity: Polarity::Neg,
+        },
+        DetectorSpec::RecursiveStaLta {
+            nsta: 20,
+            nlta: 200,
+            on: 2.5,
+            off: 1.2,
+            max_len: None,
+            dead: Some(3000),
+        },
+    ];
+    for spec in specs {
+        let mut detector = spec.build();
+        let mut events = Vec::with_capacity(10_000);
+        let before = allocations();
+        for (i, chunk) in x.chunks(777).enumerate() {
+            detector.process(chunk, (i * 777) as u64, &mut events);
+        }
+        detector.finish(&mut events);
+        assert_eq!(allocations(), before, "{spec:?} allocated in process");
+        assert!(!events.is_empty());
+    }
 }
 
 #[test]
@@ -886,6 +953,7 @@ fn validate_names_the_option() {
                 on: 1.0,
                 off: 0.5,
                 max_len: None,
+                dead: None,
             },
             "--sta",
         ),
@@ -896,6 +964,7 @@ fn validate_names_the_option() {
                 on: 1.0,
                 off: 0.5,
                 max_len: None,
+                dead: None,
             },
             "--lta",
         ),
@@ -906,6 +975,7 @@ fn validate_names_the_option() {
                 on: 1.0,
                 off: 0.5,
                 max_len: None,
+                dead: None,
             },
             "--lta",
         ),
@@ -914,6 +984,8 @@ fn validate_names_the_option() {
                 on: f64::NAN,
                 off: 0.5,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             },
             "--on",
         ),
@@ -922,6 +994,8 @@ fn validate_names_the_option() {
                 on: 1.0,
                 off: f64::INFINITY,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             },
             "--off",
         ),
@@ -930,6 +1004,8 @@ fn validate_names_the_option() {
                 on: 1.0,
                 off: 0.5,
                 max_len: Some(0),
+                dead: None,
+                polarity: Polarity::Both,
             },
             "--max-len",
         ),
@@ -943,7 +1019,9 @@ fn validate_names_the_option() {
         DetectorSpec::Threshold {
             on: 1.0,
             off: 2.0,
-            max_len: Some(1)
+            max_len: Some(1),
+            dead: None,
+            polarity: Polarity::Both,
         }
         .validate()
         .is_ok()
@@ -954,7 +1032,8 @@ fn validate_names_the_option() {
             nlta: 2,
             on: 1.0,
             off: 0.5,
-            max_len: None
+            max_len: None,
+            dead: None,
         }
         .validate()
         .is_ok()
@@ -970,6 +1049,7 @@ fn build_refuses_invalid_parameters() {
         on: 1.0,
         off: 0.5,
         max_len: None,
+        dead: None,
     }
     .build();
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sigstream::backend::gpu::GpuBackend;
 use sigstream::backend::{Backend, DetectorChoice, Job};
-use sigstream::detect::{Detector, DetectorSpec, Event};
+use sigstream::detect::{Detector, DetectorSpec, Event, Polarity};
 use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor};
 use sigstream::sink::VecSink;
@@ -154,6 +154,8 @@ fn moving_average_and_threshold_match_the_cpu() {
         on: 20.0,
         off: 8.0,
         max_len: None,
+        dead: None,
+        polarity: Polarity::Both,
     };
     for chunk in [777, 4096, 40_000] {
         compare(
@@ -176,6 +178,7 @@ fn classic_sta_lta_matches_the_cpu_on_three_channels() {
         on: 3.0,
         off: 1.5,
         max_len: None,
+        dead: None,
     };
     for (chunk, mode) in [
         (1000, ConvMode::Full),
@@ -202,6 +205,7 @@ fn recursive_sta_lta_matches_the_cpu() {
         on: 3.0,
         off: 1.5,
         max_len: Some(300),
+        dead: None,
     };
     for chunk in [500, 5000] {
         compare(
@@ -254,6 +258,8 @@ fn the_planned_chunk_works_for_many_channels() {
         on: 12.0,
         off: 6.0,
         max_len: None,
+        dead: None,
+        polarity: Polarity::Both,
     };
     compare(
         &gpu,
@@ -314,6 +320,7 @@ fn chunks_split_into_several_gpu_steps_give_the_same_results() {
         on: 3.0,
         off: 1.5,
         max_len: None,
+        dead: None,
     };
     compare(
         &split,
@@ -385,5 +392,36 @@ fn a_device_lost_mid_run_fails_the_run_cleanly() {
         }
         Err(e) => panic!("expected a GPU error, got {e:?}"),
         Ok(stats) => panic!("the run succeeded after the device was destroyed: {stats:?}"),
+    }
+}
+
+#[test]
+fn detectors_the_kernels_lack_are_refused_with_the_reason() {
+    let Some(gpu) = gpu_backend() else { return };
+    let threshold = |dead, polarity| DetectorSpec::Threshold {
+        on: 4.0,
+        off: 1.0,
+        max_len: None,
+        dead,
+        polarity,
+    };
+    for choice in [
+        DetectorChoice::Builtin(threshold(Some(30), Polarity::Both)),
+        DetectorChoice::Builtin(threshold(None, Polarity::Neg)),
+        DetectorChoice::PerChannel(Arc::from(vec![threshold(None, Polarity::Both); 2])),
+    ] {
+        assert!(!choice.gpu_supported());
+        let job = Job {
+            detector: Some(choice.clone()),
+            ..Job::default()
+        };
+        match gpu.plan(&job, 2, 4096, 1) {
+            Err(e @ sigstream::Error::Usage { .. }) => assert!(
+                e.to_string().contains("runs on the CPU backend only"),
+                "{choice:?}: {e}"
+            ),
+            Err(e) => panic!("{choice:?}: expected a usage error, got {e}"),
+            Ok(_) => panic!("{choice:?}: the GPU backend planned it"),
+        }
     }
 }

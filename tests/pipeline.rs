@@ -9,7 +9,7 @@ use common::Rng;
 use proptest::prelude::*;
 use sigstream::backend::cpu::fir::FirMethod;
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::{Detector, DetectorSpec, Event};
+use sigstream::detect::{Detector, DetectorSpec, Event, Polarity};
 use sigstream::filter::ConvMode;
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor, chunked_convolve};
 use sigstream::sink::VecSink;
@@ -126,7 +126,9 @@ fn detector_strategy() -> impl Strategy<Value = Option<DetectorSpec>> {
             DetectorSpec::Threshold {
                 on,
                 off: on * f,
-                max_len
+                max_len,
+                dead: None,
+                polarity: Polarity::Both,
             }
         )),
         (2usize..20, 25usize..120, 2.0f64..5.0).prop_map(|(nsta, nlta, on)| Some(
@@ -135,7 +137,8 @@ fn detector_strategy() -> impl Strategy<Value = Option<DetectorSpec>> {
                 nlta,
                 on,
                 off: 1.2,
-                max_len: None
+                max_len: None,
+                dead: None,
             }
         )),
         (2usize..20, 25usize..120, 2.0f64..5.0).prop_map(|(nsta, nlta, on)| Some(
@@ -144,7 +147,8 @@ fn detector_strategy() -> impl Strategy<Value = Option<DetectorSpec>> {
                 nlta,
                 on,
                 off: 1.2,
-                max_len: Some(60)
+                max_len: Some(60),
+                dead: None,
             }
         )),
     ]
@@ -204,6 +208,8 @@ fn detection_without_a_filter_sees_the_raw_samples() {
             on,
             off: on,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         })),
         ..Job::default()
     };

@@ -3,7 +3,8 @@
 //! The GPU detection path replays the trigger from candidates and gaps, so
 //! `push_below` must be exactly a run of NaNs, whatever the state the gap
 //! finds the trigger in (idle, open above `off`, open below `off`, a
-//! `max_len` cut before, inside or after the gap).
+//! `max_len` cut before, inside or after the gap, an ended event waiting in
+//! its dead window, which closes before, inside or after the gap).
 
 use proptest::prelude::*;
 use sigstream::detect::{Event, Trigger};
@@ -26,8 +27,15 @@ fn piece() -> impl Strategy<Value = Piece> {
     ]
 }
 
-fn run(pieces: &[Piece], on: f64, off: f64, max_len: Option<u64>, gaps: bool) -> Vec<Event> {
-    let mut trigger = Trigger::new(on, off, max_len);
+fn run(
+    pieces: &[Piece],
+    on: f64,
+    off: f64,
+    max_len: Option<u64>,
+    dead: u64,
+    gaps: bool,
+) -> Vec<Event> {
+    let mut trigger = Trigger::new(on, off, max_len).with_dead(dead);
     let mut events = Vec::new();
     let mut at = 0u64;
     for p in pieces {
@@ -67,10 +75,11 @@ proptest! {
         on in 0u8..8,
         off in 0u8..8,
         max_len in prop_oneof![Just(None), (1u64..40).prop_map(Some)],
+        dead in prop_oneof![Just(0u64), 1u64..60],
     ) {
         let (on, off) = (f64::from(on), f64::from(off));
-        let want = run(&pieces, on, off, max_len, false);
-        let got = run(&pieces, on, off, max_len, true);
+        let want = run(&pieces, on, off, max_len, dead, false);
+        let got = run(&pieces, on, off, max_len, dead, true);
         prop_assert_eq!(bits(&got), bits(&want));
     }
 }

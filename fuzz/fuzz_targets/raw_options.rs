@@ -404,6 +404,8 @@ fn detector(arg: Option<&DetectorArg>, sample_rate: Option<f64>) -> Option<Detec
         sta: arg.sta.as_ref().map(WindowArg::len),
         lta: arg.lta.as_ref().map(WindowArg::len),
         max_len: arg.max_len.map(|n| n.0),
+        polarity: None,
+        dead: None,
     };
     let spec = DetectorSpec::from_options(kind, &options, sample_rate).ok()?;
     assert!(spec.validate().is_ok(), "from_options returns a valid spec");

@@ -18,7 +18,7 @@ pub mod staged;
 
 use std::sync::Arc;
 
-use crate::detect::{Detector, DetectorSpec, Event};
+use crate::detect::{Detector, DetectorSpec, Event, Polarity};
 use crate::error::{Error, Result};
 use crate::filter::ConvMode;
 use crate::pool::Block;
@@ -29,10 +29,16 @@ pub type DetectorFactory = Arc<dyn Fn() -> Box<dyn Detector> + Send + Sync>;
 /// Which detector a job runs.
 #[derive(Clone)]
 pub enum DetectorChoice {
-    /// One of the built-in detectors.
+    /// One of the built-in detectors, the same on every channel.
     Builtin(DetectorSpec),
     /// A user's own detector (the seed's `custom_detector(chunk, offset)`).
     Custom(DetectorFactory),
+    /// A built-in detector per channel: one spec per detected channel, in
+    /// channel order (for instance each with its own levels from the
+    /// channel's noise, [`DetectorSpec::with_levels`]). The planners refuse
+    /// a list whose length is not the number of detected channels (the
+    /// complex channels of an I/Q stream).
+    PerChannel(Arc<[DetectorSpec]>),
 }
 
 impl std::fmt::Debug for DetectorChoice {
@@ -40,17 +46,94 @@ impl std::fmt::Debug for DetectorChoice {
         match self {
             DetectorChoice::Builtin(spec) => spec.fmt(f),
             DetectorChoice::Custom(_) => f.write_str("Custom"),
+            DetectorChoice::PerChannel(specs) => f.debug_tuple("PerChannel").field(specs).finish(),
         }
     }
 }
 
 impl DetectorChoice {
-    /// A fresh detector for one channel.
+    /// A fresh detector for one channel (the first, for
+    /// [`DetectorChoice::PerChannel`]).
     pub fn build(&self) -> Box<dyn Detector> {
+        self.build_for(0)
+    }
+
+    /// A fresh detector for `channel`: [`DetectorChoice::Builtin`] and
+    /// [`DetectorChoice::Custom`] build the same detector for every
+    /// channel, [`DetectorChoice::PerChannel`] the channel's own. Events
+    /// carry channel 0 either way; the processors label them.
+    ///
+    /// # Panics
+    /// For [`DetectorChoice::PerChannel`] with no spec for `channel` (see
+    /// [`DetectorChoice::check_channels`]), or a spec that does not
+    /// validate.
+    pub fn build_for(&self, channel: usize) -> Box<dyn Detector> {
         match self {
             DetectorChoice::Builtin(spec) => spec.build(),
             DetectorChoice::Custom(make) => make(),
+            DetectorChoice::PerChannel(specs) => match specs.get(channel) {
+                Some(spec) => spec.build(),
+                None => panic!(
+                    "no detector for channel {channel}: the per-channel list has {} (check_channels first)",
+                    specs.len()
+                ),
+            },
         }
+    }
+
+    /// Checks that the choice can detect on `channels` channels: a
+    /// [`DetectorChoice::PerChannel`] list must hold exactly one spec per
+    /// channel.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] saying how many specs there are and how many
+    /// channels.
+    pub fn check_channels(&self, channels: usize) -> Result<()> {
+        match self {
+            DetectorChoice::PerChannel(specs) if specs.len() != channels => {
+                Err(Error::usage(format!(
+                    "per-channel detectors: {} given for {channels} detected channels; give one per channel",
+                    specs.len()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the GPU backend can run this detector: only a
+    /// [`DetectorChoice::Builtin`] spec without dead time and with
+    /// [`Polarity::Both`] (the GPU threshold kernel computes `|y|`, and its
+    /// candidate replay has no dead time), or a
+    /// [`DetectorChoice::Custom`] detector (which runs on the host from
+    /// the signal read back). Others run on the CPU backend only.
+    pub fn gpu_supported(&self) -> bool {
+        match self {
+            DetectorChoice::Builtin(spec) => {
+                spec.dead().is_none() && spec.polarity() == Polarity::Both
+            }
+            DetectorChoice::Custom(_) => true,
+            DetectorChoice::PerChannel(_) => false,
+        }
+    }
+
+    /// The built-in specs of the choice (none for a custom detector).
+    pub fn specs(&self) -> &[DetectorSpec] {
+        match self {
+            DetectorChoice::Builtin(spec) => std::slice::from_ref(spec),
+            DetectorChoice::Custom(_) => &[],
+            DetectorChoice::PerChannel(specs) => specs,
+        }
+    }
+
+    /// Bytes one channel's detector allocates at most when built
+    /// ([`DetectorSpec::memory_bytes`]; 0 for a custom detector, which is
+    /// the user's).
+    pub fn memory_bytes(&self) -> u64 {
+        self.specs()
+            .iter()
+            .map(DetectorSpec::memory_bytes)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -97,8 +180,8 @@ pub struct Job {
 
 impl Job {
     /// Checks the job: a kernel has at least one tap, all finite, and a
-    /// built-in detector's parameters are valid
-    /// ([`DetectorSpec::validate`]). Every entry point that runs a job
+    /// built-in detector's parameters (every one of a per-channel list) are
+    /// valid ([`DetectorSpec::validate`]). Every entry point that runs a job
     /// calls this first, so a bad job is an error, never a panic.
     ///
     /// # Errors
@@ -115,8 +198,13 @@ impl Job {
                 )));
             }
         }
-        if let Some(DetectorChoice::Builtin(spec)) = &self.detector {
-            spec.validate().map_err(Error::usage)?;
+        if let Some(choice) = &self.detector {
+            for (c, spec) in choice.specs().iter().enumerate() {
+                spec.validate().map_err(|msg| match choice {
+                    DetectorChoice::PerChannel(_) => Error::usage(format!("channel {c}: {msg}")),
+                    _ => Error::usage(msg),
+                })?;
+            }
         }
         if let Some(im) = &self.kernel_imag {
             if self.kernel.as_ref().map(Vec::len) != Some(im.len()) {
@@ -171,10 +259,13 @@ impl Job {
     /// of earlier chunks (`taps − 1` for the filter; detectors carry their own
     /// windows). Computed from the stages, reported as the seed's "overlap".
     pub fn history(&self) -> usize {
-        let detector = match &self.detector {
-            Some(DetectorChoice::Builtin(spec)) => spec.history(),
-            _ => 0,
-        };
+        let detector = self.detector.as_ref().map_or(0, |d| {
+            d.specs()
+                .iter()
+                .map(DetectorSpec::history)
+                .max()
+                .unwrap_or(0)
+        });
         // The decimator's 20N samples (the factor is checked only later).
         let decimate = self.decimate.map_or(0, |n| n.saturating_mul(20));
         (self.taps() - 1)

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::backend::{Backend, ChunkProcessor, DetectorChoice, Footprint, Job};
+use crate::backend::{Backend, ChunkProcessor, Footprint, Job};
 use crate::detect::{Detector, Event};
 use crate::error::{Error, Result};
 use crate::filter::iir::SosBank;
@@ -198,7 +198,10 @@ impl StagedProcessor {
             _ => Vec::new(),
         };
         let detectors: Vec<Box<dyn Detector>> = match &job.detector {
-            Some(d) => (0..lanes(job, channels)).map(|_| d.build()).collect(),
+            Some(d) => {
+                d.check_channels(lanes(job, channels))?;
+                (0..lanes(job, channels)).map(|c| d.build_for(c)).collect()
+            }
             None => Vec::new(),
         };
         let iir = job.iir.clone().map(|sos| SosBank::new(sos, channels));
@@ -296,10 +299,7 @@ impl StagedProcessor {
                 .saturating_add(resample::taps_bytes(n));
         }
         if let Some(d) = &job.detector {
-            let state = match d {
-                DetectorChoice::Builtin(spec) => spec.memory_bytes(),
-                DetectorChoice::Custom(_) => 0,
-            };
+            let state = d.memory_bytes();
             let per_lane = state
                 .saturating_add(EVENTS_PER_CHANNEL as u64 * std::mem::size_of::<Event>() as u64);
             bytes = bytes.saturating_add(per_lane.saturating_mul(lanes(job, channels) as u64));

@@ -36,6 +36,7 @@ pub fn detector() -> DetectorSpec {
         on: 4.0,
         off: 1.5,
         max_len: None,
+        dead: None,
     }
 }
 

@@ -373,6 +373,8 @@ impl ProcessArgs {
             sta: window(self.sta, self.sta_seconds),
             lta: window(self.lta, self.lta_seconds),
             max_len: self.max_len,
+            polarity: None,
+            dead: None,
         }
     }
 
@@ -906,6 +908,9 @@ fn process_one(
     let detector = match &job.detector {
         Some(DetectorChoice::Builtin(spec)) => json!(spec),
         Some(DetectorChoice::Custom(_)) => json!({"kind": "custom"}),
+        Some(DetectorChoice::PerChannel(specs)) => {
+            json!({"kind": "per_channel", "detectors": specs.as_ref()})
+        }
         None => Value::Null,
     };
     for (key, value) in [

@@ -187,4 +187,8 @@ impl Detector for ClassicStaLta {
     fn open_event_start(&self) -> Option<u64> {
         self.trigger.open_start()
     }
+
+    fn open_event_peak(&self) -> Option<u64> {
+        self.trigger.open_peak()
+    }
 }

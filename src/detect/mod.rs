@@ -8,13 +8,18 @@
 //! peak), works through its input in fixed sub-blocks of [`BLOCK`] samples
 //! with scratch space allocated once at construction, and performs the same
 //! arithmetic, in the same order, for each sample whatever the split. Results
-//! are bit-for-bit identical for any chunking (checked by `tests/detect.rs`).
+//! are bit-for-bit identical for any chunking (checked by `tests/detect.rs`,
+//! and with dead time and polarity by `tests/detect_features.rs`).
 //!
 //! The detectors reproduce ObsPy (`obspy/signal/trigger.py`,
 //! `obspy/signal/src/stalta.c`, `obspy/signal/src/recstalta.c`); the
 //! characteristic function (cft) is computed in `f64` from the `f32` samples:
 //!
-//! * **Threshold**: cft = |y|.
+//! * **Threshold**: cft = |y| by default; with a [`Polarity`], `y`
+//!   (`pos`) or `−y` (`neg`, for negative spikes: a sample of −80 is a cft,
+//!   and a reported `peak_value`, of 80). Its levels are therefore positive:
+//!   `on > 0`, `off >= 0`, and a negative `--on` is refused with a pointer
+//!   to `--polarity neg`.
 //! * **Classic STA/LTA** (`classic_sta_lta`, C version): with `a` the sample
 //!   as `f64`, `sta` and `lta` are the sums of `a²` over the last `nsta` and
 //!   `nlta` samples (current included), kept as running sums
@@ -48,6 +53,26 @@
 //! the end of the first run `>= off` that ends at or after the onset, even if
 //! that run begins later, after cft has dropped below `on` in between.
 //!
+//! **Dead time** (a refractory period, `dead` samples; not in ObsPy): after
+//! an event's onset `s`, no event starts on that channel before `s + dead`.
+//! An onset that ObsPy's rules would give at `t < s + dead` (a run start
+//! after the event has ended) merges into the event instead: the event goes
+//! on from `t` under the same rules (it ends at the end of the first run
+//! `>= off` that ends at or after `t`, and further onsets before
+//! `s + dead` merge too), keeps its start `s`, and its peak is the first
+//! maximum of the cft over the whole merged span `[s, end]`, the samples
+//! between the merged runs included. An onset at exactly `s + dead` starts
+//! a new event. An event is reported once its dead window has passed (or
+//! at the end of the data), so it may be reported up to `dead` samples
+//! after its end. With `max_len` the cut stays where it was: the merged
+//! event ends at the latest at `s + max_len`, and once the cut index is
+//! reached (whether the event is still open then, or has ended and waits in
+//! its dead window) the event is final, and onsets before `s + dead` are
+//! dropped: they neither merge nor start an event, and a run that begins
+//! there and lasts past `s + dead` does not start one either (an onset is a
+//! run start). So the onsets of one channel's events are always at least
+//! `dead` samples apart. `dead = 0` (or none) is ObsPy's behaviour.
+//!
 //! Where we differ from ObsPy, on purpose:
 //!
 //! * An event open at the end whose cft never reached `off` after its onset
@@ -78,8 +103,15 @@
 //!   same `nlta`-sample NaN stretch is used. The threshold detector's cft is
 //!   |y| itself: NaN never triggers, ±Inf is a (huge) value like any other.
 //!   Warm-up zeros take precedence over that NaN stretch.
+//!
+//! Beside the detectors: [`noise`] measures each channel's noise level
+//! (SpikeInterface's MAD), from which per-channel levels are set
+//! ([`DetectorSpec::with_levels`]); [`coincidence`] groups the channels'
+//! events into network events as ObsPy's `coincidence_trigger` does.
 
 mod classic;
+pub mod coincidence;
+pub mod noise;
 mod recursive;
 mod threshold;
 mod trigger;
@@ -131,6 +163,28 @@ pub trait Detector: Send {
     fn open_event_start(&self) -> Option<u64> {
         None
     }
+    /// The index of the running peak (first maximum so far) of the event
+    /// that [`Detector::open_event_start`] reports, if any. The default,
+    /// `None`, says the detector does not tell.
+    fn open_event_peak(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Which excursions the threshold detector looks for: its cft is `y`
+/// ([`Polarity::Pos`]), `−y` ([`Polarity::Neg`]) or `|y|`
+/// ([`Polarity::Both`], the default). With `Neg`, an event's `peak_value` is
+/// the cft's value, `−y`, so it is positive: a spike to −80 reports 80.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Polarity {
+    /// Positive excursions: cft = y.
+    Pos,
+    /// Negative excursions (extracellular spikes): cft = −y.
+    Neg,
+    /// Both: cft = |y|.
+    #[default]
+    Both,
 }
 
 /// The built-in detectors and their parameters. In JSON (the report) a
@@ -139,14 +193,18 @@ pub trait Detector: Send {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetectorSpec {
-    /// Characteristic function |y|.
+    /// Characteristic function y, −y or |y| (see [`Polarity`]).
     Threshold {
-        /// Trigger-on level.
+        /// Trigger-on level (above 0).
         on: f64,
-        /// Trigger-off level.
+        /// Trigger-off level (0 or above).
         off: f64,
         /// Longest event in samples.
         max_len: Option<u64>,
+        /// Dead time in samples (see the module docs); `None` or 0: none.
+        dead: Option<u64>,
+        /// Which excursions count.
+        polarity: Polarity,
     },
     /// ObsPy's `classic_sta_lta`.
     ClassicStaLta {
@@ -160,6 +218,8 @@ pub enum DetectorSpec {
         off: f64,
         /// Longest event in samples.
         max_len: Option<u64>,
+        /// Dead time in samples (see the module docs); `None` or 0: none.
+        dead: Option<u64>,
     },
     /// ObsPy's `recursive_sta_lta`.
     RecursiveStaLta {
@@ -173,6 +233,8 @@ pub enum DetectorSpec {
         off: f64,
         /// Longest event in samples.
         max_len: Option<u64>,
+        /// Dead time in samples (see the module docs); `None` or 0: none.
+        dead: Option<u64>,
     },
 }
 
@@ -185,6 +247,17 @@ pub enum DetectorKind {
     ClassicStaLta,
     /// ObsPy's `recursive_sta_lta`.
     RecursiveStaLta,
+}
+
+impl Polarity {
+    /// The name as `--polarity` takes it (`pos`, `neg`, `both`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Polarity::Pos => "pos",
+            Polarity::Neg => "neg",
+            Polarity::Both => "both",
+        }
+    }
 }
 
 /// A window length, in samples or in seconds (converted with the input's
@@ -201,7 +274,7 @@ pub enum WindowLen {
 /// seconds. [`DetectorSpec::from_options`] turns it into a checked
 /// [`DetectorSpec`] once the sample rate is known, so every front (CLI,
 /// Python) gets the same rules and messages.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DetectorOptions {
     /// Trigger-on level (required).
     pub on: Option<f64>,
@@ -213,15 +286,24 @@ pub struct DetectorOptions {
     pub lta: Option<WindowLen>,
     /// Longest event in samples.
     pub max_len: Option<u64>,
+    /// Which excursions the threshold detector looks for (default
+    /// [`Polarity::Both`]); only the threshold detector takes one.
+    pub polarity: Option<Polarity>,
+    /// Dead time (refractory period) after each onset; 0 means none.
+    pub dead: Option<WindowLen>,
 }
 
 impl DetectorSpec {
     /// The detector `kind` with `options`, windows in seconds converted
     /// with `sample_rate`, checked ([`DetectorSpec::validate`]).
     ///
+    /// A dead time in seconds becomes `round(s · fs)` samples, like the
+    /// windows; one of 0 samples (or 0 seconds) means none.
+    ///
     /// # Errors
     /// [`Error::Usage`] naming the option (`--on`, `--sta`,
-    /// `--sta-seconds`, ...) that is missing or wrong.
+    /// `--sta-seconds`, `--polarity`, `--dead`, ...) that is missing or
+    /// wrong.
     pub fn from_options(
         kind: DetectorKind,
         options: &DetectorOptions,
@@ -233,41 +315,71 @@ impl DetectorSpec {
             .ok_or_else(|| Error::usage("--detect needs a trigger-on level: give --on LEVEL"))?;
         let off = options.off.unwrap_or(on);
         let max_len = options.max_len;
+        // Seconds to samples (rounded to the nearest), `None` without a
+        // sample rate; `zero_ok` for lengths where 0 means "none".
+        let seconds = |s: f64, name: &str, zero_ok: bool| -> crate::Result<u64> {
+            let fs = sample_rate.ok_or_else(|| {
+                Error::usage(format!(
+                    "--{name}-seconds needs a sample rate: the input has none, give --sample-rate HZ"
+                ))
+            })?;
+            let valid = s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0));
+            if !valid {
+                let what = if zero_ok {
+                    "0 or more"
+                } else {
+                    "a positive number of"
+                };
+                return Err(Error::usage(format!(
+                    "--{name}-seconds must be {what} seconds (got {s})"
+                )));
+            }
+            let n = (s * fs).round();
+            if n > (1u64 << 40) as f64 {
+                return Err(Error::usage(format!(
+                    "--{name}-seconds {s}: {n} samples is more than any detector can hold"
+                )));
+            }
+            Ok(n as u64)
+        };
         let window = |w: Option<WindowLen>, name: &str| -> crate::Result<usize> {
             match w {
                 Some(WindowLen::Samples(n)) => Ok(n),
-                Some(WindowLen::Seconds(s)) => {
-                    let fs = sample_rate.ok_or_else(|| {
-                        Error::usage(format!(
-                            "--{name}-seconds needs a sample rate: the input has none, give --sample-rate HZ"
-                        ))
-                    })?;
-                    if !(s.is_finite() && s > 0.0) {
-                        return Err(Error::usage(format!(
-                            "--{name}-seconds must be a positive number of seconds (got {s})"
-                        )));
-                    }
-                    let n = (s * fs).round();
-                    if n > (1u64 << 40) as f64 {
-                        return Err(Error::usage(format!(
-                            "--{name}-seconds {s}: {n} samples is more than any detector can hold"
-                        )));
-                    }
-                    Ok((n as usize).max(1))
-                }
+                Some(WindowLen::Seconds(s)) => Ok((seconds(s, name, false)? as usize).max(1)),
                 None => Err(Error::usage(format!(
                     "this detector needs --{name} N (samples) or --{name}-seconds S"
                 ))),
             }
         };
+        let dead = match options.dead {
+            None => None,
+            Some(WindowLen::Samples(n)) => Some(n as u64),
+            Some(WindowLen::Seconds(s)) => Some(seconds(s, "dead", true)?),
+        }
+        .filter(|&n| n > 0);
+        if kind != DetectorKind::Threshold
+            && let Some(p) = options.polarity
+        {
+            return Err(Error::usage(format!(
+                "--polarity {}: only the threshold detector takes a polarity (an STA/LTA ratio of squares has none)",
+                p.name()
+            )));
+        }
         let spec = match kind {
-            DetectorKind::Threshold => DetectorSpec::Threshold { on, off, max_len },
+            DetectorKind::Threshold => DetectorSpec::Threshold {
+                on,
+                off,
+                max_len,
+                dead,
+                polarity: options.polarity.unwrap_or_default(),
+            },
             DetectorKind::ClassicStaLta => DetectorSpec::ClassicStaLta {
                 nsta: window(options.sta, "sta")?,
                 nlta: window(options.lta, "lta")?,
                 on,
                 off,
                 max_len,
+                dead,
             },
             DetectorKind::RecursiveStaLta => DetectorSpec::RecursiveStaLta {
                 nsta: window(options.sta, "sta")?,
@@ -275,6 +387,7 @@ impl DetectorSpec {
                 on,
                 off,
                 max_len,
+                dead,
             },
         };
         spec.validate().map_err(Error::usage)?;
@@ -309,7 +422,11 @@ impl DetectorSpec {
     /// option (`--sta`, `--lta`, `--on`, `--off`, `--max-len`).
     ///
     /// Requires `nsta >= 1`, `nlta > nsta`, finite `on` and `off` and
-    /// `max_len >= 1`. `off > on` is allowed (see the module docs).
+    /// `max_len >= 1`; for the threshold detector also `on > 0` and
+    /// `off >= 0` (its cft is signed with [`Polarity::Pos`] and
+    /// [`Polarity::Neg`]: a negative level would catch the other polarity,
+    /// which is what `--polarity` is for). `off > on` is allowed (see the
+    /// module docs). Any dead time is valid.
     pub fn validate(&self) -> Result<(), String> {
         let (on, off, max_len) = self.levels();
         if let Self::ClassicStaLta { nsta, nlta, .. } | Self::RecursiveStaLta { nsta, nlta, .. } =
@@ -329,6 +446,24 @@ impl DetectorSpec {
         }
         if !off.is_finite() {
             return Err(format!("--off must be a finite number (got {off})"));
+        }
+        if let Self::Threshold { .. } = self {
+            if on < 0.0 {
+                return Err(format!(
+                    "--on {on}: the threshold's level is positive; use --polarity neg to detect negative excursions"
+                ));
+            }
+            if on == 0.0 {
+                return Err(
+                    "--on 0: the threshold's level must be above 0 (at 0 every sample of the quiet signal would trigger)"
+                        .to_owned(),
+                );
+            }
+            if off < 0.0 {
+                return Err(format!(
+                    "--off {off}: the threshold's off level must be 0 or above (the events end where the cft falls below it)"
+                ));
+            }
         }
         if max_len == Some(0) {
             return Err("--max-len must be at least 1 sample".to_owned());
@@ -358,9 +493,13 @@ impl DetectorSpec {
             panic!("invalid detector parameters: {msg}");
         }
         let (on, off, max_len) = self.levels();
-        let trigger = Trigger::new(on, off, max_len).with_channel(channel);
+        let trigger = Trigger::new(on, off, max_len)
+            .with_channel(channel)
+            .with_dead(self.dead().unwrap_or(0));
         match *self {
-            Self::Threshold { .. } => Box::new(threshold::Threshold::new(trigger)),
+            Self::Threshold { polarity, .. } => {
+                Box::new(threshold::Threshold::new(trigger, polarity))
+            }
             Self::ClassicStaLta { nsta, nlta, .. } => {
                 Box::new(classic::ClassicStaLta::new(nsta, nlta, trigger))
             }
@@ -373,7 +512,9 @@ impl DetectorSpec {
     /// The trigger parameters shared by every variant.
     fn levels(&self) -> (f64, f64, Option<u64>) {
         match *self {
-            Self::Threshold { on, off, max_len }
+            Self::Threshold {
+                on, off, max_len, ..
+            }
             | Self::ClassicStaLta {
                 on, off, max_len, ..
             }
@@ -381,6 +522,39 @@ impl DetectorSpec {
                 on, off, max_len, ..
             } => (on, off, max_len),
         }
+    }
+
+    /// The dead time in samples, `None` when there is none (`Some(0)` is
+    /// none as well).
+    pub fn dead(&self) -> Option<u64> {
+        match *self {
+            Self::Threshold { dead, .. }
+            | Self::ClassicStaLta { dead, .. }
+            | Self::RecursiveStaLta { dead, .. } => dead.filter(|&n| n > 0),
+        }
+    }
+
+    /// The threshold detector's polarity; [`Polarity::Both`] for the
+    /// STA/LTA detectors, whose cft does not depend on the sign.
+    pub fn polarity(&self) -> Polarity {
+        match *self {
+            Self::Threshold { polarity, .. } => polarity,
+            Self::ClassicStaLta { .. } | Self::RecursiveStaLta { .. } => Polarity::Both,
+        }
+    }
+
+    /// The same detector with trigger levels `on` and `off` (for instance
+    /// a multiple of each channel's noise level, see [`noise`]). Not
+    /// validated: call [`DetectorSpec::validate`] on the result.
+    #[must_use]
+    pub fn with_levels(&self, on: f64, off: f64) -> DetectorSpec {
+        let mut spec = self.clone();
+        match &mut spec {
+            Self::Threshold { on: o, off: f, .. }
+            | Self::ClassicStaLta { on: o, off: f, .. }
+            | Self::RecursiveStaLta { on: o, off: f, .. } => (*o, *f) = (on, off),
+        }
+        spec
     }
 }
 

@@ -105,4 +105,8 @@ impl Detector for RecursiveStaLta {
     fn open_event_start(&self) -> Option<u64> {
         self.trigger.open_start()
     }
+
+    fn open_event_peak(&self) -> Option<u64> {
+        self.trigger.open_peak()
+    }
 }

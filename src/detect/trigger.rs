@@ -1,16 +1,21 @@
-//! [`Trigger`]: ObsPy's `trigger_onset` as a streaming state machine.
+//! [`Trigger`]: ObsPy's `trigger_onset` as a streaming state machine, with
+//! an optional dead time.
 //!
 //! Why a state machine: ObsPy's version needs the whole cft at once (it
 //! collects the indices above each level and pairs them through two deques).
 //! Here the same pairing is decided sample by sample, so a cft of any length
 //! can be pushed in pieces, and the built-in detectors and a user's own
 //! characteristic function all share one implementation of the rules (see
-//! the parent module's docs for the rules and for `off > on`).
+//! the parent module's docs for the rules, for `off > on` and for the dead
+//! time).
 //!
 //! Speed: most of a long recording is quiet. While no event is open, the
 //! trigger only looks for `cft >= on`, first over groups of [`IDLE_GROUP`]
 //! values with a branch-free reduction (which the compiler vectorises), and
-//! steps sample by sample only inside a group that has a hit.
+//! steps sample by sample only inside a group that has a hit. With a dead
+//! time, the samples between an event's end and the end of its dead window
+//! are also stepped one by one (an onset there merges into the event, and
+//! the merged event's peak must see them).
 
 use super::Event;
 
@@ -21,7 +26,8 @@ const IDLE_GROUP: usize = 64;
 ///
 /// Feed it with [`Trigger::push`] (contiguous pieces, in order) and call
 /// [`Trigger::finish`] at the end of the stream. Events are appended as soon
-/// as they are complete; the output is the same for any split of the cft.
+/// as they are complete (with a dead time, once their dead window has
+/// passed); the output is the same for any split of the cft.
 ///
 /// ```
 /// use sigstream::detect::Trigger;
@@ -34,18 +40,36 @@ const IDLE_GROUP: usize = 64;
 /// trigger.finish(&mut events);
 /// let spans: Vec<_> = events.iter().map(|e| (e.start, e.end, e.peak_index)).collect();
 /// assert_eq!(spans, [(1, 3, 1), (5, 6, 5)]);
+///
+/// // With a dead time of 6 samples the onset at 5 falls inside the first
+/// // event's dead window [1, 7): it merges into that event.
+/// let mut trigger = Trigger::new(2.5, 1.0, None).with_dead(6);
+/// events.clear();
+/// trigger.push(&cft, 0, &mut events);
+/// trigger.finish(&mut events);
+/// let spans: Vec<_> = events.iter().map(|e| (e.start, e.end, e.peak_index)).collect();
+/// assert_eq!(spans, [(1, 6, 5)]);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Trigger {
     on: f64,
     off: f64,
     max_len: Option<u64>,
+    /// Dead time in samples (0: none).
+    dead: u64,
     channel: usize,
     /// Whether the last value pushed was `>= on` (an onset needs a value
     /// `>= on` after one that is not: the start of a run).
     above_on: bool,
     /// The event being built, if any.
     open: Option<Open>,
+    /// An event that has ended but whose dead window has not passed: an
+    /// onset inside the window merges into it. Never at the same time as
+    /// `open`.
+    held: Option<Held>,
+    /// Onsets before this index are dropped: the rest of the dead window of
+    /// an event that `max_len` cut (0 when there is none).
+    quiet_until: u64,
     /// Index after the last value pushed, once something was pushed.
     next: Option<u64>,
 }
@@ -63,19 +87,39 @@ struct Open {
     cut_at: Option<u64>,
 }
 
+/// An event that has ended at `end`, inside its dead window.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    event: Open,
+    end: u64,
+    /// `start + dead`: the first index at which an onset starts a new event.
+    until: u64,
+    /// The first index at which no onset can merge any more: `until`, or
+    /// the event's `max_len` cut if that comes first.
+    close_at: u64,
+    /// The first maximum of the cft after `end` (−∞ while there is none):
+    /// part of the peak if an onset merges.
+    gap_peak_index: u64,
+    gap_peak_value: f64,
+}
+
 impl Trigger {
     /// A trigger with ObsPy's levels: an onset needs cft `>= on`, an event
     /// lasts while cft `>= off`, and, with `max_len`, ends at the latest
     /// `max_len` samples after its onset. Events carry channel 0 unless set
-    /// with [`Trigger::with_channel`].
+    /// with [`Trigger::with_channel`]; no dead time unless set with
+    /// [`Trigger::with_dead`].
     pub fn new(on: f64, off: f64, max_len: Option<u64>) -> Self {
         Trigger {
             on,
             off,
             max_len,
+            dead: 0,
             channel: 0,
             above_on: false,
             open: None,
+            held: None,
+            quiet_until: 0,
             next: None,
         }
     }
@@ -87,18 +131,40 @@ impl Trigger {
         self
     }
 
-    /// Whether an event has started and not yet ended.
-    pub fn is_open(&self) -> bool {
-        self.open.is_some()
+    /// The same trigger with a dead time (refractory period) of `dead`
+    /// samples: after an onset at `s`, no new event starts before
+    /// `s + dead`; an onset before that merges into the event (see the
+    /// parent module's docs). 0 means none.
+    #[must_use]
+    pub fn with_dead(mut self, dead: u64) -> Self {
+        self.dead = dead;
+        self
     }
 
-    /// The onset of the event that has started and not yet ended, if any.
+    /// Whether an event has started and not yet been reported (it is open,
+    /// or has ended inside its dead window).
+    pub fn is_open(&self) -> bool {
+        self.open.is_some() || self.held.is_some()
+    }
+
+    /// The onset of the event that has started and not yet been reported,
+    /// if any.
     pub fn open_start(&self) -> Option<u64> {
-        self.open.map(|o| o.start)
+        self.open
+            .map(|o| o.start)
+            .or(self.held.map(|h| h.event.start))
+    }
+
+    /// The index of the running peak (the first maximum so far) of the
+    /// event that has started and not yet been reported, if any.
+    pub fn open_peak(&self) -> Option<u64> {
+        self.open
+            .map(|o| o.peak_index)
+            .or(self.held.map(|h| h.event.peak_index))
     }
 
     /// Consumes `cft`, whose first value is at absolute index `offset`, and
-    /// appends the events that end inside it to `events`.
+    /// appends the events that are complete to `events`.
     ///
     /// Pieces must be pushed in order and without gaps: `offset` is the
     /// previous `offset` plus the previous length (checked in debug builds).
@@ -113,9 +179,12 @@ impl Trigger {
         );
         let mut i = 0;
         while i < cft.len() {
-            i = match self.open {
-                Some(open) => self.scan_open(open, cft, i, offset, events),
-                None => self.scan_idle(cft, i, offset),
+            i = if let Some(open) = self.open {
+                self.scan_open(open, cft, i, offset, events)
+            } else if let Some(held) = self.held {
+                self.scan_held(held, cft, i, offset, events)
+            } else {
+                self.scan_idle(cft, i, offset)
             };
         }
         self.next = Some(offset + cft.len() as u64);
@@ -137,7 +206,10 @@ impl Trigger {
     /// alive, nor raise a peak, so only its length matters. An open event
     /// whose last value was `>= off` ends at `offset − 1`; otherwise one whose
     /// `max_len` cut falls inside the gap ends at the cut; otherwise it stays
-    /// open. Afterwards the last value is below `on`.
+    /// open. An ended event whose dead window closes inside the gap is
+    /// reported. Afterwards the last value is below `on`. (A value below the
+    /// levels inside a dead window cannot raise a merged event's peak
+    /// either: the peak is at least the onset's value, which is `>= on`.)
     pub fn push_below(&mut self, offset: u64, len: u64, events: &mut Vec<Event>) {
         if len == 0 {
             return;
@@ -151,29 +223,39 @@ impl Trigger {
             if open.above_off {
                 // The first value of the gap ends the run >= off.
                 self.open = None;
-                self.emit(open, offset - 1, events);
+                self.end_event(open, offset - 1, offset, f64::NAN, events);
             } else if let Some(cut) = open
                 .cut_at
                 .filter(|&cut| cut.checked_sub(offset).is_some_and(|d| d < len))
             {
                 self.open = None;
-                self.emit(open, cut, events);
+                self.cut_event(open, cut, events);
             } else {
                 open.above_off = false;
                 self.open = Some(open);
             }
         }
+        if let Some(held) = self.held
+            && held.close_at.checked_sub(offset).is_some_and(|d| d < len)
+        {
+            self.release(held, events);
+        }
         self.above_on = false;
         self.next = Some(offset + len);
     }
 
-    /// The cft has ended: an open event ends at the last value pushed. The
-    /// trigger is then as new and may start another stream.
+    /// The cft has ended: an open event ends at the last value pushed, an
+    /// event waiting in its dead window is reported. The trigger is then as
+    /// new and may start another stream.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
         if let (Some(open), Some(next)) = (self.open.take(), self.next) {
             self.emit(open, next - 1, events);
         }
+        if let Some(held) = self.held.take() {
+            self.emit(held.event, held.end, events);
+        }
         self.above_on = false;
+        self.quiet_until = 0;
         self.next = None;
     }
 
@@ -194,9 +276,9 @@ impl Trigger {
             }
             for (k, &c) in group.iter().enumerate() {
                 let above = c >= on;
-                if above && !self.above_on {
+                let start = offset + (i + k) as u64;
+                if above && !self.above_on && start >= self.quiet_until {
                     self.above_on = true;
-                    let start = offset + (i + k) as u64;
                     self.open = Some(Open {
                         start,
                         peak_index: start,
@@ -233,7 +315,7 @@ impl Trigger {
                 // with off <= on it is below on, with off > on the previous
                 // one was above on.
                 self.open = None;
-                self.emit(open, index - 1, events);
+                self.end_event(open, index - 1, index, c, events);
                 return from + k + 1;
             }
             open.above_off = above_off;
@@ -246,12 +328,103 @@ impl Trigger {
                 // including this index are dropped, so the next event needs
                 // a run start after it.
                 self.open = None;
-                self.emit(open, index, events);
+                self.cut_event(open, index, events);
                 return from + k + 1;
             }
         }
         self.open = Some(open);
         cft.len()
+    }
+
+    /// Follows an ended event through its dead window in `cft[from..]`:
+    /// merges an onset into it, or reports it once the window has closed.
+    /// Returns the index of the first value not consumed.
+    fn scan_held(
+        &mut self,
+        mut held: Held,
+        cft: &[f64],
+        from: usize,
+        offset: u64,
+        events: &mut Vec<Event>,
+    ) -> usize {
+        for (k, &c) in cft[from..].iter().enumerate() {
+            let index = offset + (from + k) as u64;
+            if index >= held.close_at {
+                // Not consumed: the idle scan decides whether it is an onset.
+                self.release(held, events);
+                return from + k;
+            }
+            let above = c >= self.on;
+            if above && !self.above_on {
+                // An onset inside the dead window: the event goes on from
+                // here, with its start, its cut and the peak over the whole
+                // merged span (the earlier maximum wins ties).
+                self.above_on = true;
+                self.held = None;
+                let mut open = held.event;
+                if held.gap_peak_value > open.peak_value {
+                    open.peak_value = held.gap_peak_value;
+                    open.peak_index = held.gap_peak_index;
+                }
+                if c > open.peak_value {
+                    open.peak_value = c;
+                    open.peak_index = index;
+                }
+                open.above_off = c >= self.off;
+                self.open = Some(open);
+                return from + k + 1;
+            }
+            self.above_on = above;
+            if c > held.gap_peak_value {
+                held.gap_peak_value = c;
+                held.gap_peak_index = index;
+            }
+        }
+        self.held = Some(held);
+        cft.len()
+    }
+
+    /// The run `>= off` of `open` ended at `end`; `value` is the cft at
+    /// `after` (= `end + 1`), the value that ended it. Reports the event at
+    /// once, or holds it if an onset could still merge into it.
+    fn end_event(&mut self, open: Open, end: u64, after: u64, value: f64, events: &mut Vec<Event>) {
+        let until = open.start.saturating_add(self.dead);
+        let close_at = open.cut_at.map_or(until, |cut| cut.min(until));
+        if after >= close_at {
+            // No onset can merge any more; after a `max_len` cut that came
+            // first, onsets stay dropped until the window's end.
+            self.quiet_until = until;
+            self.emit(open, end, events);
+            return;
+        }
+        let mut held = Held {
+            event: open,
+            end,
+            until,
+            close_at,
+            gap_peak_index: after,
+            gap_peak_value: f64::NEG_INFINITY,
+        };
+        if value > held.gap_peak_value {
+            held.gap_peak_value = value;
+        }
+        self.held = Some(held);
+    }
+
+    /// `max_len` cut `open` at `cut`: reports it, and drops onsets for the
+    /// rest of its dead window.
+    fn cut_event(&mut self, open: Open, cut: u64, events: &mut Vec<Event>) {
+        self.quiet_until = open.start.saturating_add(self.dead);
+        self.emit(open, cut, events);
+    }
+
+    /// No onset can merge into `held` any more: reports it; if its `max_len`
+    /// cut closed the window early, onsets stay dropped until the window's
+    /// end.
+    fn release(&mut self, held: Held, events: &mut Vec<Event>) {
+        self.held = None;
+        self.quiet_until = held.until;
+        self.emit(held.event, held.end, events);
     }
 
     fn emit(&self, open: Open, end: u64, events: &mut Vec<Event>) {
@@ -262,5 +435,45 @@ impl Trigger {
             peak_index: open.peak_index,
             peak_value: open.peak_value,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(events: &[Event]) -> Vec<(u64, u64, u64)> {
+        events
+            .iter()
+            .map(|e| (e.start, e.end, e.peak_index))
+            .collect()
+    }
+
+    #[test]
+    fn an_ended_event_waits_for_its_dead_window() {
+        let mut t = Trigger::new(2.0, 1.0, None).with_dead(5);
+        let mut events = Vec::new();
+        t.push(&[3.0, 4.0, 0.0], 0, &mut events);
+        // Ended at 1, reported only at 5 (= 0 + 5).
+        assert!(events.is_empty() && t.is_open());
+        assert_eq!((t.open_start(), t.open_peak()), (Some(0), Some(1)));
+        t.push(&[0.0, 0.0], 3, &mut events);
+        assert!(events.is_empty());
+        t.push(&[0.0], 5, &mut events);
+        assert_eq!(spans(&events), [(0, 1, 1)]);
+        assert!(!t.is_open());
+    }
+
+    #[test]
+    fn a_gap_closes_the_dead_window() {
+        let mut t = Trigger::new(2.0, 1.0, None).with_dead(50);
+        let mut events = Vec::new();
+        t.push(&[3.0, 0.0], 0, &mut events);
+        t.push_below(2, 10, &mut events);
+        assert!(events.is_empty());
+        // An onset inside the window merges, across the gap.
+        t.push(&[5.0, 0.0], 12, &mut events);
+        t.push_below(14, 100, &mut events);
+        assert_eq!(spans(&events), [(0, 12, 12)]);
     }
 }

@@ -399,7 +399,7 @@ mod tests {
     use super::*;
     use crate::backend::DetectorChoice;
     use crate::backend::cpu::CpuBackend;
-    use crate::detect::DetectorSpec;
+    use crate::detect::{DetectorSpec, Polarity};
 
     fn neuropixels_job() -> Job {
         Job {
@@ -408,6 +408,8 @@ mod tests {
                 on: 5.0,
                 off: 5.0,
                 max_len: None,
+                dead: None,
+                polarity: Polarity::Both,
             })),
             ..Job::default()
         }
@@ -444,6 +446,7 @@ mod tests {
                     on: 4.0,
                     off: 1.5,
                     max_len: None,
+                    dead: None,
                 },
             )),
             ..Job::default()

@@ -199,7 +199,10 @@ impl CpuProcessor {
         };
         let out_capacity = plan.as_ref().map_or(chunk, |p| p.max_output(chunk));
         let detectors: Vec<Box<dyn Detector>> = match &job.detector {
-            Some(d) => (0..channels).map(|_| d.build()).collect(),
+            Some(d) => {
+                d.check_channels(channels)?;
+                (0..channels).map(|c| d.build_for(c)).collect()
+            }
             None => Vec::new(),
         };
         Ok(CpuProcessor {
@@ -263,10 +266,7 @@ impl CpuProcessor {
         };
         let detect_bytes = match &job.detector {
             Some(d) => {
-                let state = match d {
-                    crate::backend::DetectorChoice::Builtin(spec) => spec.memory_bytes(),
-                    crate::backend::DetectorChoice::Custom(_) => 0,
-                };
+                let state = d.memory_bytes();
                 // Each channel's detector and event list, and the block
                 // waiting for detection (`pending`).
                 (state.saturating_add(EVENTS_PER_CHANNEL as u64 * EVENT_BYTES))

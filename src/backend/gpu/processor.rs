@@ -91,6 +91,19 @@ impl std::fmt::Debug for GpuProcessor {
     }
 }
 
+/// The error for a detector that [`DetectorChoice::gpu_supported`] refuses.
+fn unsupported(d: &DetectorChoice) -> Error {
+    let what = match d {
+        DetectorChoice::PerChannel(_) => "per-channel detectors",
+        DetectorChoice::Builtin(spec) if spec.dead().is_some() => "a detector with a dead time",
+        DetectorChoice::Builtin(_) => "the threshold detector with --polarity pos or neg",
+        DetectorChoice::Custom(_) => "this detector",
+    };
+    Error::usage(format!(
+        "{what} runs on the CPU backend only (the GPU kernels compute |y| and replay the trigger without dead time); use --backend cpu"
+    ))
+}
+
 /// The warm-up of a built-in detector: outputs whose cft is forced to 0.
 fn warm_up(spec: &DetectorSpec) -> u64 {
     match *spec {
@@ -186,6 +199,7 @@ impl GpuProcessor {
         };
         let y = filtered.as_ref().unwrap_or(&input);
         let (detect, custom, warm) = match &job.detector {
+            Some(d) if !d.gpu_supported() => return Err(unsupported(d)),
             Some(DetectorChoice::Builtin(spec)) => (
                 Some(GpuDetect::new(
                     ctx, spec, channels, piece, &step, y, piece, SLOTS,
@@ -193,9 +207,12 @@ impl GpuProcessor {
                 Vec::new(),
                 warm_up(spec),
             ),
-            Some(custom @ DetectorChoice::Custom(_)) => {
-                (None, (0..channels).map(|_| custom.build()).collect(), 0)
-            }
+            Some(custom @ DetectorChoice::Custom(_)) => (
+                None,
+                (0..channels).map(|c| custom.build_for(c)).collect(),
+                0,
+            ),
+            Some(d @ DetectorChoice::PerChannel(_)) => return Err(unsupported(d)),
             None => (None, Vec::new(), 0),
         };
         let read_signal = !job.discard_signal || !custom.is_empty();

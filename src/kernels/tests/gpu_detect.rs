@@ -13,7 +13,7 @@ use common::noisy_signal;
 
 use sigstream::backend::gpu::detect::GpuDetect;
 use sigstream::backend::gpu::{GpuContext, STEP_PARAMS_SIZE, StepParams};
-use sigstream::detect::{DetectorSpec, Event};
+use sigstream::detect::{DetectorSpec, Event, Polarity};
 use sigstream::kernels;
 
 /// Peak values: the CPU's cft is f64, the GPU's f32 with sums formed in a
@@ -42,6 +42,8 @@ fn specs() -> Vec<DetectorSpec> {
             on: 12.0,
             off: 3.0,
             max_len: None,
+            dead: None,
+            polarity: Polarity::Both,
         },
         DetectorSpec::ClassicStaLta {
             nsta: 20,
@@ -49,6 +51,7 @@ fn specs() -> Vec<DetectorSpec> {
             on: 3.0,
             off: 1.5,
             max_len: Some(300),
+            dead: None,
         },
         DetectorSpec::RecursiveStaLta {
             nsta: 20,
@@ -56,6 +59,7 @@ fn specs() -> Vec<DetectorSpec> {
             on: 2.5,
             off: 1.2,
             max_len: None,
+            dead: None,
         },
     ]
 }
@@ -425,6 +429,7 @@ fn classic_cft_has_no_cancellation_after_a_loud_burst() {
         on: 3.0,
         off: 1.5,
         max_len: None,
+        dead: None,
     };
     let n = 20_000;
     let mut x = noisy_signal(7, n, 0);
@@ -500,10 +505,14 @@ fn candidates_beyond_the_fast_readback_are_read_back() {
     let n = 20_000;
     let data: Vec<_> = (0..3).map(|c| noisy_signal(30 + c, n, 8)).collect();
     let specs = [
+        // The threshold's levels must be positive; 1e-30 is below every
+        // (non-zero) sample of the noise, so every sample is a candidate.
         DetectorSpec::Threshold {
-            on: 0.0,
+            on: 1e-30,
             off: 2.0,
             max_len: Some(500),
+            dead: None,
+            polarity: Polarity::Both,
         },
         DetectorSpec::RecursiveStaLta {
             nsta: 10,
@@ -511,6 +520,7 @@ fn candidates_beyond_the_fast_readback_are_read_back() {
             on: -1.0,
             off: 1.1,
             max_len: Some(1000),
+            dead: None,
         },
         DetectorSpec::ClassicStaLta {
             nsta: 10,
@@ -518,6 +528,7 @@ fn candidates_beyond_the_fast_readback_are_read_back() {
             on: 4.0,
             off: 0.0,
             max_len: None,
+            dead: None,
         },
     ];
     for spec in specs {
