@@ -1793,3 +1793,50 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
     assert_ok(&run, "fitted high-pass");
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+/// Regression: two outputs in one directory, one already there (named by
+/// its canonical path when committed) and one new (named as given), made
+/// the commit lock that directory twice, under two spellings, and wait
+/// forever on its own lock. The run must finish (within a generous
+/// minute; it takes milliseconds) and write both.
+#[test]
+fn an_existing_and_a_new_output_in_one_directory_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_f32(&dir.path().join("x.f32"), &[0.0, 5.0, 0.0, 5.0]);
+    std::fs::write(dir.path().join("ev.csv"), "old\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sigstream"))
+        .args([
+            "process",
+            "x.f32",
+            "--dtype",
+            "f32",
+            "--detect",
+            "threshold",
+            "--on",
+            "1",
+            "--events",
+            "ev.csv",
+            "-o",
+            "y.f32",
+            "-q",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sigstream starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the run did not finish: it waits on its own directory lock");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let events = std::fs::read_to_string(dir.path().join("ev.csv")).unwrap();
+    assert!(events.starts_with("channel,start,end"), "{events}");
+    assert_eq!(read_f32(&dir.path().join("y.f32")).len(), 4);
+}

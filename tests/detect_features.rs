@@ -297,7 +297,7 @@ fn options_take_polarity_and_dead_time() {
             },
             Some(100.0),
         ),
-        "--dead-seconds",
+        "--dead-time",
     );
     usage(
         DetectorSpec::from_options(

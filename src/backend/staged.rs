@@ -60,6 +60,16 @@ impl StagedBackend {
     pub fn new(inner: Arc<dyn Backend>) -> Self {
         StagedBackend { inner }
     }
+
+    /// Whether `job` runs through a [`StagedProcessor`]: its own stages
+    /// ([`Job::staged`]), or a detector the GPU backend does not run
+    /// (per-channel levels, a polarity, a dead time), which then runs on
+    /// the CPU after the GPU's filter.
+    fn stages(&self, job: &Job) -> bool {
+        job.staged()
+            || (self.inner.name() == "gpu"
+                && job.detector.as_ref().is_some_and(|d| !d.gpu_supported()))
+    }
 }
 
 impl Backend for StagedBackend {
@@ -78,7 +88,7 @@ impl Backend for StagedBackend {
         chunk: usize,
         threads: usize,
     ) -> Result<Box<dyn ChunkProcessor>> {
-        if job.staged() {
+        if self.stages(job) {
             Ok(Box::new(StagedProcessor::new(
                 self.inner.as_ref(),
                 job,
@@ -92,7 +102,7 @@ impl Backend for StagedBackend {
     }
 
     fn footprint(&self, job: &Job, channels: usize, chunk: usize, threads: usize) -> Footprint {
-        if job.staged() {
+        if self.stages(job) {
             StagedProcessor::footprint(self.inner.as_ref(), job, channels, chunk, threads)
         } else {
             self.inner.footprint(job, channels, chunk, threads)

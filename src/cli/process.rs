@@ -10,16 +10,20 @@ use super::{
     write_report,
 };
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, WindowLen};
+use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
+use sigstream::detect::noise::NoiseChunks;
+use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Polarity, WindowLen};
 use sigstream::error::{Error, Result};
 use sigstream::filter::iir::Sos;
 use sigstream::filter::iir::design::{self, Band, Family};
 use sigstream::filter::mix::Mixer;
 use sigstream::filter::reference::Reference;
 use sigstream::filter::{ConvMode, FilterSpec, load_kernel_spec};
+use sigstream::pipeline::noise::{self, NoiseLevels};
 use sigstream::pipeline::zerophase::{self, Pad};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use sigstream::report::{Report, describe_input, outputs};
+use sigstream::sink::network::{CoincidenceSink, Tee};
 use sigstream::sink::{
     CsvEvents, EventClock, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink,
 };
@@ -146,6 +150,80 @@ pub struct ProcessArgs {
     /// LTA window in seconds (needs a sample rate).
     #[arg(long, value_name = "S", help_heading = "Detection")]
     pub lta_seconds: Option<f64>,
+    /// What --detect threshold compares: y (pos), −y (neg: negative
+    /// peaks, as spikes) or |y| (both, the default).
+    #[arg(long, value_enum, help_heading = "Detection")]
+    pub polarity: Option<PolarityArg>,
+    /// Per-channel levels: trigger on at K × the channel's noise (the MAD
+    /// of the filtered, referenced signal: median(|y − median(y)|) / 0.6745,
+    /// over --noise-chunks chunks spread over the recording).
+    #[arg(
+        long,
+        value_name = "K",
+        conflicts_with = "on",
+        help_heading = "Detection"
+    )]
+    pub on_noise: Option<f64>,
+    /// Trigger off at K2 × the channel's noise (default: the --on-noise K).
+    #[arg(
+        long,
+        value_name = "K2",
+        conflicts_with = "off",
+        requires = "on_noise",
+        help_heading = "Detection"
+    )]
+    pub off_noise: Option<f64>,
+    /// Chunks the noise is estimated from (SpikeInterface's
+    /// num_chunks_per_segment).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        help_heading = "Detection"
+    )]
+    pub noise_chunks: usize,
+    /// Samples per noise chunk (SpikeInterface's chunk_size).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        help_heading = "Detection"
+    )]
+    pub noise_chunk_samples: usize,
+    /// Dead time (refractory period) in seconds: no new onset on a channel
+    /// within S of its last one; a later crossing joins that event.
+    #[arg(
+        long,
+        value_name = "S",
+        conflicts_with = "dead_samples",
+        help_heading = "Detection"
+    )]
+    pub dead_time: Option<f64>,
+    /// Dead time in samples.
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub dead_samples: Option<usize>,
+    /// Network events: groups of channels triggering together whose summed
+    /// weights reach S (ObsPy's coincidence_trigger thr_coincidence_sum);
+    /// written to --network-events.
+    #[arg(long, value_name = "S", help_heading = "Detection")]
+    pub coincidence_sum: Option<f64>,
+    /// Seconds a trigger's end is extended by when looking for coincident
+    /// ones (ObsPy's trigger_off_extension).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        help_heading = "Detection"
+    )]
+    pub coincidence_window: f64,
+    /// Each channel's weight in the coincidence sum (default 1 each).
+    #[arg(
+        long,
+        value_name = "W,W,...",
+        value_delimiter = ',',
+        help_heading = "Detection"
+    )]
+    pub weights: Option<Vec<f64>>,
     /// Longest event in samples; a longer one is cut and a new one starts
     /// when the function rises above --on again (ObsPy's max_len).
     #[arg(long, value_name = "N", help_heading = "Detection")]
@@ -163,6 +241,9 @@ pub struct ProcessArgs {
     /// Events as CSV: channel,start,end,peak_index,peak_value (`-`: standard output).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub events: Option<PathBuf>,
+    /// Network events of --coincidence-sum as CSV (`-`: standard output).
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub network_events: Option<PathBuf>,
     /// Run report as JSON (`-`: standard output).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report: Option<PathBuf>,
@@ -218,6 +299,17 @@ pub enum ReferenceArg {
     Median,
     /// The mean across channels (CAR).
     Mean,
+}
+
+/// Threshold polarities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolarityArg {
+    /// y: positive excursions.
+    Pos,
+    /// −y: negative excursions (spikes).
+    Neg,
+    /// |y|: both.
+    Both,
 }
 
 /// Detectors.
@@ -304,6 +396,95 @@ impl ProcessArgs {
         Ok(())
     }
 
+    /// Checks the detection options that need no input.
+    fn check_detection(&self) -> Result<()> {
+        if let Some(k) = self.on_noise {
+            if self.detect != Some(DetectArg::Threshold) {
+                return Err(Error::usage(
+                    "--on-noise sets threshold levels: it needs --detect threshold",
+                ));
+            }
+            if !(k.is_finite() && k > 0.0) {
+                return Err(Error::usage(format!(
+                    "--on-noise {k}: a positive number of noise levels"
+                )));
+            }
+            if let Some(k2) = self.off_noise
+                && !(k2.is_finite() && k2 >= 0.0)
+            {
+                return Err(Error::usage(format!(
+                    "--off-noise {k2}: 0 or more noise levels"
+                )));
+            }
+            self.noise_chunks().validate()?;
+        }
+        match (self.coincidence_sum, &self.network_events) {
+            (Some(_), None) => {
+                return Err(Error::usage(
+                    "--coincidence-sum writes network events: give --network-events FILE",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::usage(
+                    "--network-events needs --coincidence-sum S (and --detect)",
+                ));
+            }
+            (Some(sum), Some(_)) if !(sum.is_finite() && sum > 0.0) => {
+                return Err(Error::usage(format!(
+                    "--coincidence-sum {sum}: a positive sum of weights"
+                )));
+            }
+            _ => {}
+        }
+        if !(self.coincidence_window.is_finite() && self.coincidence_window >= 0.0) {
+            return Err(Error::usage(format!(
+                "--coincidence-window {}: 0 or more seconds",
+                self.coincidence_window
+            )));
+        }
+        if self.weights.is_some() && self.coincidence_sum.is_none() {
+            return Err(Error::usage("--weights applies to --coincidence-sum only"));
+        }
+        Ok(())
+    }
+
+    /// The noise chunks as given.
+    fn noise_chunks(&self) -> NoiseChunks {
+        NoiseChunks {
+            chunks: self.noise_chunks,
+            chunk_samples: self.noise_chunk_samples,
+        }
+    }
+
+    /// The coincidence of an input of `channels` channels at `rate` (the
+    /// rate the detector sees).
+    fn coincidence(&self, channels: usize, rate: Option<f64>) -> Result<Option<Coincidence>> {
+        let Some(sum) = self.coincidence_sum else {
+            return Ok(None);
+        };
+        let extension = if self.coincidence_window > 0.0 {
+            let fs = rate.ok_or_else(|| {
+                Error::usage(
+                    "--coincidence-window is in seconds: the input has no sample rate, give --sample-rate HZ",
+                )
+            })?;
+            (self.coincidence_window * fs).round() as u64
+        } else {
+            0
+        };
+        let weights = match &self.weights {
+            Some(w) if w.len() != channels => {
+                return Err(Error::usage(format!(
+                    "--weights gives {} weights for {channels} channels",
+                    w.len()
+                )));
+            }
+            Some(w) => w.clone(),
+            None => vec![1.0; channels],
+        };
+        Coincidence::new(weights, sum, extension, DEFAULT_MAX_PENDING).map(Some)
+    }
+
     /// The IIR filter for an input of `sample_rate` (designed, or read
     /// from --sos), with its description for the report.
     fn iir(&self, sample_rate: Option<f64>) -> Result<Option<(Sos, Value)>> {
@@ -367,14 +548,21 @@ impl ProcessArgs {
             n.map(WindowLen::Samples)
                 .or_else(|| s.map(WindowLen::Seconds))
         };
+        // With --on-noise the levels are set per channel once the noise is
+        // known; 1 stands for them until then.
+        let noise = self.on_noise.map(|_| 1.0);
         DetectorOptions {
-            on: self.on,
-            off: self.off,
+            on: self.on.or(noise),
+            off: self.off.or(noise),
             sta: window(self.sta, self.sta_seconds),
             lta: window(self.lta, self.lta_seconds),
             max_len: self.max_len,
-            polarity: None,
-            dead: None,
+            polarity: self.polarity.map(|p| match p {
+                PolarityArg::Pos => Polarity::Pos,
+                PolarityArg::Neg => Polarity::Neg,
+                PolarityArg::Both => Polarity::Both,
+            }),
+            dead: window(self.dead_samples, self.dead_time),
         }
     }
 
@@ -387,6 +575,13 @@ impl ProcessArgs {
                 (self.sta.is_some() || self.sta_seconds.is_some(), "--sta"),
                 (self.lta.is_some() || self.lta_seconds.is_some(), "--lta"),
                 (self.max_len.is_some(), "--max-len"),
+                (self.polarity.is_some(), "--polarity"),
+                (self.on_noise.is_some(), "--on-noise"),
+                (
+                    self.dead_time.is_some() || self.dead_samples.is_some(),
+                    "--dead-time",
+                ),
+                (self.coincidence_sum.is_some(), "--coincidence-sum"),
             ] {
                 if set {
                     return Err(Error::usage(format!("{name} needs --detect")));
@@ -487,7 +682,11 @@ impl ProcessArgs {
     /// Checks the outputs of a run over `inputs` before anything is read.
     fn check_outputs(&self, inputs: &[PathBuf]) -> Result<()> {
         let several = inputs.len() > 1;
-        for (name, given) in [("-o", &self.output), ("--events", &self.events)] {
+        for (name, given) in [
+            ("-o", &self.output),
+            ("--events", &self.events),
+            ("--network-events", &self.network_events),
+        ] {
             if let Some(p) = given
                 && is_stdout(p)
                 && (several || self.output_dir.is_some())
@@ -497,7 +696,9 @@ impl ProcessArgs {
                 )));
             }
         }
-        if several && self.output_dir.is_none() && (self.output.is_some() || self.events.is_some())
+        if several
+            && self.output_dir.is_none()
+            && (self.output.is_some() || self.events.is_some() || self.network_events.is_some())
         {
             return Err(Error::usage(
                 "with several inputs, -o/--events need --output-dir DIR (outputs go to DIR/<input stem>.<name>)",
@@ -515,7 +716,11 @@ impl ProcessArgs {
         }
         let mut all: Vec<(String, PathBuf)> = Vec::new();
         for input in inputs {
-            for (name, given) in [("-o", &self.output), ("--events", &self.events)] {
+            for (name, given) in [
+                ("-o", &self.output),
+                ("--events", &self.events),
+                ("--network-events", &self.network_events),
+            ] {
                 if let Some(p) = given {
                     all.push((name.to_owned(), self.output_path(p, input)));
                 }
@@ -553,6 +758,123 @@ fn output_clock(info: &SignalInfo, decimate: Option<usize>) -> EventClock {
         sample_rate: output_rate(info.sample_rate, decimate),
         ..EventClock::of(info)
     }
+}
+
+/// Each channel's noise for --on-noise, before the streaming pass: from a
+/// second reader of the same frames when they can be read at random
+/// (regular files; the zero-phase result), else from the first frames,
+/// spooled and replayed (`source` then reads them again before the rest).
+fn estimate_noise(
+    args: &ProcessArgs,
+    processor: &StreamProcessor,
+    source: &mut Box<dyn ChunkSource>,
+    zero_phased: Option<&zerophase::Filtered>,
+    span_info: &SignalInfo,
+    (input, opts): (&Path, &SourceOptions),
+    dir: PathBuf,
+) -> Result<NoiseLevels> {
+    let plan = args.noise_chunks();
+    let config = processor.config();
+    let block = config.chunk_size.unwrap_or(NOISE_BLOCK);
+    let job = processor.job();
+    let limit = memory_limit(args.run.memory_limit)?;
+    let need = noise::bytes(&plan);
+    if need > limit.bytes {
+        return Err(Error::usage(format!(
+            "--noise-chunks {} × --noise-chunk-samples {}: one channel's values take {} MB, more than --memory-limit {} MB",
+            plan.chunks,
+            plan.chunk_samples,
+            need.div_ceil(1 << 20),
+            limit.bytes >> 20
+        )));
+    }
+    let threads = config.threads;
+    if source.seekable() {
+        let mut second = match zero_phased {
+            Some(filtered) => filtered.source(span_info)?,
+            None => source::open(input, opts)?,
+        };
+        if second.seekable() {
+            return noise::estimate(
+                second.as_mut(),
+                job,
+                processor.backend(),
+                &plan,
+                block,
+                threads,
+                &dir,
+                false,
+            );
+        }
+    }
+    let frames = (plan.chunks as u64).saturating_mul(plan.chunk_samples as u64);
+    let taken = std::mem::replace(source, Box::new(EmptySource(span_info.clone())));
+    let (mut prefix, chain) = noise::spool_prefix(taken, frames, block, &dir)?;
+    *source = chain;
+    noise::estimate(
+        prefix.as_mut(),
+        job,
+        processor.backend(),
+        &plan,
+        block,
+        threads,
+        &dir,
+        true,
+    )
+}
+
+/// Frames per block of the noise estimate's reads without --chunk-size.
+const NOISE_BLOCK: usize = 4096;
+
+/// A source with no frames (stands in while the real one is spooled).
+struct EmptySource(SignalInfo);
+
+impl ChunkSource for EmptySource {
+    fn info(&self) -> &SignalInfo {
+        &self.0
+    }
+    fn read_block(&mut self, block: &mut sigstream::pool::Block) -> Result<usize> {
+        block.set_frames(0);
+        Ok(0)
+    }
+}
+
+/// The job's threshold with each channel's levels at `k` and `k2` times its
+/// noise; a channel whose noise is 0 or undefined (constant, or no finite
+/// sample) gets levels nothing reaches, with a warning.
+fn noise_detector(
+    job: &Job,
+    levels: &[f64],
+    k: f64,
+    k2: f64,
+    input: &Path,
+    quiet: bool,
+) -> DetectorChoice {
+    let base = job
+        .detector
+        .as_ref()
+        .and_then(|d| d.specs().first().cloned())
+        .expect("--on-noise comes with --detect threshold (checked)");
+    let mut silent = Vec::new();
+    let specs: Vec<DetectorSpec> = levels
+        .iter()
+        .enumerate()
+        .map(|(c, &n)| {
+            if n.is_finite() && n > 0.0 {
+                base.with_levels(k * n, k2 * n)
+            } else {
+                silent.push(c);
+                base.with_levels(f64::MAX, f64::MAX)
+            }
+        })
+        .collect();
+    if !silent.is_empty() && !quiet {
+        eprintln!(
+            "sigstream: warning: {}: channels {silent:?} have no noise (constant or not finite where it was estimated): nothing is detected on them",
+            input.display()
+        );
+    }
+    DetectorChoice::PerChannel(specs.into())
 }
 
 /// Where the zero-phase scratch file goes: beside the signal output, else
@@ -663,6 +985,7 @@ pub fn run(args: &ProcessArgs) -> Result<i32> {
     // Validate what does not depend on the input before touching any file.
     args.detector(args.input.sample_rate.or(Some(1.0)))?;
     args.check_iir()?;
+    args.check_detection()?;
     if let Some(path) = &args.sos {
         Sos::load(path)?;
     }
@@ -766,7 +1089,7 @@ fn process_one(
     filter: Option<&FilterSpec>,
     input: &Path,
     opts: &SourceOptions,
-    processor: impl Fn(Job) -> StreamProcessor,
+    make_processor: impl Fn(Job) -> StreamProcessor,
 ) -> Result<(Map<String, Value>, Stats)> {
     // This input's outputs are renamed into place together, at the end.
     let written = Transaction::begin();
@@ -792,7 +1115,13 @@ fn process_one(
             "-: --zero-phase reads its input twice (forwards, then its filtered copy backwards): give a file, not standard input",
         ));
     }
-    let processor = processor(planned.job);
+    if args.on_noise.is_some() && info.complex {
+        return Err(Error::usage(format!(
+            "{}: --on-noise estimates the noise of real channels; this signal is complex (I/Q)",
+            input.display()
+        )));
+    }
+    let mut processor = make_processor(planned.job.clone());
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
     let out_rate = output_rate(info.sample_rate, args.decimate);
@@ -804,6 +1133,34 @@ fn process_one(
         .as_ref()
         .map(|p| CsvEvents::create(p, output_clock(&info, args.decimate)))
         .transpose()?;
+    let network_path = args
+        .network_events
+        .as_ref()
+        .map(|o| args.output_path(o, input));
+    let mut network = match &network_path {
+        Some(path) => {
+            if spans.count() > 1 {
+                return Err(Error::format(
+                    input,
+                    format!(
+                        "{} segments: coincidence needs one time axis for all channels; read the gaps with --gaps fill",
+                        spans.count()
+                    ),
+                ));
+            }
+            let coincidence = args
+                .coincidence(info.signal_channels(), out_rate)
+                .map_err(about_input(input))?
+                .expect("--network-events comes with --coincidence-sum (checked)");
+            Some(CoincidenceSink::create(
+                path,
+                coincidence,
+                output_clock(&info, args.decimate),
+            )?)
+        }
+        None => None,
+    };
+    let mut noise: Option<NoiseLevels> = None;
     let total_frames = match &spans {
         Spans::One(_) => info.frames,
         Spans::Segmented(rec) => Some(rec.span_summaries().iter().map(|s| s.samples).sum()),
@@ -824,6 +1181,7 @@ fn process_one(
         }
         let mut source = spans.source(i);
         let mut scratch_bytes = 0;
+        let mut zero_phased = None;
         if let Some(sos) = &planned.zero_phase {
             let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
             let pad = match args.pad {
@@ -841,19 +1199,55 @@ fn process_one(
                 zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_ref())?;
             scratch_bytes = filtered.scratch_bytes();
             source = filtered.source(&span_info)?;
+            zero_phased = Some(filtered);
         }
         stats_scratch = stats_scratch.max(scratch_bytes);
+        if let Some(k) = args.on_noise
+            && noise.is_none()
+        {
+            let levels = estimate_noise(
+                args,
+                &processor,
+                &mut source,
+                zero_phased.as_ref(),
+                &span_info,
+                (input, opts),
+                scratch_dir(signal_path.as_deref(), events_path.as_deref()),
+            )?;
+            let mut job = processor.job().clone();
+            job.detector = Some(noise_detector(
+                &job,
+                &levels.levels,
+                k,
+                args.off_noise.unwrap_or(k),
+                input,
+                args.run.quiet,
+            ));
+            processor = make_processor(job);
+            noise = Some(levels);
+        }
         if let Some(csv) = csv.as_mut() {
             csv.set_clock(output_clock(&span_info, args.decimate));
         }
         let mut on_progress = |p: &Progress| bar.set_position(done + p.frames);
+        let mut tee = Tee(Vec::new());
+        if let Some(c) = csv.as_mut() {
+            tee.0.push(c);
+        }
+        if let Some(n) = network.as_mut() {
+            tee.0.push(n);
+        }
         let part = processor.process_source(
             source.as_mut(),
             Sinks {
                 signal: signal
                     .as_mut()
                     .map(|s| Box::new(Appending(s)) as Box<dyn SignalSink>),
-                events: csv.as_mut().map(|c| c as &mut dyn EventSink),
+                events: if tee.0.is_empty() {
+                    None
+                } else {
+                    Some(&mut tee as &mut dyn EventSink)
+                },
                 progress: Some(&mut on_progress),
             },
         )?;
@@ -885,6 +1279,7 @@ fn process_one(
     if let Some(csv) = csv {
         csv.commit()?;
     }
+    let network_events = network.map(CoincidenceSink::commit).transpose()?;
     written.commit()?;
     let default_mb = (sigstream::pipeline::DEFAULT_MEMORY_LIMIT >> 20) as f64;
     if args.run.memory_limit.is_none() && stats.memory_limit_mb > default_mb && !args.run.quiet {
@@ -907,10 +1302,15 @@ fn process_one(
     }
     let detector = match &job.detector {
         Some(DetectorChoice::Builtin(spec)) => json!(spec),
-        Some(DetectorChoice::Custom(_)) => json!({"kind": "custom"}),
         Some(DetectorChoice::PerChannel(specs)) => {
-            json!({"kind": "per_channel", "detectors": specs.as_ref()})
+            let mut about = json!(specs.first());
+            about["on_noise"] = json!(args.on_noise);
+            about["off_noise"] = json!(args.off_noise.or(args.on_noise));
+            about["on"] = json!(specs.iter().map(|s| s.on_off().0).collect::<Vec<_>>());
+            about["off"] = json!(specs.iter().map(|s| s.on_off().1).collect::<Vec<_>>());
+            about
         }
+        Some(DetectorChoice::Custom(_)) => json!({"kind": "custom"}),
         None => Value::Null,
     };
     for (key, value) in [
@@ -950,6 +1350,8 @@ fn process_one(
         ),
         ("reference", json!(job.reference)),
         ("detector", detector),
+        ("noise", json!(noise)),
+        ("network_events", json!(network_events)),
         ("shift_hz", json!(args.shift)),
         ("decimate", json!(args.decimate)),
         ("output_sample_rate", json!(out_rate)),
@@ -958,6 +1360,7 @@ fn process_one(
             outputs([
                 ("signal", signal_path.as_deref()),
                 ("events", events_path.as_deref()),
+                ("network_events", network_path.as_deref()),
             ]),
         ),
     ] {

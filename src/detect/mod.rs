@@ -302,7 +302,7 @@ impl DetectorSpec {
     ///
     /// # Errors
     /// [`Error::Usage`] naming the option (`--on`, `--sta`,
-    /// `--sta-seconds`, `--polarity`, `--dead`, ...) that is missing or
+    /// `--sta-seconds`, `--polarity`, `--dead-time`, ...) that is missing or
     /// wrong.
     pub fn from_options(
         kind: DetectorKind,
@@ -320,7 +320,7 @@ impl DetectorSpec {
         let seconds = |s: f64, name: &str, zero_ok: bool| -> crate::Result<u64> {
             let fs = sample_rate.ok_or_else(|| {
                 Error::usage(format!(
-                    "--{name}-seconds needs a sample rate: the input has none, give --sample-rate HZ"
+                    "--{name} needs a sample rate: the input has none, give --sample-rate HZ"
                 ))
             })?;
             let valid = s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0));
@@ -331,13 +331,13 @@ impl DetectorSpec {
                     "a positive number of"
                 };
                 return Err(Error::usage(format!(
-                    "--{name}-seconds must be {what} seconds (got {s})"
+                    "--{name} must be {what} seconds (got {s})"
                 )));
             }
             let n = (s * fs).round();
             if n > (1u64 << 40) as f64 {
                 return Err(Error::usage(format!(
-                    "--{name}-seconds {s}: {n} samples is more than any detector can hold"
+                    "--{name} {s}: {n} samples is more than any detector can hold"
                 )));
             }
             Ok(n as u64)
@@ -345,7 +345,9 @@ impl DetectorSpec {
         let window = |w: Option<WindowLen>, name: &str| -> crate::Result<usize> {
             match w {
                 Some(WindowLen::Samples(n)) => Ok(n),
-                Some(WindowLen::Seconds(s)) => Ok((seconds(s, name, false)? as usize).max(1)),
+                Some(WindowLen::Seconds(s)) => {
+                    Ok((seconds(s, &format!("{name}-seconds"), false)? as usize).max(1))
+                }
                 None => Err(Error::usage(format!(
                     "this detector needs --{name} N (samples) or --{name}-seconds S"
                 ))),
@@ -354,7 +356,7 @@ impl DetectorSpec {
         let dead = match options.dead {
             None => None,
             Some(WindowLen::Samples(n)) => Some(n as u64),
-            Some(WindowLen::Seconds(s)) => Some(seconds(s, "dead", true)?),
+            Some(WindowLen::Seconds(s)) => Some(seconds(s, "dead-time", true)?),
         }
         .filter(|&n| n > 0);
         if kind != DetectorKind::Threshold
@@ -540,6 +542,15 @@ impl DetectorSpec {
         match *self {
             Self::Threshold { polarity, .. } => polarity,
             Self::ClassicStaLta { .. } | Self::RecursiveStaLta { .. } => Polarity::Both,
+        }
+    }
+
+    /// The trigger-on and trigger-off levels.
+    pub fn on_off(&self) -> (f64, f64) {
+        match self {
+            Self::Threshold { on, off, .. }
+            | Self::ClassicStaLta { on, off, .. }
+            | Self::RecursiveStaLta { on, off, .. } => (*on, *off),
         }
     }
 

@@ -22,6 +22,7 @@
 
 pub mod budget;
 mod memory;
+pub mod noise;
 mod queue;
 pub mod stats;
 pub mod zerophase;
@@ -172,7 +173,12 @@ impl StreamProcessor {
         self
     }
 
-    /// The job.
+    /// The backend the job runs on.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    /// The run configuration.
     pub fn config(&self) -> &StreamConfig {
         &self.config
     }

@@ -286,9 +286,16 @@ pub fn abandon_all() -> usize {
 /// effort: a directory that cannot be locked (a filesystem without `flock`)
 /// is not waited for.
 fn lock_dirs<'a>(targets: impl IntoIterator<Item = &'a Path>) -> Vec<File> {
+    // One lock per directory, whatever the spelling of its path: a
+    // target that exists is named by its canonical path, a new one as
+    // given, so `.` and `/abs/dir` can be the same directory (and locking
+    // it twice would wait forever on our own lock).
     let mut dirs: Vec<PathBuf> = targets
         .into_iter()
-        .map(|t| parent(t).to_path_buf())
+        .map(|t| {
+            let dir = parent(t);
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+        })
         .collect();
     dirs.sort();
     dirs.dedup();

@@ -7,6 +7,7 @@
 
 mod array;
 mod commit;
+pub mod network;
 pub mod plot;
 mod signal;
 
