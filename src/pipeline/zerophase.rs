@@ -96,9 +96,10 @@ impl Filtered {
 }
 
 /// Bytes [`filtfilt`] allocates for `channels` channels in windows of
-/// `window` frames: the block read, the planar input and output of a
-/// window, its interleaved bytes, the ends kept for the pads, and the
-/// filter state.
+/// `window` frames: the block read, two filtered windows (one filtered
+/// while the other is written), the writer's and the backward reader's
+/// interleaved windows, the reversed window, the ends kept for the pads,
+/// and the filter state.
 pub fn bytes(sos: &Sos, channels: usize, window: usize) -> u64 {
     let ch = channels as u64;
     let w = window as u64;
@@ -106,8 +107,10 @@ pub fn bytes(sos: &Sos, channels: usize, window: usize) -> u64 {
     let ends = (sos.padlen() as u64 + 1)
         .saturating_mul(ch)
         .saturating_mul(5 * F32_BYTES);
+    // The source's block, two filtered windows in flight, the writer's and
+    // the backward reader's interleaved windows, the reversed window.
     planes
-        .saturating_mul(4)
+        .saturating_mul(6)
         .saturating_add(ends)
         .saturating_add(SosBank::state_bytes(sos, channels))
 }
@@ -147,99 +150,102 @@ pub fn filtfilt(
     // The first `padlen + 1` frames (the left pad's source), then the last
     // `padlen + 1` (a ring; the right pad's).
     let keep = padlen + 1;
-    let mut out = vec![vec![0.0f32; window.max(padlen + keep)]; channels];
-    // One window of interleaved frames, as stored.
-    let mut frames = vec![0.0f32; window.max(padlen + keep) * channels];
+    let cap = window.max(padlen + keep);
     let mut head: Vec<Vec<f32>> = vec![Vec::with_capacity(keep); channels];
     let mut tail = vec![vec![0.0f32; keep]; channels];
     let mut seen: u64 = 0;
     let mut written: u64 = 0;
     let mut started = false;
-    let mut write = |planes: &[Vec<f32>], n: usize, at: &mut u64| -> Result<()> {
-        interleave(planes, n, &mut frames);
-        file.write_all_at(
-            as_le_bytes(&mut frames[..n * channels]),
-            *at * frame_bytes as u64,
-        )
-        .map_err(|e| Error::io(&scratch_name, e))?;
-        *at += n as u64;
+    let forward = |spool: &Spool| -> Result<()> {
+        let write = |planes: Vec<Vec<f32>>, n: usize, at: &mut u64| -> Result<()> {
+            spool.write(planes, n, *at, false)?;
+            *at += n as u64;
+            Ok(())
+        };
+        loop {
+            let n = source.read_block(&mut block)?;
+            if n == 0 {
+                break;
+            }
+            for (c, ring) in tail.iter_mut().enumerate() {
+                for (i, &v) in block.channel(c).iter().enumerate() {
+                    ring[((seen + i as u64) % keep as u64) as usize] = v;
+                }
+            }
+            seen += n as u64;
+            let mut from = 0;
+            if !started {
+                let take = (keep - head[0].len()).min(n);
+                for (c, h) in head.iter_mut().enumerate() {
+                    h.extend_from_slice(&block.channel(c)[..take]);
+                }
+                from = take;
+                if head[0].len() < keep {
+                    continue;
+                }
+                started = true;
+                // The left pad, 2·x0 − x[padlen..1], from the steady state of
+                // its first value (or from rest without padding).
+                let mut ext = vec![vec![0.0f32; padlen + keep]; channels];
+                for (c, h) in head.iter().enumerate() {
+                    let x0 = h[0];
+                    for k in 0..padlen {
+                        ext[c][k] = pad_value(x0, h[padlen - k]);
+                    }
+                    ext[c][padlen..].copy_from_slice(h);
+                    if pad == Pad::Odd {
+                        bank.set_state(c, &zi, f64::from(ext[c][0]));
+                    }
+                }
+                let mut out = spool.buffer()?;
+                filter(&mut bank, &ext, padlen + keep, &mut out, pool);
+                write(out, padlen + keep, &mut written)?;
+            }
+            if from < n {
+                let mut out = spool.buffer()?;
+                let rest: Vec<&[f32]> = (0..channels).map(|c| &block.channel(c)[from..]).collect();
+                let mut outs: Vec<&mut [f32]> =
+                    out.iter_mut().map(|o| &mut o[..n - from]).collect();
+                bank.process(&rest, &mut outs, pool);
+                write(out, n - from, &mut written)?;
+            }
+        }
+        if seen == 0 {
+            return Err(Error::format(&info.path, "no samples to filter"));
+        }
+        if !started {
+            return Err(Error::format(
+                &info.path,
+                format!(
+                    "{seen} samples: zero-phase filtering with odd padding needs more than padlen = {padlen} (3 × (2 × {} sections + 1)); use --pad none, or a longer input",
+                    sos.len()
+                ),
+            ));
+        }
+        if padlen > 0 {
+            // The right pad, 2·x[N−1] − x[N−2 .. N−1−padlen].
+            let at = |c: usize, back: u64| tail[c][((seen - 1 - back) % keep as u64) as usize];
+            let mut ext = vec![vec![0.0f32; padlen]; channels];
+            for (c, e) in ext.iter_mut().enumerate() {
+                let last = at(c, 0);
+                for (k, v) in e.iter_mut().enumerate() {
+                    *v = pad_value(last, at(c, k as u64 + 1));
+                }
+            }
+            let mut out = spool.buffer()?;
+            filter(&mut bank, &ext, padlen, &mut out, pool);
+            write(out, padlen, &mut written)?;
+        }
         Ok(())
     };
-    loop {
-        let n = source.read_block(&mut block)?;
-        if n == 0 {
-            break;
-        }
-        for (c, ring) in tail.iter_mut().enumerate() {
-            for (i, &v) in block.channel(c).iter().enumerate() {
-                ring[((seen + i as u64) % keep as u64) as usize] = v;
-            }
-        }
-        seen += n as u64;
-        let mut from = 0;
-        if !started {
-            let take = (keep - head[0].len()).min(n);
-            for (c, h) in head.iter_mut().enumerate() {
-                h.extend_from_slice(&block.channel(c)[..take]);
-            }
-            from = take;
-            if head[0].len() < keep {
-                continue;
-            }
-            started = true;
-            // The left pad, 2·x0 − x[padlen..1], from the steady state of
-            // its first value (or from rest without padding).
-            let mut ext = vec![vec![0.0f32; padlen + keep]; channels];
-            for (c, h) in head.iter().enumerate() {
-                let x0 = h[0];
-                for k in 0..padlen {
-                    ext[c][k] = pad_value(x0, h[padlen - k]);
-                }
-                ext[c][padlen..].copy_from_slice(h);
-                if pad == Pad::Odd {
-                    bank.set_state(c, &zi, f64::from(ext[c][0]));
-                }
-            }
-            filter(&mut bank, &ext, padlen + keep, &mut out, pool);
-            write(&out, padlen + keep, &mut written)?;
-        }
-        if from < n {
-            let rest: Vec<&[f32]> = (0..channels).map(|c| &block.channel(c)[from..]).collect();
-            let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..n - from]).collect();
-            bank.process(&rest, &mut outs, pool);
-            write(&out, n - from, &mut written)?;
-        }
-    }
-    if seen == 0 {
-        return Err(Error::format(&info.path, "no samples to filter"));
-    }
-    if !started {
-        return Err(Error::format(
-            &info.path,
-            format!(
-                "{seen} samples: zero-phase filtering with odd padding needs more than padlen = {padlen} (3 × (2 × {} sections + 1)); use --pad none, or a longer input",
-                sos.len()
-            ),
-        ));
-    }
-    if padlen > 0 {
-        // The right pad, 2·x[N−1] − x[N−2 .. N−1−padlen].
-        let at = |c: usize, back: u64| tail[c][((seen - 1 - back) % keep as u64) as usize];
-        let mut ext = vec![vec![0.0f32; padlen]; channels];
-        for (c, e) in ext.iter_mut().enumerate() {
-            let last = at(c, 0);
-            for (k, v) in e.iter_mut().enumerate() {
-                *v = pad_value(last, at(c, k as u64 + 1));
-            }
-        }
-        filter(&mut bank, &ext, padlen, &mut out, pool);
-        write(&out, padlen, &mut written)?;
-    }
+    with_writer(&file, &scratch_name, channels, cap, forward)?;
 
     // 2. Backward, in place, from the last frame down to the first of the
     // input's span (the left pad's backward output is not needed).
     let total = written;
     let mut bank = SosBank::new(sos.clone(), channels);
+    // One window of interleaved frames, as stored.
+    let mut frames = vec![0.0f32; cap * channels];
     if pad == Pad::Odd {
         let last = &mut frames[..channels];
         file.read_exact_at(
@@ -253,30 +259,29 @@ pub fn filtfilt(
         }
     }
     let mut rev = vec![vec![0.0f32; window]; channels];
-    let mut end = total;
     let stop = padlen as u64;
-    while end > stop {
-        let start = stop.max(end.saturating_sub(window as u64));
-        let n = (end - start) as usize;
-        let buf = &mut frames[..n * channels];
-        file.read_exact_at(bytemuck::cast_slice_mut(buf), start * frame_bytes as u64)
-            .map_err(|e| Error::io(&scratch_name, e))?;
-        from_le(buf);
-        for (j, frame) in buf.chunks_exact(channels).rev().enumerate() {
-            for (r, &v) in rev.iter_mut().zip(frame) {
-                r[j] = v;
+    let backward = |spool: &Spool| -> Result<()> {
+        let mut end = total;
+        while end > stop {
+            let start = stop.max(end.saturating_sub(window as u64));
+            let n = (end - start) as usize;
+            let buf = &mut frames[..n * channels];
+            file.read_exact_at(bytemuck::cast_slice_mut(buf), start * frame_bytes as u64)
+                .map_err(|e| Error::io(&scratch_name, e))?;
+            from_le(buf);
+            for (j, frame) in buf.chunks_exact(channels).rev().enumerate() {
+                for (r, &v) in rev.iter_mut().zip(frame) {
+                    r[j] = v;
+                }
             }
+            let mut out = spool.buffer()?;
+            filter(&mut bank, &rev, n, &mut out, pool);
+            spool.write(out, n, start, true)?;
+            end = start;
         }
-        filter(&mut bank, &rev, n, &mut out, pool);
-        for (j, frame) in buf.chunks_exact_mut(channels).rev().enumerate() {
-            for (v, o) in frame.iter_mut().zip(&out) {
-                *v = o[j];
-            }
-        }
-        file.write_all_at(as_le_bytes(buf), start * frame_bytes as u64)
-            .map_err(|e| Error::io(&scratch_name, e))?;
-        end = start;
-    }
+        Ok(())
+    };
+    with_writer(&file, &scratch_name, channels, cap, backward)?;
     Ok(Filtered {
         file,
         frames: seen,
@@ -303,6 +308,110 @@ fn filter(
     let ins: Vec<&[f32]> = planes.iter().map(|p| &p[..n]).collect();
     let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|o| &mut o[..n]).collect();
     bank.process(&ins, &mut outs, pool);
+}
+
+/// A window of filtered frames on its way to the scratch file: planar,
+/// `n` frames for frame `at` on, in reverse order when `reversed`.
+struct Piece {
+    planes: Vec<Vec<f32>>,
+    n: usize,
+    at: u64,
+    reversed: bool,
+}
+
+/// The filtering side of [`with_writer`]: free planar buffers, and where
+/// filled ones go.
+struct Spool {
+    tx: std::sync::mpsc::SyncSender<Piece>,
+    free: std::sync::mpsc::Receiver<Vec<Vec<f32>>>,
+}
+
+impl Spool {
+    /// A free buffer (one of two; waits for the writer to return one).
+    fn buffer(&self) -> Result<Vec<Vec<f32>>> {
+        self.free.recv().map_err(|_| stopped())
+    }
+
+    /// Hands `planes` to the writer.
+    fn write(&self, planes: Vec<Vec<f32>>, n: usize, at: u64, reversed: bool) -> Result<()> {
+        self.tx
+            .send(Piece {
+                planes,
+                n,
+                at,
+                reversed,
+            })
+            .map_err(|_| stopped())
+    }
+}
+
+/// The error of a writer that has stopped (its own error is reported
+/// instead by [`with_writer`]).
+fn stopped() -> Error {
+    Error::Runtime {
+        msg: "the zero-phase scratch writer stopped".into(),
+    }
+}
+
+/// Runs `fill` (a pass that filters windows into buffers of `cap` frames
+/// of `channels` channels) while a thread of its own interleaves the
+/// filled buffers and writes them to `file`, so that the writing (a copy
+/// into the page cache, as costly as the filtering) overlaps the
+/// filtering of the next window. Two buffers circulate.
+///
+/// # Errors
+/// The writer's error (the scratch file cannot be written), else `fill`'s.
+fn with_writer(
+    file: &File,
+    name: &Path,
+    channels: usize,
+    cap: usize,
+    fill: impl FnOnce(&Spool) -> Result<()>,
+) -> Result<()> {
+    let frame_bytes = channels as u64 * F32_BYTES;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(1);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel(2);
+        for _ in 0..2 {
+            free_tx
+                .send(vec![vec![0.0f32; cap]; channels])
+                .expect("room for two buffers");
+        }
+        let writer = std::thread::Builder::new()
+            .name("sigstream-zerophase-writer".into())
+            .spawn_scoped(scope, move || -> Result<()> {
+                let mut frames = vec![0.0f32; cap * channels];
+                for p in rx {
+                    let buf = &mut frames[..p.n * channels];
+                    if p.reversed {
+                        for (j, frame) in buf.chunks_exact_mut(channels).rev().enumerate() {
+                            for (v, o) in frame.iter_mut().zip(&p.planes) {
+                                *v = o[j];
+                            }
+                        }
+                    } else {
+                        interleave(&p.planes, p.n, buf);
+                    }
+                    file.write_all_at(as_le_bytes(buf), p.at * frame_bytes)
+                        .map_err(|e| Error::io(name, e))?;
+                    // The filter may have finished: then nobody takes it.
+                    let _ = free_tx.send(p.planes);
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::Runtime {
+                msg: format!("cannot start the zero-phase writer thread: {e}"),
+            })?;
+        let result = fill(&Spool { tx, free: free_rx });
+        // `fill`'s Spool is gone: the writer sees the end and finishes.
+        match writer.join() {
+            Ok(Ok(())) => result,
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Runtime {
+                msg: "the zero-phase scratch writer panicked".into(),
+            }),
+        }
+    })
 }
 
 /// Interleaves the first `n` samples of `planes` into `frames`.
