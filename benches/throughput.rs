@@ -303,6 +303,51 @@ fn complex(c: &mut Criterion) {
     g.finish();
 }
 
+/// The IIR kernel alone (`SosBank::process_block`, a Butterworth order-4
+/// band-pass: 4 sections) on blocks of 2^16 frames, 1, 8 and 64 channels,
+/// one thread and two: what bounds `sosfilt` (the recursion's latency for
+/// one channel, SIMD lanes for eight, threads beyond).
+fn iir(c: &mut Criterion) {
+    use sigstream::filter::iir::design::{Band, Family, iirfilter};
+    use sigstream::filter::iir::{Sos, SosBank};
+    use sigstream::pool::Block;
+    let sos = Sos::new(
+        iirfilter(Family::Butter, 4, Band::Bandpass(10.0, 100.0), 1000.0).expect("a design"),
+    )
+    .expect("valid sections");
+    let n = 1 << 16;
+    let mut g = c.benchmark_group("iir");
+    g.sample_size(20);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("two threads");
+    for channels in [1usize, 8, 64] {
+        let x = noise(n * channels);
+        let mut input = Block::new(channels, n);
+        for c in 0..channels {
+            input
+                .channel_capacity_mut(c)
+                .copy_from_slice(&x[c * n..(c + 1) * n]);
+        }
+        input.set_frames(n);
+        let mut output = Block::new(channels, n);
+        let mut bank = SosBank::new(sos.clone(), channels);
+        g.throughput(Throughput::Bytes(4 * (n * channels) as u64));
+        g.bench_with_input(
+            BenchmarkId::new("sosfilt_1thread", channels),
+            &channels,
+            |b, _| b.iter(|| bank.process_block(&input, &mut output, None)),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("sosfilt_2threads", channels),
+            &channels,
+            |b, _| b.iter(|| bank.process_block(&input, &mut output, Some(&pool))),
+        );
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     fir_crossover,
@@ -310,6 +355,7 @@ criterion_group!(
     detect,
     pipeline,
     channels,
-    complex
+    complex,
+    iir
 );
 criterion_main!(benches);
