@@ -123,10 +123,20 @@ pub struct ProcessArgs {
     #[arg(long, value_enum, help_heading = "Detection")]
     pub detect: Option<DetectArg>,
     /// Trigger-on level of the characteristic function.
-    #[arg(long, value_name = "X", help_heading = "Detection")]
+    #[arg(
+        long,
+        value_name = "X",
+        allow_negative_numbers = true,
+        help_heading = "Detection"
+    )]
     pub on: Option<f64>,
     /// Trigger-off level (default: the --on level).
-    #[arg(long, value_name = "Y", help_heading = "Detection")]
+    #[arg(
+        long,
+        value_name = "Y",
+        allow_negative_numbers = true,
+        help_heading = "Detection"
+    )]
     pub off: Option<f64>,
     /// STA window in samples.
     #[arg(
@@ -159,6 +169,7 @@ pub struct ProcessArgs {
     /// over --noise-chunks chunks spread over the recording).
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_name = "K",
         conflicts_with = "on",
         help_heading = "Detection"
@@ -167,6 +178,7 @@ pub struct ProcessArgs {
     /// Trigger off at K2 × the channel's noise (default: the --on-noise K).
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_name = "K2",
         conflicts_with = "off",
         requires = "on_noise",
@@ -194,6 +206,7 @@ pub struct ProcessArgs {
     /// within S of its last one; a later crossing joins that event.
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_name = "S",
         conflicts_with = "dead_samples",
         help_heading = "Detection"
@@ -205,12 +218,18 @@ pub struct ProcessArgs {
     /// Network events: groups of channels triggering together whose summed
     /// weights reach S (ObsPy's coincidence_trigger thr_coincidence_sum);
     /// written to --network-events.
-    #[arg(long, value_name = "S", help_heading = "Detection")]
+    #[arg(
+        long,
+        value_name = "S",
+        allow_negative_numbers = true,
+        help_heading = "Detection"
+    )]
     pub coincidence_sum: Option<f64>,
     /// Seconds a trigger's end is extended by when looking for coincident
     /// ones (ObsPy's trigger_off_extension).
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_name = "SECONDS",
         default_value_t = 0.0,
         help_heading = "Detection"

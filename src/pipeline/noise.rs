@@ -233,8 +233,10 @@ pub fn estimate(
 }
 
 /// Reads the first `frames` frames of `source` into a scratch file in
-/// `dir`. Returns a seekable source over them (for [`estimate`]) and the
-/// whole stream again: those frames, then the rest of `source`.
+/// `dir`. Returns a seekable source over exactly those frames (fewer if the
+/// stream is shorter; for [`estimate`]) and the whole stream again: the
+/// frames spooled (whole blocks, so possibly a few more), then the rest of
+/// `source`.
 ///
 /// # Errors
 /// The source's and the scratch file's errors.
@@ -273,8 +275,15 @@ pub fn spool_prefix(
         frames: Some(spooled),
         ..info.clone()
     };
+    // The estimate sees the first `frames` frames only, not the rest of the
+    // last block: its chunks are then contiguous from frame 0.
+    let measured = spooled.min(frames);
+    let prefix_like = SignalInfo {
+        frames: Some(measured),
+        ..info.clone()
+    };
     let clone = |f: &File| f.try_clone().map_err(|e| Error::io(&scratch_name, e));
-    let prefix = crate::source::scratch_source(clone(&file)?, &like, 0, spooled)?;
+    let prefix = crate::source::scratch_source(clone(&file)?, &prefix_like, 0, measured)?;
     let replay = crate::source::scratch_source(file, &like, 0, spooled)?;
     let chain = Chain {
         info,
