@@ -44,6 +44,7 @@ const SIGMA_REL_TOL: f64 = 0.15;
 /// Relative difference allowed between the GPU's and the CPU's filtered
 /// samples (of the signal's scale): the moving average's sums in another
 /// order, a few f32 roundings (tests/gpu_backend.rs allows the same).
+#[cfg(feature = "gpu")]
 const GPU_SIGNAL_REL_TOL: f64 = 1e-5;
 
 // ------------------------------------------------------------- helpers
