@@ -403,11 +403,12 @@ fn filter_avx2(sections: &[[f64; 6]], state: &mut GroupState, x: &[&[f32]], y: &
 
 /// `scipy/signal/_sosfilt.pyx`'s loop, lane by lane in `N` lanes: each
 /// output `x_new = b0·x + z0`, then `z0 = b1·x − a1·x_new + z1` and
-/// `z1 = b2·x − a2·x_new`, in that order. The loops run section by
-/// section over a step of [`STEP`] samples rather than sample by sample
-/// over the sections: section `s` at sample `i` needs only section `s − 1`
-/// at `i` and its own state, so every value is the same, while the state
-/// stays in registers.
+/// `z1 = b2·x − a2·x_new`, in that order. Section `s` at sample `i` needs
+/// only section `s − 1` at `i` and its own state, so the loops may run in
+/// another order with every value the same: with four lanes or more,
+/// section by section over a step of [`STEP`] samples (the state stays in
+/// registers); with one or two, as a wavefront across the sections (their
+/// recursions overlap instead of waiting on each other).
 #[inline(always)]
 fn filter_lanes<const N: usize>(
     sections: &[[f64; 6]],
@@ -431,23 +432,51 @@ fn filter_lanes<const N: usize>(
                 b[l] = f64::from(v);
             }
         }
-        for (s, z) in sections.iter().zip(state.iter_mut()) {
-            let (b0, b1, b2, a1, a2) = (s[0], s[1], s[2], s[4], s[5]);
-            let mut z0 = [0.0f64; N];
-            let mut z1 = [0.0f64; N];
-            z0.copy_from_slice(&z[0][..N]);
-            z1.copy_from_slice(&z[1][..N]);
-            for cur in buf[..len].iter_mut() {
-                for l in 0..N {
-                    let xn = cur[l];
-                    let out = b0 * xn + z0[l];
-                    z0[l] = b1 * xn - a1 * out + z1[l];
-                    z1[l] = b2 * xn - a2 * out;
-                    cur[l] = out;
+        if N >= 4 {
+            // Four lanes or more: one section at a time over the step, its
+            // state in registers (the lanes already fill the CPU).
+            for (s, z) in sections.iter().zip(state.iter_mut()) {
+                let (b0, b1, b2, a1, a2) = (s[0], s[1], s[2], s[4], s[5]);
+                let mut z0 = [0.0f64; N];
+                let mut z1 = [0.0f64; N];
+                z0.copy_from_slice(&z[0][..N]);
+                z1.copy_from_slice(&z[1][..N]);
+                for cur in buf[..len].iter_mut() {
+                    for l in 0..N {
+                        let xn = cur[l];
+                        let out = b0 * xn + z0[l];
+                        z0[l] = b1 * xn - a1 * out + z1[l];
+                        z1[l] = b2 * xn - a2 * out;
+                        cur[l] = out;
+                    }
+                }
+                z[0][..N].copy_from_slice(&z0);
+                z[1][..N].copy_from_slice(&z1);
+            }
+        } else {
+            // A wavefront across the sections: at step `i`, section `s` takes
+            // sample `i − s`, whose input section `s − 1` produced at step
+            // `i − 1`. The sections' recursions are then independent within a
+            // step, so they overlap in the CPU instead of each waiting out its
+            // own latency in turn; each sample still meets each section once,
+            // in order, with the same operations.
+            let ns = sections.len();
+            for i in 0..len + ns - 1 {
+                // Sections with a sample at this step: `0 <= i − s < len`.
+                for s in (i + 1).saturating_sub(len)..ns.min(i + 1) {
+                    let c = &sections[s];
+                    let (b0, b1, b2, a1, a2) = (c[0], c[1], c[2], c[4], c[5]);
+                    let z = &mut state[s];
+                    let cur = &mut buf[i - s];
+                    for l in 0..N {
+                        let xn = cur[l];
+                        let out = b0 * xn + z[0][l];
+                        z[0][l] = b1 * xn - a1 * out + z[1][l];
+                        z[1][l] = b2 * xn - a2 * out;
+                        cur[l] = out;
+                    }
                 }
             }
-            z[0][..N].copy_from_slice(&z0);
-            z[1][..N].copy_from_slice(&z1);
         }
         for (l, yl) in y.iter_mut().enumerate().take(lanes) {
             for (o, b) in yl[start..start + len].iter_mut().zip(&buf[..len]) {

@@ -167,9 +167,14 @@ pub fn filtfilt(
             if n == 0 {
                 break;
             }
-            for (c, ring) in tail.iter_mut().enumerate() {
-                for (i, &v) in block.channel(c).iter().enumerate() {
-                    ring[((seen + i as u64) % keep as u64) as usize] = v;
+            // `tail` holds the last `keep` samples seen, oldest first.
+            for (c, last) in tail.iter_mut().enumerate() {
+                let x = block.channel(c);
+                if n >= keep {
+                    last.copy_from_slice(&x[n - keep..]);
+                } else {
+                    last.rotate_left(n);
+                    last[keep - n..].copy_from_slice(x);
                 }
             }
             seen += n as u64;
@@ -224,7 +229,7 @@ pub fn filtfilt(
         }
         if padlen > 0 {
             // The right pad, 2·x[N−1] − x[N−2 .. N−1−padlen].
-            let at = |c: usize, back: u64| tail[c][((seen - 1 - back) % keep as u64) as usize];
+            let at = |c: usize, back: u64| tail[c][keep - 1 - back as usize];
             let mut ext = vec![vec![0.0f32; padlen]; channels];
             for (c, e) in ext.iter_mut().enumerate() {
                 let last = at(c, 0);
