@@ -2,7 +2,8 @@
 //! layout checks against the file's size, and the conversion of every
 //! sample, through both readers (memory-mapped file and stream), which must
 //! agree; then the same bytes as a `--kernel` file (`filter::load_kernel`,
-//! which reads `.npy` and text kernels).
+//! which reads `.npy` and text kernels) and as an `--sos` file
+//! (`filter::iir::Sos::load`: an (n, 6) array of checked sections).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,5 +16,13 @@ fuzz_target!(|bytes: &[u8]| {
     check_file_and_stream(&path, bytes, &SourceOptions::default(), bytes.len());
     if let Ok(taps) = sigstream::filter::load_kernel(&path) {
         assert!(!taps.is_empty(), "load_kernel returned no taps");
+    }
+    if let Ok(sos) = sigstream::filter::iir::Sos::load(&path) {
+        assert!(!sos.is_empty(), "Sos::load returned no sections");
+        for s in sos.sections() {
+            assert!(s.iter().all(|v| v.is_finite()), "a non-finite coefficient");
+            assert_eq!(s[3], 1.0, "a0 is 1");
+        }
+        assert!(sos.padlen() >= 3, "padlen of at least one tap");
     }
 });
