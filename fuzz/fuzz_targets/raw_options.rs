@@ -21,7 +21,11 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
+use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
+use sigstream::filter::iir::Sos;
+use sigstream::filter::iir::design::{Band, Family, iirfilter};
 use sigstream::filter::mix::Mixer;
+use sigstream::filter::reference::Reference;
 use sigstream::filter::{ConvMode, FilterSpec};
 use sigstream::pipeline::budget::{Limit, check_kernel, plan_blocks};
 use sigstream::pipeline::{InputShape, Sinks, StreamConfig, StreamProcessor, check_threads};
@@ -184,6 +188,55 @@ struct Input {
     shift: Option<Float>,
     /// `--decimate N`.
     decimate: Option<Num>,
+    // Issue 11's options, last again.
+    /// `--iir FAMILY --order N --ripple --attenuation` and a band.
+    iir: Option<IirArg>,
+    /// `--reference median|mean`.
+    reference: Option<bool>,
+    /// `--coincidence-sum S --coincidence-window N` (samples) over the
+    /// events.
+    coincidence: Option<(Float, Num)>,
+}
+
+/// An IIR design as the CLI asks for one.
+#[derive(Debug, Arbitrary)]
+struct IirArg {
+    family: u8,
+    order: Num,
+    ripple: Float,
+    attenuation: Float,
+    band: u8,
+    low: Float,
+    high: Float,
+}
+
+impl IirArg {
+    /// The design, or `None` where the library refuses the options (which
+    /// it must do without panicking).
+    fn design(&self, fs: f64) -> Option<Sos> {
+        let family = match self.family % 5 {
+            0 => Family::Butter,
+            1 => Family::Cheby1 { rp: self.ripple.0 },
+            2 => Family::Cheby2 {
+                rs: self.attenuation.0,
+            },
+            3 => Family::Ellip {
+                rp: self.ripple.0,
+                rs: self.attenuation.0,
+            },
+            _ => Family::Bessel,
+        };
+        let band = match self.band % 4 {
+            0 => Band::Lowpass(self.low.0),
+            1 => Band::Highpass(self.low.0),
+            2 => Band::Bandpass(self.low.0, self.high.0),
+            _ => Band::Bandstop(self.low.0, self.high.0),
+        };
+        let sections = iirfilter(family, self.order.usize(), band, fs).ok()?;
+        let sos = Sos::new(sections).expect("a design the library accepts is valid SOS");
+        assert!(sos.sections().iter().flatten().all(|v| v.is_finite()));
+        Some(sos)
+    }
 }
 
 /// Largest `--memory-limit` the target gives, in MiB: half of libFuzzer's
@@ -282,6 +335,17 @@ fn run(input: &Input, data: &[u8]) {
             .shift
             .and_then(|hz| Mixer::new(hz.0, info.sample_rate.unwrap_or(1.0)).ok()),
         decimate: input.decimate.map(Num::usize),
+        iir: input
+            .iir
+            .as_ref()
+            .and_then(|a| a.design(info.sample_rate.unwrap_or(1.0))),
+        reference: input.reference.map(|median| {
+            if median {
+                Reference::Median
+            } else {
+                Reference::Mean
+            }
+        }),
         ..Job::default()
     };
     let job_has_no_filter = job.kernel.is_none();
@@ -332,6 +396,26 @@ fn run(input: &Input, data: &[u8]) {
                 .all(|w| (w[0].start, w[0].channel) <= (w[1].start, w[1].channel)),
             "events in order of start then channel"
         );
+        // Coincidence takes the events as the pipeline gives them: in order,
+        // so it may refuse only past its cap.
+        if let Some((sum, ext)) = input.coincidence
+            && let Ok(mut co) = Coincidence::uniform(
+                info.signal_channels(),
+                sum.0,
+                ext.0,
+                DEFAULT_MAX_PENDING,
+            )
+        {
+            let mut groups = Vec::new();
+            for e in &events {
+                if co.push(e, &mut groups).is_err() {
+                    assert!(co.pending() >= DEFAULT_MAX_PENDING, "refused below the cap");
+                    break;
+                }
+            }
+            co.finish(&mut groups);
+            assert!(groups.windows(2).all(|w| w[0].start <= w[1].start));
+        }
     }
     if let Some((stft, welch)) = config {
         spectra(&path, &opts, &info, input.chunk_size, limit, stft, welch);

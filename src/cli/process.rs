@@ -47,13 +47,16 @@ pub struct ProcessArgs {
     /// Moving average over N samples.
     #[arg(long, value_name = "N", group = "filter", help_heading = "Filter")]
     pub moving_average: Option<usize>,
-    /// Windowed-sinc low-pass (Hamming, like scipy.signal.firwin), cutoff in Hz.
+    /// Low-pass, cutoff in Hz: windowed sinc (Hamming, like
+    /// scipy.signal.firwin), or the --iir family's design.
     #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
     pub lowpass: Option<f64>,
-    /// Windowed-sinc high-pass, cutoff in Hz (odd --taps).
+    /// High-pass, cutoff in Hz: windowed sinc (odd --taps), or the --iir
+    /// family's design.
     #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
     pub highpass: Option<f64>,
-    /// Windowed-sinc band-pass between LO and HI Hz.
+    /// Band-pass between LO and HI Hz: windowed sinc, or the --iir family's
+    /// design.
     #[arg(long, value_name = "LO:HI", group = "filter", help_heading = "Filter")]
     pub bandpass: Option<String>,
     /// Band-stop between LO and HI Hz (IIR filters: --iir).
