@@ -315,3 +315,75 @@ fn a_385_channel_probe_stays_within_the_budget() {
         "{err}"
     );
 }
+
+/// Zero phase keeps the default budget, as the streaming pass does: its
+/// passes' buffers are counted, and freed before the streaming pass plans
+/// its own. (Before the CLI pinned glibc's mmap threshold, the freed pass
+/// buffers stayed resident and an 8-channel run peaked at 26.4 MiB.)
+#[test]
+fn zero_phase_stays_within_the_default_budget_and_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.f32");
+    let large = dir.path().join("large.f32");
+    write_signal(&small, 64);
+    write_signal(&large, 512);
+    let events = dir.path().join("events.csv");
+    let args = [
+        "--channels",
+        "8",
+        "--sample-rate",
+        "1000",
+        "--iir",
+        "butter",
+        "--bandpass",
+        "10:100",
+        "--zero-phase",
+        "--detect",
+        "threshold",
+        "--on",
+        "1e30",
+        "--events",
+        events.to_str().unwrap(),
+    ];
+    let a = peak_rss(&small, dir.path(), &args);
+    let b = peak_rss(&large, dir.path(), &args);
+    assert!(
+        (b - a).abs() < MAX_GROWTH_MIB,
+        "peak RSS {a:.2} MiB for 64 MiB but {b:.2} MiB for 512 MiB"
+    );
+    let budget = (sigstream::pipeline::DEFAULT_MEMORY_LIMIT >> 20) as f64;
+    assert!(
+        b <= budget + LIMIT_SLACK_MIB,
+        "peak RSS {b:.2} MiB over the default {budget} MiB budget"
+    );
+}
+
+/// The noise estimate's buffers are checked against the limit before they
+/// are allocated: one channel's values of 20 × 10^8 samples do not fit.
+#[test]
+fn a_noise_estimate_larger_than_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.f32");
+    write_signal(&input, 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_sigstream"))
+        .arg("process")
+        .arg(&input)
+        .args([
+            "--channels",
+            "2",
+            "--detect",
+            "threshold",
+            "--on-noise",
+            "5",
+            "--noise-chunk-samples",
+            "100000000",
+            "--memory-limit",
+            "64",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the noise estimate"), "{err}");
+}

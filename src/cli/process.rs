@@ -800,16 +800,6 @@ fn estimate_noise(
     let block = config.chunk_size.unwrap_or(NOISE_BLOCK);
     let job = processor.job();
     let limit = memory_limit(args.run.memory_limit)?;
-    let need = noise::bytes(&plan);
-    if need > limit.bytes {
-        return Err(Error::usage(format!(
-            "--noise-chunks {} × --noise-chunk-samples {}: one channel's values take {} MB, more than --memory-limit {} MB",
-            plan.chunks,
-            plan.chunk_samples,
-            need.div_ceil(1 << 20),
-            limit.bytes >> 20
-        )));
-    }
     let threads = config.threads;
     if source.seekable() {
         let mut second = match zero_phased {
@@ -826,6 +816,7 @@ fn estimate_noise(
                 threads,
                 &dir,
                 false,
+                limit.bytes,
             );
         }
     }
@@ -842,6 +833,7 @@ fn estimate_noise(
         threads,
         &dir,
         true,
+        limit.bytes,
     )
 }
 

@@ -33,11 +33,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::backend::staged::StagedBackend;
-use crate::backend::{Backend, Job};
+use crate::backend::{Backend, Footprint, Job};
 use crate::detect::noise::{NoiseChunks, mad_with};
 use crate::error::{Error, Result};
 use crate::filter::iir::{Sos, SosBank};
 use crate::io_at::PositionalIo;
+use crate::pipeline::budget::{BASELINE_BYTES, MIN_CHUNK_FRAMES};
 use crate::pool::Block;
 use crate::source::{ChunkSource, SignalInfo};
 
@@ -105,20 +106,34 @@ pub fn warmup(job: &Job) -> usize {
     (job.taps() - 1).saturating_add(iir)
 }
 
-/// Bytes [`estimate`] holds besides the planned processor: one channel's
-/// values (as `f32` and `f64`).
-pub fn bytes(plan: &NoiseChunks) -> u64 {
-    (plan.chunks as u64)
+/// Bytes [`estimate`] holds: one channel's values (as `f32` and `f64`),
+/// the input block of `block` frames of `channels` channels, and the
+/// planned processor with its output block (`footprint`).
+pub fn bytes(plan: &NoiseChunks, channels: usize, block: usize, footprint: &Footprint) -> u64 {
+    let values = (plan.chunks as u64)
         .saturating_mul(plan.chunk_samples as u64)
-        .saturating_mul(F32_BYTES + 8)
+        .saturating_mul(F32_BYTES + 8);
+    let frames = |n: usize| {
+        (n as u64)
+            .saturating_mul(channels as u64)
+            .saturating_mul(F32_BYTES)
+    };
+    values
+        .saturating_add(frames(block))
+        .saturating_add(frames(footprint.output_frames))
+        .saturating_add(footprint.bytes)
 }
 
 /// Estimates each channel's noise of `job`'s output (its detector left
 /// out) over `source`, which must seek, at `plan`'s chunks; `block`
-/// frames at a time on `backend`; the scratch file in `dir`.
+/// frames at a time (fewer, down to [`MIN_CHUNK_FRAMES`], when that does
+/// not fit) on `backend`; the scratch file in `dir`. What it holds
+/// ([`bytes`]) must fit `memory_limit` besides [`BASELINE_BYTES`], checked
+/// before anything is allocated.
 ///
 /// # Errors
-/// [`Error::Usage`] for a job with `--decimate`; the source's, the
+/// [`Error::Usage`] for a job with `--decimate`, or one that does not fit
+/// the limit (the message says what takes the room); the source's, the
 /// backend's and the scratch file's errors.
 #[expect(clippy::too_many_arguments, reason = "one call site, all distinct")]
 pub fn estimate(
@@ -130,6 +145,7 @@ pub fn estimate(
     threads: usize,
     dir: &Path,
     from_start: bool,
+    memory_limit: u64,
 ) -> Result<NoiseLevels> {
     if job.decimate.is_some_and(|n| n > 1) {
         return Err(Error::usage(
@@ -154,9 +170,28 @@ pub fn estimate(
         ..job.clone()
     };
     let staged = StagedBackend::new(backend);
+    // The largest block up to `block` (halving, down to the pipeline's
+    // smallest chunk) whose buffers fit the limit.
+    let need = |b: usize| {
+        let footprint = staged.footprint(&noise_job, channels, b, threads);
+        BASELINE_BYTES.saturating_add(bytes(plan, channels, b, &footprint))
+    };
+    let mut block = block.max(1);
+    while block > MIN_CHUNK_FRAMES && need(block) > memory_limit {
+        block /= 2;
+    }
+    if need(block) > memory_limit {
+        return Err(Error::usage(format!(
+            "the noise estimate ({} chunks of {} samples per channel, {channels} channels) needs {} MB, more than the memory limit of {} MB: lower --noise-chunks or --noise-chunk-samples, or raise --memory-limit",
+            plan.chunks,
+            plan.chunk_samples,
+            need(block).div_ceil(1 << 20),
+            memory_limit >> 20
+        )));
+    }
     let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     let scratch_name: PathBuf = dir.join("<noise scratch>");
-    let mut input = Block::new(channels, block.max(1));
+    let mut input = Block::new(channels, block);
     let mut bytes_out: Vec<u8> = Vec::new();
     for (k, &p) in positions.iter().enumerate() {
         let before = (warm as u64).min(p);
@@ -164,7 +199,7 @@ pub fn estimate(
         let from = p - before;
         let mut left = before + len as u64 + after;
         source.seek(from)?;
-        let mut processor = staged.plan(&noise_job, channels, block.max(1), threads)?;
+        let mut processor = staged.plan(&noise_job, channels, block, threads)?;
         let mut output = Block::new(channels, processor.output_capacity());
         let mut events = Vec::new();
         // Output frames [before, before + len) of this run are the chunk's.
@@ -251,8 +286,11 @@ pub fn spool_prefix(
     let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     let scratch_name = dir.join("<noise prefix scratch>");
     let frame_bytes = channels * F32_BYTES as usize;
-    let mut input = Block::new(channels, block.max(1));
-    let mut bytes = Vec::with_capacity(block.max(1) * frame_bytes);
+    // Blocks of at most 1 MiB as read and 1 MiB as written, whatever the
+    // channels: far inside any memory limit.
+    let block = block.min((1 << 20) / frame_bytes.max(1)).max(1);
+    let mut input = Block::new(channels, block);
+    let mut bytes = Vec::with_capacity(block * frame_bytes);
     let mut spooled = 0u64;
     // The spool ends on a block boundary of the source: the frames read
     // past `frames` are kept too (the stream must not lose them).
