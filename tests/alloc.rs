@@ -101,6 +101,7 @@ fn no_allocation_in_the_steady_state() {
                 Sinks {
                     signal: Some(signal),
                     events: Some(&mut csv as &mut dyn EventSink),
+                    snippets: None,
                     progress: Some(&mut progress),
                 },
             )

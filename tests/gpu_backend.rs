@@ -58,6 +58,7 @@ fn run(
             Sinks {
                 signal: sink,
                 events: Some(&mut events),
+                snippets: None,
                 progress: None,
             },
         )

@@ -316,6 +316,45 @@ fn a_385_channel_probe_stays_within_the_budget() {
     );
 }
 
+/// Snippets of all 385 channels around every event keep the probe's bound:
+/// the ring and the waiting snippets are planned within the budget (the
+/// chunk shrinks to make room), and the file they go to is not held.
+#[test]
+fn snippets_of_all_385_channels_stay_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.i16");
+    write_probe(&probe, 385, 20_000);
+    let plain = report(&probe, dir.path(), &[]).unwrap();
+    let snippets = dir.path().join("s.npy");
+    let cut = report(
+        &probe,
+        dir.path(),
+        &[
+            "--snippets",
+            snippets.to_str().unwrap(),
+            "--snippet-samples",
+            "30:60",
+            "--snippet-channels",
+            "all",
+        ],
+    )
+    .unwrap();
+    let peak = cut["peak_rss_mb"].as_f64().unwrap();
+    assert!(
+        peak <= PROBE_MAX_MIB,
+        "385 channels with snippets of all of them: peak RSS {peak:.1} MiB"
+    );
+    let events = cut["events"].as_u64().unwrap();
+    assert_eq!(cut["events"], plain["events"], "{cut}");
+    assert!(
+        events >= 15,
+        "the probe has a spike every 1000 frames: {events}"
+    );
+    // 90 samples × 385 channels × 4 bytes per event, and the header.
+    let size = std::fs::metadata(&snippets).unwrap().len();
+    assert_eq!(size, 128 + events * 90 * 385 * 4);
+}
+
 /// Zero phase keeps the default budget, as the streaming pass does: its
 /// passes' buffers are counted, and freed before the streaming pass plans
 /// its own. (Before the CLI pinned glibc's mmap threshold, the freed pass

@@ -70,6 +70,7 @@ fn run(
             Sinks {
                 signal: Some(Box::new(VecSink { out: &mut out })),
                 events: Some(&mut events),
+                snippets: None,
                 progress: None,
             },
         )

@@ -26,7 +26,11 @@ fn read(mut source: Box<dyn ChunkSource>, capacity: usize) -> Result<Vec<Vec<u32
         assert_eq!(n, block.frames());
         if n == 0 {
             if let Some(frames) = source.info().frames {
-                assert_eq!(out[0].len() as u64, frames, "frames read == SignalInfo::frames");
+                assert_eq!(
+                    out[0].len() as u64,
+                    frames,
+                    "frames read == SignalInfo::frames"
+                );
             }
             break;
         }

@@ -20,8 +20,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sigstream::backend::{DetectorChoice, Job};
-use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
 use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
+use sigstream::detect::snippet::{SnippetChannels, SnippetSpec};
+use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
 use sigstream::filter::iir::Sos;
 use sigstream::filter::iir::design::{Band, Family, iirfilter};
 use sigstream::filter::mix::Mixer;
@@ -196,6 +197,8 @@ struct Input {
     /// `--coincidence-sum S --coincidence-window N` (samples) over the
     /// events.
     coincidence: Option<(Float, Num)>,
+    /// `--snippets --snippet-samples PRE:POST [--snippet-channels all]`.
+    snippets: Option<(Num, Num, bool)>,
 }
 
 /// An IIR design as the CLI asks for one.
@@ -346,9 +349,23 @@ fn run(input: &Input, data: &[u8]) {
                 Reference::Mean
             }
         }),
+        // The library refuses an empty window, and one whose ring does not
+        // fit the budget.
+        snippets: input.snippets.and_then(|(pre, post, all)| {
+            let which = if all {
+                SnippetChannels::All
+            } else {
+                SnippetChannels::Own
+            };
+            SnippetSpec::new(pre.usize(), post.usize(), which, std::env::temp_dir()).ok()
+        }),
         ..Job::default()
     };
     let job_has_no_filter = job.kernel.is_none();
+    let snippet_row = job
+        .snippets
+        .as_ref()
+        .map(|s| s.row_values(info.signal_channels(), info.complex));
     let processor = StreamProcessor::new(
         StreamConfig {
             chunk_size: input.chunk_size.map(Num::usize),
@@ -360,8 +377,10 @@ fn run(input: &Input, data: &[u8]) {
         job,
     );
     let mut events: Vec<Event> = Vec::new();
+    let mut snippets: Vec<f32> = Vec::new();
     let sinks = Sinks {
         events: Some(&mut events),
+        snippets: Some(&mut snippets),
         ..Sinks::default()
     };
     let result = processor.process_file(&path, &opts, sinks);
@@ -396,15 +415,16 @@ fn run(input: &Input, data: &[u8]) {
                 .all(|w| (w[0].start, w[0].channel) <= (w[1].start, w[1].channel)),
             "events in order of start then channel"
         );
+        // One snippet per event, of the spec's size.
+        match snippet_row {
+            Some(row) => assert_eq!(snippets.len(), events.len() * row, "a snippet per event"),
+            None => assert!(snippets.is_empty()),
+        }
         // Coincidence takes the events as the pipeline gives them: in order,
         // so it may refuse only past its cap.
         if let Some((sum, ext)) = input.coincidence
-            && let Ok(mut co) = Coincidence::uniform(
-                info.signal_channels(),
-                sum.0,
-                ext.0,
-                DEFAULT_MAX_PENDING,
-            )
+            && let Ok(mut co) =
+                Coincidence::uniform(info.signal_channels(), sum.0, ext.0, DEFAULT_MAX_PENDING)
         {
             let mut groups = Vec::new();
             for e in &events {

@@ -172,6 +172,10 @@ pub struct Job {
     /// Forces the FIR method (benchmarks and tests); `None` lets the backend
     /// choose.
     pub fir_method: Option<cpu::fir::FirMethod>,
+    /// Cut the output around each event's peak (`--snippets`,
+    /// [`crate::detect::snippet`]); runs on the CPU stage, after the
+    /// backend's filter.
+    pub snippets: Option<crate::detect::snippet::SnippetSpec>,
     /// Nobody reads the filtered signal (only events): a backend may skip
     /// producing output blocks. The pipeline sets it when there is no signal
     /// sink; the GPU backend then copies back only event candidates.
@@ -232,6 +236,11 @@ impl Job {
         if let Some(n) = self.decimate {
             crate::filter::resample::check_factor(n)?;
         }
+        if self.snippets.is_some() && self.detector.is_none() {
+            return Err(Error::usage(
+                "--snippets cuts the signal around each event: it needs --detect",
+            ));
+        }
         if self.reference.is_some() && self.complex {
             return Err(Error::usage(
                 "--reference subtracts a common level from real channels; this signal is complex (I/Q)",
@@ -242,12 +251,13 @@ impl Job {
 
     /// Whether the job needs the stages around the filter
     /// ([`staged::StagedProcessor`]): a complex signal, a decimation, an
-    /// IIR filter or a common reference.
+    /// IIR filter, a common reference or snippets.
     pub fn staged(&self) -> bool {
         self.complex
             || self.decimate.is_some_and(|n| n > 1)
             || self.iir.is_some()
             || self.reference.is_some()
+            || self.snippets.is_some()
     }
 
     /// Kernel length (1 without a kernel).
@@ -318,6 +328,11 @@ pub trait ChunkProcessor: Send {
     fn emitted(&self) -> u64;
     /// How the filter is computed (for the report), if there is one.
     fn fir_method(&self) -> Option<String>;
+    /// The snippets cut around the events (`--snippets`), which the
+    /// pipeline takes as it writes each event; `None` without.
+    fn snippets(&mut self) -> Option<&mut crate::detect::snippet::Snippets> {
+        None
+    }
 }
 
 /// What a backend will allocate for one plan, known before it plans, so

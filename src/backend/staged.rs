@@ -16,8 +16,10 @@
 //!   channels in parallel, each with its state carried from chunk to chunk;
 //! - then the common reference (`--reference`, [`crate::filter::reference`]);
 //! - then the decimator (`--decimate`, [`crate::filter::resample`]);
-//! - last, the detectors, one per channel, on `|y|` for a complex channel
-//!   (`sqrt(I² + Q²)` in `f64`) or on `y` for a real one.
+//! - then the detectors, one per channel, on `|y|` for a complex channel
+//!   (`sqrt(I² + Q²)` in `f64`) or on `y` for a real one;
+//! - last, the snippets around the events (`--snippets`,
+//!   [`crate::detect::snippet`]), cut from the output.
 //!
 //! These run on the CPU whatever the backend; the README says so.
 //! Each is exact across chunk boundaries (the mixer's phase is a function
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::backend::{Backend, ChunkProcessor, Footprint, Job};
+use crate::detect::snippet::Snippets;
 use crate::detect::{Detector, Event};
 use crate::error::{Error, Result};
 use crate::filter::iir::SosBank;
@@ -159,6 +162,8 @@ pub struct StagedProcessor {
     out_capacity: usize,
     /// Threads for the decimators (several planes, several threads).
     pool: Option<rayon::ThreadPool>,
+    /// The windows around the events (`--snippets`).
+    snippets: Option<Snippets>,
 }
 
 impl std::fmt::Debug for StagedProcessor {
@@ -238,7 +243,12 @@ impl StagedProcessor {
         } else {
             None
         };
+        let snippets = job
+            .snippets
+            .clone()
+            .map(|spec| Snippets::new(spec, channels, job.complex, out_capacity));
         Ok(StagedProcessor {
+            snippets,
             pool,
             complex: job.complex,
             mixer: job.shift,
@@ -316,6 +326,9 @@ impl StagedProcessor {
             if job.complex {
                 bytes = bytes.saturating_add((out as u64).saturating_mul(F32_BYTES));
             }
+        }
+        if let Some(spec) = &job.snippets {
+            bytes = bytes.saturating_add(spec.footprint(channels, job.complex, out));
         }
         Footprint {
             output_frames: out,
@@ -420,8 +433,11 @@ impl StagedProcessor {
         };
         output.set_frames(frames);
         self.emitted += frames as u64;
-        // 3. Detection on what is output.
+        // 3. Detection on what is output, and the windows around events.
         self.detect(output);
+        if let Some(s) = self.snippets.as_mut() {
+            s.observe(output, &self.events, &self.detectors)?;
+        }
         Ok(more)
     }
 
@@ -543,15 +559,25 @@ impl ChunkProcessor for StagedProcessor {
         output.set_frames(frames);
         self.emitted += frames as u64;
         self.detect(output);
+        if let Some(s) = self.snippets.as_mut() {
+            s.observe(output, &self.events, &self.detectors)?;
+            self.collect_events(events);
+        }
         for (det, ev) in self.detectors.iter_mut().zip(self.events.iter_mut()) {
             det.finish(ev);
+        }
+        if let Some(s) = self.snippets.as_mut() {
+            s.finish(&self.events)?;
         }
         self.collect_events(events);
         Ok(false)
     }
 
     fn horizon(&self) -> u64 {
-        crate::backend::detectors_horizon(&self.detectors, self.emitted)
+        let detected = crate::backend::detectors_horizon(&self.detectors, self.emitted);
+        self.snippets
+            .as_ref()
+            .map_or(detected, |s| s.horizon().min(detected))
     }
 
     fn emitted(&self) -> u64 {
@@ -560,5 +586,9 @@ impl ChunkProcessor for StagedProcessor {
 
     fn fir_method(&self) -> Option<String> {
         self.fir_re.as_ref().and_then(|f| f.fir_method())
+    }
+
+    fn snippets(&mut self) -> Option<&mut Snippets> {
+        self.snippets.as_mut()
     }
 }

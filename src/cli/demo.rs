@@ -72,6 +72,7 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
         Sinks {
             signal: None,
             events: Some(&mut events),
+            snippets: None,
             progress: Some(&mut on_progress),
         },
     )?;

@@ -12,6 +12,7 @@ use super::{
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
 use sigstream::detect::noise::NoiseChunks;
+use sigstream::detect::snippet::{SnippetChannels, SnippetSpec};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Polarity, WindowLen};
 use sigstream::error::{Error, Result};
 use sigstream::filter::iir::Sos;
@@ -25,7 +26,8 @@ use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor}
 use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::network::{CoincidenceSink, Tee};
 use sigstream::sink::{
-    CsvEvents, EventClock, EventSink, SignalSink, Transaction, is_stdout, open_signal_sink,
+    CsvEvents, EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction,
+    is_stdout, open_signal_sink,
 };
 use sigstream::source::mseed::Recording;
 use sigstream::source::{self, ChunkSource, Input, SignalInfo, SourceOptions};
@@ -266,6 +268,23 @@ pub struct ProcessArgs {
     /// Network events of --coincidence-sum as CSV (`-`: standard output).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub network_events: Option<PathBuf>,
+    /// Snippets: the output signal around each event's peak, as an .npy of
+    /// shape (events, PRE+POST, channels), float32 (complex64 for I/Q), in
+    /// the order of the events CSV; zero-padded past the signal's ends
+    /// (the CSV's snippet_padded column says where).
+    #[arg(long, value_name = "FILE.npy", help_heading = "Outputs")]
+    pub snippets: Option<PathBuf>,
+    /// Samples of each snippet before the peak, and from the peak on.
+    #[arg(
+        long,
+        value_name = "PRE:POST",
+        allow_hyphen_values = true,
+        help_heading = "Outputs"
+    )]
+    pub snippet_samples: Option<String>,
+    /// Channels of each snippet: the event's own (own), or all of them.
+    #[arg(long, value_enum, value_name = "WHICH", help_heading = "Outputs")]
+    pub snippet_channels: Option<SnippetChannelsArg>,
     /// Run report as JSON (`-`: standard output).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report: Option<PathBuf>,
@@ -312,6 +331,15 @@ pub enum PadArg {
     Odd,
     /// None (ObsPy's zerophase=True).
     None,
+}
+
+/// Channels of a snippet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnippetChannelsArg {
+    /// The event's own channel.
+    Own,
+    /// Every channel.
+    All,
 }
 
 /// Common references.
@@ -418,8 +446,41 @@ impl ProcessArgs {
         Ok(())
     }
 
+    /// The snippet window and channels as given (`None` without
+    /// `--snippets`); the scratch directory is set per input.
+    fn snippet_spec(&self) -> Result<Option<SnippetSpec>> {
+        let Some(path) = &self.snippets else {
+            if self.snippet_samples.is_some() || self.snippet_channels.is_some() {
+                return Err(Error::usage(
+                    "--snippet-samples and --snippet-channels shape the --snippets FILE.npy: give --snippets",
+                ));
+            }
+            return Ok(None);
+        };
+        if is_stdout(path) {
+            return Err(Error::usage(
+                "--snippets -: the snippets file's header is completed at the end, so it needs a file, not standard output",
+            ));
+        }
+        if self.detect.is_none() {
+            return Err(Error::usage(
+                "--snippets cuts the signal around each event: it needs --detect",
+            ));
+        }
+        let window = self.snippet_samples.as_deref().ok_or_else(|| {
+            Error::usage("--snippets needs --snippet-samples PRE:POST (samples before the peak and from it on)")
+        })?;
+        let (pre, post) = SnippetSpec::parse_window(window)?;
+        let channels = match self.snippet_channels {
+            None | Some(SnippetChannelsArg::Own) => SnippetChannels::Own,
+            Some(SnippetChannelsArg::All) => SnippetChannels::All,
+        };
+        SnippetSpec::new(pre, post, channels, PathBuf::new()).map(Some)
+    }
+
     /// Checks the detection options that need no input.
     fn check_detection(&self) -> Result<()> {
+        self.snippet_spec()?;
         if let Some(k) = self.on_noise {
             if self.detect != Some(DetectArg::Threshold) {
                 return Err(Error::usage(
@@ -708,6 +769,7 @@ impl ProcessArgs {
             ("-o", &self.output),
             ("--events", &self.events),
             ("--network-events", &self.network_events),
+            ("--snippets", &self.snippets),
         ] {
             if let Some(p) = given
                 && is_stdout(p)
@@ -720,7 +782,10 @@ impl ProcessArgs {
         }
         if several
             && self.output_dir.is_none()
-            && (self.output.is_some() || self.events.is_some() || self.network_events.is_some())
+            && (self.output.is_some()
+                || self.events.is_some()
+                || self.network_events.is_some()
+                || self.snippets.is_some())
         {
             return Err(Error::usage(
                 "with several inputs, -o/--events need --output-dir DIR (outputs go to DIR/<input stem>.<name>)",
@@ -742,6 +807,7 @@ impl ProcessArgs {
                 ("-o", &self.output),
                 ("--events", &self.events),
                 ("--network-events", &self.network_events),
+                ("--snippets", &self.snippets),
             ] {
                 if let Some(p) = given {
                     all.push((name.to_owned(), self.output_path(p, input)));
@@ -902,6 +968,22 @@ fn scratch_dir(signal: Option<&Path>, events: Option<&Path>) -> PathBuf {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         })
+}
+
+/// Output frames of `job` over `frames` input frames (when known): the
+/// convolution mode's count, then the decimation's `ceil(n / N)`.
+fn output_frames(job: &Job, frames: Option<u64>, decimate: Option<usize>) -> Option<u64> {
+    let n = frames?;
+    let taps = job.taps();
+    let n = if taps as u64 <= n {
+        job.conv_mode.output_len(n, taps)
+    } else {
+        n
+    };
+    Some(match decimate {
+        Some(d) if d > 1 => n.div_ceil(d as u64),
+        _ => n,
+    })
 }
 
 /// The window of the zero-phase passes: the given chunk size, else the
@@ -1123,7 +1205,25 @@ fn process_one(
         }
     }
     // Option errors that depend on this input (no sample rate, ...) name it.
-    let planned = args.job(filter, &info).map_err(about_input(input))?;
+    let mut planned = args.job(filter, &info).map_err(about_input(input))?;
+    let snippet_path = args.snippets.as_ref().map(|o| args.output_path(o, input));
+    if let (Some(spec), Some(path)) = (args.snippet_spec()?, &snippet_path) {
+        let window = spec.window() as u64;
+        let frames = output_frames(&planned.job, info.frames, args.decimate);
+        if let Some(n) = frames.filter(|&n| n < window) {
+            return Err(Error::format(
+                input,
+                format!(
+                    "--snippet-samples {}:{}: a window of {window} samples is longer than the {n} samples of the output",
+                    spec.pre, spec.post
+                ),
+            ));
+        }
+        planned.job.snippets = Some(SnippetSpec {
+            scratch_dir: scratch_dir(Some(path), None),
+            ..spec
+        });
+    }
     if planned.zero_phase.is_some() && input == Path::new("-") {
         return Err(Error::usage(
             "-: --zero-phase reads its input twice (forwards, then its filtered copy backwards): give a file, not standard input",
@@ -1145,8 +1245,22 @@ fn process_one(
         .transpose()?;
     let mut csv = events_path
         .as_ref()
-        .map(|p| CsvEvents::create(p, output_clock(&info, args.decimate)))
+        .map(|p| {
+            CsvEvents::create_with(
+                p,
+                output_clock(&info, args.decimate),
+                snippet_path.is_some(),
+            )
+        })
         .transpose()?;
+    let mut snippets = match (&planned.job.snippets, &snippet_path) {
+        (Some(spec), Some(path)) => Some(NpyArrayWriter::create_typed(
+            path,
+            &[spec.window(), spec.columns(info.signal_channels())],
+            info.complex,
+        )?),
+        _ => None,
+    };
     let network_path = args
         .network_events
         .as_ref()
@@ -1262,6 +1376,7 @@ fn process_one(
                 } else {
                     Some(&mut tee as &mut dyn EventSink)
                 },
+                snippets: snippets.as_mut().map(|w| w as &mut dyn SnippetSink),
                 progress: Some(&mut on_progress),
             },
         )?;
@@ -1290,8 +1405,26 @@ fn process_one(
     if let Some(sink) = signal {
         sink.finish()?;
     }
+    if let Some(spec) = &processor.job().snippets
+        && stats.output_samples < spec.window() as u64
+    {
+        // A stream, whose length was not known before.
+        return Err(Error::format(
+            input,
+            format!(
+                "--snippet-samples {}:{}: a window of {} samples is longer than the {} samples of the output",
+                spec.pre,
+                spec.post,
+                spec.window(),
+                stats.output_samples
+            ),
+        ));
+    }
     if let Some(csv) = csv {
         csv.commit()?;
+    }
+    if let Some(w) = snippets {
+        w.finish()?;
     }
     let network_events = network.map(CoincidenceSink::commit).transpose()?;
     written.commit()?;
@@ -1366,6 +1499,19 @@ fn process_one(
         ("detector", detector),
         ("noise", json!(noise)),
         ("network_events", json!(network_events)),
+        (
+            "snippets",
+            match &job.snippets {
+                Some(spec) => json!({
+                    "pre": spec.pre,
+                    "post": spec.post,
+                    "channels": spec.channels,
+                    "rows": stats.events,
+                    "dtype": if info.complex { "complex64" } else { "float32" },
+                }),
+                None => Value::Null,
+            },
+        ),
         ("shift_hz", json!(args.shift)),
         ("decimate", json!(args.decimate)),
         ("output_sample_rate", json!(out_rate)),
@@ -1375,6 +1521,7 @@ fn process_one(
                 ("signal", signal_path.as_deref()),
                 ("events", events_path.as_deref()),
                 ("network_events", network_path.as_deref()),
+                ("snippets", snippet_path.as_deref()),
             ]),
         ),
     ] {

@@ -113,6 +113,7 @@ mod classic;
 pub mod coincidence;
 pub mod noise;
 mod recursive;
+pub mod snippet;
 mod threshold;
 mod trigger;
 

@@ -35,7 +35,7 @@ use crate::backend::{Backend, ChunkProcessor, Job, cpu::CpuBackend};
 use crate::detect::Event;
 use crate::error::{Error, Result};
 use crate::pool::{Block, MemoryPool};
-use crate::sink::{EventSink, SignalSink};
+use crate::sink::{EventSink, SignalSink, SnippetSink};
 use crate::source::{self, ChunkSource, SourceOptions};
 pub use budget::{
     ChunkPlan, DEFAULT_MEMORY_LIMIT, InputShape, MAX_CHUNK_FRAMES, MIN_CHUNK_FRAMES, plan_chunk,
@@ -125,6 +125,10 @@ pub struct Sinks<'a> {
     pub signal: Option<Box<dyn SignalSink + 'a>>,
     /// The events, in order of start then channel.
     pub events: Option<&'a mut dyn EventSink>,
+    /// The snippets around the events (the job's
+    /// [`Job::snippets`](crate::backend::Job::snippets)), in the events'
+    /// order.
+    pub snippets: Option<&'a mut dyn SnippetSink>,
     /// Called after every chunk.
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
 }
@@ -134,6 +138,7 @@ impl std::fmt::Debug for Sinks<'_> {
         f.debug_struct("Sinks")
             .field("signal", &self.signal.is_some())
             .field("events", &self.events.is_some())
+            .field("snippets", &self.snippets.is_some())
             .field("progress", &self.progress.is_some())
             .finish()
     }
@@ -282,6 +287,8 @@ impl StreamProcessor {
             held: Vec::with_capacity(1024),
             written: 0,
             sink: sinks.events.take(),
+            snippets: sinks.snippets.take(),
+            row: Vec::new(),
         };
 
         std::thread::scope(|s| -> Result<()> {
@@ -339,7 +346,7 @@ impl StreamProcessor {
                     if !deliver(out) {
                         return Ok(()); // the writer failed; its error is reported below
                     }
-                    order.push(&mut events, processor.as_ref())?;
+                    order.push(&mut events, processor.as_mut())?;
                     if let Some(progress) = sinks.progress.as_deref_mut() {
                         progress(&Progress {
                             chunks: stats.chunks,
@@ -357,14 +364,14 @@ impl StreamProcessor {
                     if !deliver(out) {
                         return Ok(());
                     }
-                    order.push(&mut events, processor.as_ref())?;
+                    order.push(&mut events, processor.as_mut())?;
                     if !more {
                         break;
                     }
                 }
                 stats.output_samples = processor.emitted();
                 stats.fir_method = processor.fir_method();
-                order.flush()
+                order.flush(processor.as_mut())
             };
             let result = run();
             in_queue.close(); // stops the reader if we stopped early
@@ -393,34 +400,57 @@ impl StreamProcessor {
 }
 
 /// Holds events back until no channel can report an earlier one, then
-/// writes them sorted by (start, channel, end).
+/// writes them sorted by (start, channel, end), each with its snippet when
+/// the job cuts them (held back, too, until its window is complete: the
+/// processor's horizon says so).
 struct EventOrder<'a> {
     held: Vec<Event>,
     written: u64,
     sink: Option<&'a mut dyn EventSink>,
+    snippets: Option<&'a mut dyn SnippetSink>,
+    /// One snippet, reused.
+    row: Vec<f32>,
 }
 
 impl EventOrder<'_> {
-    fn push(&mut self, new: &mut Vec<Event>, processor: &dyn ChunkProcessor) -> Result<()> {
+    fn push(&mut self, new: &mut Vec<Event>, processor: &mut dyn ChunkProcessor) -> Result<()> {
         if self.held.is_empty() && new.is_empty() {
             return Ok(());
         }
         self.held.append(new);
         let horizon = processor.horizon();
-        self.emit(|e| e.start < horizon)
+        self.emit(processor, |e| e.start < horizon)
     }
 
-    fn flush(&mut self) -> Result<()> {
-        self.emit(|_| true)
+    fn flush(&mut self, processor: &mut dyn ChunkProcessor) -> Result<()> {
+        self.emit(processor, |_| true)
     }
 
-    fn emit(&mut self, ready: impl Fn(&Event) -> bool) -> Result<()> {
+    fn emit(
+        &mut self,
+        processor: &mut dyn ChunkProcessor,
+        ready: impl Fn(&Event) -> bool,
+    ) -> Result<()> {
         self.held
             .sort_unstable_by_key(|e| (e.start, e.channel, e.end));
         let n = self.held.iter().take_while(|e| ready(e)).count();
-        if let Some(sink) = self.sink.as_deref_mut() {
-            for e in &self.held[..n] {
-                sink.event(e)?;
+        let mut cut = processor.snippets();
+        for e in &self.held[..n] {
+            let padded = match cut.as_deref_mut() {
+                Some(s) => {
+                    let padded = s.take(e, &mut self.row)?;
+                    if let Some(w) = self.snippets.as_deref_mut() {
+                        w.snippet(&self.row)?;
+                    }
+                    Some(padded)
+                }
+                None => None,
+            };
+            if let Some(sink) = self.sink.as_deref_mut() {
+                match padded {
+                    Some(p) => sink.event_with_snippet(e, p)?,
+                    None => sink.event(e)?,
+                }
             }
         }
         self.written += n as u64;

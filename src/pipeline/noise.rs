@@ -166,6 +166,7 @@ pub fn estimate(
     let ahead = job.taps();
     let noise_job = Job {
         detector: None,
+        snippets: None,
         discard_signal: false,
         ..job.clone()
     };

@@ -1,5 +1,5 @@
-//! A streaming `.npy` writer for `float32` arrays whose first dimension is
-//! known only at the end (spectrogram frames).
+//! A streaming `.npy` writer for `float32` (or `complex64`) arrays whose
+//! first dimension is known only at the end (spectrogram frames, snippets).
 //!
 //! Why: the rows arrive while the input streams, so the header (which holds
 //! the shape) is reserved as 128 bytes up front and patched when the writer
@@ -15,10 +15,13 @@ use crate::sink::AtomicFile;
 /// Bytes reserved for the header (magic, version 1.0, length, dict).
 const HEADER: usize = 128;
 
-/// Writes a C-order little-endian `float32` array of shape `(rows, *tail)`.
+/// Writes a C-order little-endian `float32` (or `complex64`) array of
+/// shape `(rows, *tail)`.
 pub struct NpyArrayWriter {
     out: BufWriter<AtomicFile>,
     path: PathBuf,
+    /// `'<f4'`, or `'<c8'` (each element two `f32` values, re then im).
+    descr: &'static str,
     tail: Vec<usize>,
     row: usize,
     values: u64,
@@ -39,14 +42,24 @@ impl NpyArrayWriter {
     /// # Errors
     /// [`Error::Open`] when the file cannot be created.
     pub fn create(path: &Path, tail: &[usize]) -> Result<Self> {
+        Self::create_typed(path, tail, false)
+    }
+
+    /// As [`NpyArrayWriter::create`]; a `complex` array is `complex64`
+    /// (`'<c8'`), written as `f32` pairs (re, im).
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the file cannot be created.
+    pub fn create_typed(path: &Path, tail: &[usize], complex: bool) -> Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, AtomicFile::create(path)?);
         out.write_all(&[0u8; HEADER])
             .map_err(|e| Error::io(path, e))?;
         Ok(NpyArrayWriter {
             out,
             path: path.to_path_buf(),
+            descr: if complex { "<c8" } else { "<f4" },
             tail: tail.to_vec(),
-            row: tail.iter().product(),
+            row: tail.iter().product::<usize>() * if complex { 2 } else { 1 },
             values: 0,
         })
     }
@@ -85,7 +98,9 @@ impl NpyArrayWriter {
         if self.tail.is_empty() {
             shape.push(',');
         }
-        let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+        let descr = self.descr;
+        let mut dict =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}");
         let pad = HEADER - 10 - 1;
         if dict.len() > pad {
             return Err(Error::Runtime {

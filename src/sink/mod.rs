@@ -262,6 +262,33 @@ impl Write for Output {
 pub trait EventSink: Send {
     /// One event.
     fn event(&mut self, e: &Event) -> Result<()>;
+    /// One event whose snippet (`--snippets`) was written, `padded` when its
+    /// window reached past the signal's start or end and was zero-padded
+    /// there. A sink with no column for it takes the event alone.
+    fn event_with_snippet(&mut self, e: &Event, padded: bool) -> Result<()> {
+        let _ = padded;
+        self.event(e)
+    }
+}
+
+/// Where the snippets go, one per event in the events' order: the values
+/// of one snippet at a time ([`crate::detect::snippet::Snippets::take`]).
+pub trait SnippetSink: Send {
+    /// One snippet.
+    fn snippet(&mut self, values: &[f32]) -> Result<()>;
+}
+
+impl SnippetSink for Vec<f32> {
+    fn snippet(&mut self, values: &[f32]) -> Result<()> {
+        self.extend_from_slice(values);
+        Ok(())
+    }
+}
+
+impl SnippetSink for NpyArrayWriter {
+    fn snippet(&mut self, values: &[f32]) -> Result<()> {
+        self.write(values)
+    }
 }
 
 impl EventSink for Vec<Event> {
@@ -283,6 +310,8 @@ impl EventSink for Vec<Event> {
 pub struct CsvEvents {
     out: BufWriter<Output>,
     clock: EventClock,
+    /// A last column `snippet_padded` (0 or 1; `--snippets`).
+    snippet_column: bool,
     /// One row, reused (no allocation per event).
     line: String,
 }
@@ -349,11 +378,27 @@ impl CsvEvents {
     /// # Errors
     /// [`Error::Open`] when the file cannot be created.
     pub fn create(path: &Path, clock: EventClock) -> Result<Self> {
+        Self::create_with(path, clock, false)
+    }
+
+    /// As [`CsvEvents::create`], with a last column `snippet_padded` when
+    /// `snippet_column`: 1 where the event's snippet was zero-padded at the
+    /// signal's start or end, else 0.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the file cannot be created.
+    pub fn create_with(path: &Path, clock: EventClock, snippet_column: bool) -> Result<Self> {
         let mut out = BufWriter::with_capacity(64 * 1024, Output::create(path)?);
-        writeln!(out, "{}", clock.header()).map_err(|e| Error::io(path, e))?;
+        let extra = if snippet_column {
+            ",snippet_padded"
+        } else {
+            ""
+        };
+        writeln!(out, "{}{extra}", clock.header()).map_err(|e| Error::io(path, e))?;
         Ok(CsvEvents {
             out,
             clock,
+            snippet_column,
             line: String::with_capacity(256),
         })
     }
@@ -377,6 +422,18 @@ impl CsvEvents {
 
 impl EventSink for CsvEvents {
     fn event(&mut self, e: &Event) -> Result<()> {
+        self.row(e, None)
+    }
+
+    fn event_with_snippet(&mut self, e: &Event, padded: bool) -> Result<()> {
+        self.row(e, Some(padded))
+    }
+}
+
+impl CsvEvents {
+    /// Writes one row; `padded` fills the `snippet_padded` column (empty
+    /// without a snippet).
+    fn row(&mut self, e: &Event, padded: Option<bool>) -> Result<()> {
         use std::fmt::Write as _;
         let line = &mut self.line;
         line.clear();
@@ -405,6 +462,12 @@ impl EventSink for CsvEvents {
                 };
                 let (ts, te, tp) = (time(s)?, time(en)?, time(p)?);
                 let _ = write!(line, ",{ts},{te},{tp}");
+            }
+        }
+        if self.snippet_column {
+            line.push(',');
+            if let Some(padded) = padded {
+                line.push(if padded { '1' } else { '0' });
             }
         }
         line.push('\n');

@@ -173,4 +173,11 @@ impl EventSink for Tee<'_> {
         }
         Ok(())
     }
+
+    fn event_with_snippet(&mut self, e: &Event, padded: bool) -> Result<()> {
+        for sink in self.0.iter_mut() {
+            sink.event_with_snippet(e, padded)?;
+        }
+        Ok(())
+    }
 }
