@@ -51,6 +51,12 @@ pub fn mad(values: &[f32]) -> f64 {
 
 /// [`mad`] with a caller-owned scratch buffer, which it overwrites: no
 /// allocation once `scratch` has the capacity of `values.len()`.
+///
+/// The medians select on the values' bits as integer keys in the floats'
+/// order ([`f64_key`]): native `u64` comparisons, where `f64::total_cmp`
+/// costs a few operations more per comparison (on a 385-channel probe the
+/// noise estimate's selections took 1.5 s of its 1.8 s). The values
+/// selected, and so the result, are the same.
 pub fn mad_with(values: &[f32], scratch: &mut Vec<f64>) -> f64 {
     scratch.clear();
     scratch.extend(
@@ -62,25 +68,43 @@ pub fn mad_with(values: &[f32], scratch: &mut Vec<f64>) -> f64 {
     if scratch.is_empty() {
         return f64::NAN;
     }
-    let med = median_in_place(scratch);
-    for v in scratch.iter_mut() {
-        *v = (*v - med).abs();
+    let keys: &mut [u64] = bytemuck::cast_slice_mut(scratch.as_mut_slice());
+    for k in keys.iter_mut() {
+        *k = f64_key(*k);
     }
-    median_in_place(scratch) / MAD_SCALE
+    let med = median_of_keys(keys);
+    for k in keys.iter_mut() {
+        *k = f64_key((f64_of_key(*k) - med).abs().to_bits());
+    }
+    median_of_keys(keys) / MAD_SCALE
 }
 
-/// `np.median` of finite, non-empty `values`, which it reorders: the middle
-/// value, or the mean of the two middle values for an even count.
-fn median_in_place(values: &mut [f64]) -> f64 {
-    let n = values.len();
+/// A `u64` whose unsigned order is `f64::total_cmp`'s order of the `f64`
+/// with bits `b` (negative values flipped whole, the others with the sign
+/// bit set).
+fn f64_key(b: u64) -> u64 {
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// The `f64` of a [`f64_key`].
+fn f64_of_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// `np.median` of the finite, non-empty values whose [`f64_key`]s are
+/// `keys` (reordered): the middle value, or the mean of the two middle
+/// values for an even count.
+fn median_of_keys(keys: &mut [u64]) -> f64 {
+    let n = keys.len();
     debug_assert!(n > 0, "median of nothing");
     let k = n / 2;
-    let (lower, &mut upper, _) = values.select_nth_unstable_by(k, f64::total_cmp);
+    let (lower, upper, _) = keys.select_nth_unstable(k);
+    let upper = f64_of_key(*upper);
     if n % 2 == 1 {
         return upper;
     }
     // The lower middle value is the largest of those before position k.
-    let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let below = f64_of_key(*lower.iter().max().expect("n even and > 0"));
     // NumPy: np.mean of the two, i.e. their sum divided by 2.
     (below + upper) / 2.0
 }
@@ -184,14 +208,47 @@ impl NoiseChunks {
 mod tests {
     use super::*;
 
+    /// The median of `values` through their keys.
+    fn median_in_place(values: &[f64]) -> f64 {
+        let mut keys: Vec<u64> = values.iter().map(|v| f64_key(v.to_bits())).collect();
+        median_of_keys(&mut keys)
+    }
+
     #[test]
     fn median_is_numpys() {
         // np.median([3, 1, 2]) = 2; np.median([4, 1, 3, 2]) = 2.5;
-        // np.median([-1, -1, 7, 7]) = 3.
-        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median_in_place(&mut [-1.0, 7.0, -1.0, 7.0]), 3.0);
-        assert_eq!(median_in_place(&mut [5.0]), 5.0);
+        // np.median([-1, -1, 7, 7]) = 3; np.median([-3, -1.5, -2, -7]) = -2.5.
+        assert_eq!(median_in_place(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_in_place(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_in_place(&[-1.0, 7.0, -1.0, 7.0]), 3.0);
+        assert_eq!(median_in_place(&[-3.0, -1.5, -2.0, -7.0]), -2.5);
+        assert_eq!(median_in_place(&[5.0]), 5.0);
+    }
+
+    #[test]
+    fn keys_order_doubles_as_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1e-310,
+            -0.0,
+            0.0,
+            1e-310,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        for a in values {
+            assert_eq!(f64_of_key(f64_key(a.to_bits())).to_bits(), a.to_bits());
+            for b in values {
+                assert_eq!(
+                    f64_key(a.to_bits()).cmp(&f64_key(b.to_bits())),
+                    a.total_cmp(&b),
+                    "{a} {b}"
+                );
+            }
+        }
     }
 
     #[test]
