@@ -8,6 +8,8 @@ one synthetic Neuropixels-like recording, scored against its ground truth.
     python3 scripts/bench_spikes.py --seconds 10 --only spikeinterface   # smoke test, no sigstream
     python3 scripts/bench_spikes.py --no-zero-phase     # sigstream forward-only (SI stays filtfilt)
     python3 scripts/bench_spikes.py --no-snippets       # both tools detect only
+    python3 scripts/bench_spikes.py --dedup             # sigstream also drops duplicates
+                                                        # (--dedup-window 0.0005)
 
 Writes (chunk by chunk, numpy seeded) a raw recording of --seconds seconds:
 385 channels of int16 little endian, interleaved (frames x channels), at
@@ -353,6 +355,8 @@ def run_sigstream(a, rec, work):
     opts = list(SIGSTREAM_OPTS)
     if a.no_zero_phase:
         opts.remove("--zero-phase")
+    if a.dedup:
+        opts[opts.index("--events"):opts.index("--events")] = ["--dedup-window", "0.0005"]
     if a.no_snippets:
         for k in ("--snippets", "--snippet-samples"):
             i = opts.index(k)
@@ -393,6 +397,8 @@ def main():
     ap.add_argument("--only", choices=("both", "sigstream", "spikeinterface"), default="both")
     ap.add_argument("--no-zero-phase", action="store_true", help="sigstream forward-only filter")
     ap.add_argument("--no-snippets", action="store_true", help="detection only, both tools")
+    ap.add_argument("--dedup", action="store_true",
+                    help="sigstream: --dedup-window 0.0005 (a spike once, where it peaks)")
     ap.add_argument("--keep", help="make the recording in DIR and keep it")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--seed", type=int, default=1)

@@ -21,6 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
+use sigstream::detect::dedup::DedupSpec;
 use sigstream::detect::snippet::{SnippetChannels, SnippetSpec};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Event, WindowLen};
 use sigstream::filter::iir::Sos;
@@ -199,6 +200,8 @@ struct Input {
     coincidence: Option<(Float, Num)>,
     /// `--snippets --snippet-samples PRE:POST [--snippet-channels all]`.
     snippets: Option<(Num, Num, bool)>,
+    /// `--dedup-samples N --dedup-radius R`.
+    dedup: Option<(Num, u8)>,
 }
 
 /// An IIR design as the CLI asks for one.
@@ -359,6 +362,9 @@ fn run(input: &Input, data: &[u8]) {
             };
             SnippetSpec::new(pre.usize(), post.usize(), which, std::env::temp_dir()).ok()
         }),
+        dedup: input
+            .dedup
+            .and_then(|(w, r)| DedupSpec::new(w.0, usize::from(r)).ok()),
         ..Job::default()
     };
     let job_has_no_filter = job.kernel.is_none();

@@ -176,6 +176,10 @@ pub struct Job {
     /// [`crate::detect::snippet`]); runs on the CPU stage, after the
     /// backend's filter.
     pub snippets: Option<crate::detect::snippet::SnippetSpec>,
+    /// Report a spike seen on neighbouring channels once, where it peaks
+    /// (`--dedup-window`, [`crate::detect::dedup`]); applied to the events
+    /// as they are written, in order.
+    pub dedup: Option<crate::detect::dedup::DedupSpec>,
     /// Nobody reads the filtered signal (only events): a backend may skip
     /// producing output blocks. The pipeline sets it when there is no signal
     /// sink; the GPU backend then copies back only event candidates.
@@ -235,6 +239,11 @@ impl Job {
         }
         if let Some(n) = self.decimate {
             crate::filter::resample::check_factor(n)?;
+        }
+        if self.dedup.is_some() && self.detector.is_none() {
+            return Err(Error::usage(
+                "--dedup-window compares the events of neighbouring channels: it needs --detect",
+            ));
         }
         if self.snippets.is_some() && self.detector.is_none() {
             return Err(Error::usage(

@@ -11,6 +11,7 @@ use super::{
 };
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::coincidence::{Coincidence, DEFAULT_MAX_PENDING};
+use sigstream::detect::dedup::DedupSpec;
 use sigstream::detect::noise::NoiseChunks;
 use sigstream::detect::snippet::{SnippetChannels, SnippetSpec};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Polarity, WindowLen};
@@ -220,6 +221,25 @@ pub struct ProcessArgs {
     /// Dead time in samples.
     #[arg(long, value_name = "N", help_heading = "Detection")]
     pub dead_samples: Option<usize>,
+    /// Report a spike seen on neighbouring channels once, where its peak is
+    /// largest: an event is dropped when a channel within --dedup-radius has
+    /// a larger peak within S seconds of its own (SpikeInterface's
+    /// locally_exclusive).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "S",
+        conflicts_with = "dedup_samples",
+        help_heading = "Detection"
+    )]
+    pub dedup_window: Option<f64>,
+    /// The de-duplication window in samples.
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub dedup_samples: Option<u64>,
+    /// Channels on either side that are neighbours for --dedup-window
+    /// (default 2).
+    #[arg(long, value_name = "N", help_heading = "Detection")]
+    pub dedup_radius: Option<usize>,
     /// Network events: groups of channels triggering together whose summed
     /// weights reach S (ObsPy's coincidence_trigger thr_coincidence_sum);
     /// written to --network-events.
@@ -332,6 +352,12 @@ pub enum PadArg {
     /// None (ObsPy's zerophase=True).
     None,
 }
+
+/// Channels on either side that are neighbours for `--dedup-window` when
+/// `--dedup-radius` is not given: on a Neuropixels probe, whose channels
+/// are numbered along the shank two sites to a row (rows 20 µm apart),
+/// channels `c ± 2` are the sites of the same row and the next ones.
+const DEFAULT_DEDUP_RADIUS: usize = 2;
 
 /// Channels of a snippet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -625,6 +651,41 @@ impl ProcessArgs {
         Ok(Some((sos, about)))
     }
 
+    /// The de-duplication for a detector that sees `rate` Hz, or `None`.
+    fn dedup(&self, rate: Option<f64>) -> Result<Option<DedupSpec>> {
+        let window = match (self.dedup_window, self.dedup_samples) {
+            (None, None) => {
+                if self.dedup_radius.is_some() {
+                    return Err(Error::usage(
+                        "--dedup-radius sets the neighbours of --dedup-window: give --dedup-window S or --dedup-samples N",
+                    ));
+                }
+                return Ok(None);
+            }
+            (_, Some(n)) => n,
+            (Some(s), None) => {
+                if !(s.is_finite() && s >= 0.0) {
+                    return Err(Error::usage(format!(
+                        "--dedup-window {s}: 0 or more seconds"
+                    )));
+                }
+                let fs = rate.ok_or_else(|| {
+                    Error::usage(
+                        "--dedup-window is in seconds: the input has no sample rate, give --sample-rate HZ or --dedup-samples N",
+                    )
+                })?;
+                let n = (s * fs).round();
+                if n >= u64::MAX as f64 {
+                    return Err(Error::usage(format!(
+                        "--dedup-window {s}: too long at {fs} Hz"
+                    )));
+                }
+                n as u64
+            }
+        };
+        DedupSpec::new(window, self.dedup_radius.unwrap_or(DEFAULT_DEDUP_RADIUS)).map(Some)
+    }
+
     /// The detector options as given.
     fn detector_options(&self) -> DetectorOptions {
         let window = |n: Option<usize>, s: Option<f64>| {
@@ -665,6 +726,10 @@ impl ProcessArgs {
                     "--dead-time",
                 ),
                 (self.coincidence_sum.is_some(), "--coincidence-sum"),
+                (
+                    self.dedup_window.is_some() || self.dedup_samples.is_some(),
+                    "--dedup-window",
+                ),
             ] {
                 if set {
                     return Err(Error::usage(format!("{name} needs --detect")));
@@ -735,6 +800,7 @@ impl ProcessArgs {
                 ConvModeArg::Valid => ConvMode::Valid,
             },
             detector,
+            dedup: self.dedup(output_rate(info.sample_rate, self.decimate))?,
             ..Job::default()
         };
         // Checked here, where the input is known, so the message names it.
@@ -1499,6 +1565,17 @@ fn process_one(
         ("detector", detector),
         ("noise", json!(noise)),
         ("network_events", json!(network_events)),
+        (
+            "dedup",
+            match &job.dedup {
+                Some(d) => json!({
+                    "window": d.window,
+                    "radius": d.radius,
+                    "dropped": stats.duplicates,
+                }),
+                None => Value::Null,
+            },
+        ),
         (
             "snippets",
             match &job.snippets {

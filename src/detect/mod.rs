@@ -111,6 +111,7 @@
 
 mod classic;
 pub mod coincidence;
+pub mod dedup;
 pub mod noise;
 mod recursive;
 pub mod snippet;

@@ -283,12 +283,20 @@ impl StreamProcessor {
             ..Stats::default()
         };
         let mut events = Vec::with_capacity(1024);
+        if job.dedup.is_some() && info.signal_channels() < 2 {
+            return Err(Error::format(
+                &info.path,
+                "one channel: --dedup-window compares neighbouring channels, it needs at least two channels",
+            ));
+        }
         let mut order = EventOrder {
             held: Vec::with_capacity(1024),
             written: 0,
             sink: sinks.events.take(),
             snippets: sinks.snippets.take(),
             row: Vec::new(),
+            dedup: job.dedup.map(crate::detect::dedup::Dedup::new),
+            decided: Vec::new(),
         };
 
         std::thread::scope(|s| -> Result<()> {
@@ -391,6 +399,7 @@ impl StreamProcessor {
             sink.finish()?;
         }
         stats.events = order.written;
+        stats.duplicates = order.dedup.as_ref().map_or(0, |d| d.dropped());
         stats.bytes = stats.samples * channels as u64 * info.dtype.size() as u64;
         stats.seconds = started.elapsed().as_secs_f64();
         stats.throughput_mb_s = stats.bytes as f64 / stats.seconds.max(1e-9) / 1e6;
@@ -402,7 +411,8 @@ impl StreamProcessor {
 /// Holds events back until no channel can report an earlier one, then
 /// writes them sorted by (start, channel, end), each with its snippet when
 /// the job cuts them (held back, too, until its window is complete: the
-/// processor's horizon says so).
+/// processor's horizon says so), and, with de-duplication, only those no
+/// neighbour's larger peak suppresses (decided in the same order).
 struct EventOrder<'a> {
     held: Vec<Event>,
     written: u64,
@@ -410,6 +420,9 @@ struct EventOrder<'a> {
     snippets: Option<&'a mut dyn SnippetSink>,
     /// One snippet, reused.
     row: Vec<f32>,
+    dedup: Option<crate::detect::dedup::Dedup>,
+    /// The de-duplication's decisions, reused.
+    decided: Vec<(Event, bool)>,
 }
 
 impl EventOrder<'_> {
@@ -419,42 +432,65 @@ impl EventOrder<'_> {
         }
         self.held.append(new);
         let horizon = processor.horizon();
-        self.emit(processor, |e| e.start < horizon)
+        self.emit(processor, horizon)
     }
 
     fn flush(&mut self, processor: &mut dyn ChunkProcessor) -> Result<()> {
-        self.emit(processor, |_| true)
+        self.emit(processor, u64::MAX)
     }
 
-    fn emit(
-        &mut self,
-        processor: &mut dyn ChunkProcessor,
-        ready: impl Fn(&Event) -> bool,
-    ) -> Result<()> {
+    /// Writes the held events that start before `horizon` (all of them at
+    /// `u64::MAX`).
+    fn emit(&mut self, processor: &mut dyn ChunkProcessor, horizon: u64) -> Result<()> {
         self.held
             .sort_unstable_by_key(|e| (e.start, e.channel, e.end));
-        let n = self.held.iter().take_while(|e| ready(e)).count();
-        let mut cut = processor.snippets();
-        for e in &self.held[..n] {
-            let padded = match cut.as_deref_mut() {
-                Some(s) => {
-                    let padded = s.take(e, &mut self.row)?;
-                    if let Some(w) = self.snippets.as_deref_mut() {
-                        w.snippet(&self.row)?;
-                    }
-                    Some(padded)
+        let n = self
+            .held
+            .iter()
+            .take_while(|e| horizon == u64::MAX || e.start < horizon)
+            .count();
+        let Some(dedup) = self.dedup.as_mut() else {
+            for i in 0..n {
+                let e = self.held[i];
+                self.write(processor, &e, true)?;
+            }
+            self.held.drain(..n);
+            return Ok(());
+        };
+        for e in self.held.drain(..n) {
+            dedup.push(e);
+        }
+        let mut decided = std::mem::take(&mut self.decided);
+        dedup.release(horizon, &mut decided);
+        let result = decided
+            .drain(..)
+            .try_for_each(|(e, keep)| self.write(processor, &e, keep));
+        self.decided = decided;
+        result
+    }
+
+    /// Writes one event with its snippet, or (not `keep`) drops both.
+    fn write(&mut self, processor: &mut dyn ChunkProcessor, e: &Event, keep: bool) -> Result<()> {
+        let padded = match processor.snippets() {
+            Some(s) => {
+                let padded = s.take(e, &mut self.row)?;
+                if keep && let Some(w) = self.snippets.as_deref_mut() {
+                    w.snippet(&self.row)?;
                 }
-                None => None,
-            };
-            if let Some(sink) = self.sink.as_deref_mut() {
-                match padded {
-                    Some(p) => sink.event_with_snippet(e, p)?,
-                    None => sink.event(e)?,
-                }
+                Some(padded)
+            }
+            None => None,
+        };
+        if !keep {
+            return Ok(());
+        }
+        if let Some(sink) = self.sink.as_deref_mut() {
+            match padded {
+                Some(p) => sink.event_with_snippet(e, p)?,
+                None => sink.event(e)?,
             }
         }
-        self.written += n as u64;
-        self.held.drain(..n);
+        self.written += 1;
         Ok(())
     }
 }

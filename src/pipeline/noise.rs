@@ -167,6 +167,7 @@ pub fn estimate(
     let noise_job = Job {
         detector: None,
         snippets: None,
+        dedup: None,
         discard_signal: false,
         ..job.clone()
     };

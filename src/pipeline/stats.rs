@@ -151,8 +151,10 @@ pub struct Stats {
     pub channels: usize,
     /// Chunks read.
     pub chunks: u64,
-    /// Events found.
+    /// Events found (written: after de-duplication).
     pub events: u64,
+    /// Events dropped as duplicates of a neighbour's (`--dedup-window`).
+    pub duplicates: u64,
     /// Bytes of sample data read.
     pub bytes: u64,
     /// Wall time of the run.
@@ -191,6 +193,7 @@ impl Stats {
         self.output_samples += other.output_samples;
         self.chunks += other.chunks;
         self.events += other.events;
+        self.duplicates += other.duplicates;
         self.bytes += other.bytes;
         self.seconds += other.seconds;
         self.channels = other.channels;
