@@ -18,7 +18,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sigstream::backend::cpu::fir::{Fir, FirMethod, best_nfft};
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorSpec, Polarity};
-use sigstream::filter::{ConvMode, FilterSpec};
+use sigstream::filter::{ConvMode, FilterSpec, FirDesign};
 use sigstream::pipeline::{Sinks, StreamConfig, StreamProcessor};
 use sigstream::source::{Dtype, SourceOptions};
 
@@ -232,7 +232,7 @@ fn channels(c: &mut Criterion) {
     let kernel = FilterSpec::Bandpass {
         low: 300.0,
         high: 6000.0,
-        taps: 301,
+        fir: FirDesign::taps(301),
     }
     .taps(Some(30_000.0))
     .unwrap();

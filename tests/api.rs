@@ -4,7 +4,7 @@
 
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::{DetectorKind, DetectorOptions, DetectorSpec, Polarity, WindowLen};
-use sigstream::filter::{ConvMode, FilterSpec};
+use sigstream::filter::{ConvMode, FilterSpec, FirDesign};
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor, chunked_convolve};
 use sigstream::source::{Dtype, SourceOptions};
 use sigstream::spectral::{Detrend, Scale, Scaling, Stft, StftConfig, Welch, WelchConfig, Window};
@@ -222,12 +222,50 @@ fn bad_detector_options_and_filters_are_errors() {
     assert_usage(
         FilterSpec::Lowpass {
             cutoff: 60.0,
-            taps: 11,
+            fir: FirDesign::taps(11),
         }
         .design(Some(100.0))
         .map(|_| ()),
         "Nyquist",
         "cutoff above Nyquist",
+    );
+    assert_usage(
+        FilterSpec::Lowpass {
+            cutoff: 10.0,
+            fir: FirDesign {
+                transition: Some(f64::NAN),
+                ..FirDesign::default()
+            },
+        }
+        .validate(),
+        "--transition",
+        "NaN transition band",
+    );
+    assert_usage(
+        FilterSpec::Highpass {
+            cutoff: 10.0,
+            fir: FirDesign {
+                attenuation: Some(f64::INFINITY),
+                ..FirDesign::default()
+            },
+        }
+        .validate(),
+        "--attenuation",
+        "infinite attenuation",
+    );
+    assert_usage(
+        FilterSpec::Bandpass {
+            low: 1.0,
+            high: 2.0,
+            fir: FirDesign {
+                transition: Some(1e-300),
+                ..FirDesign::default()
+            },
+        }
+        .num_taps(Some(100.0))
+        .map(|_| ()),
+        "--transition",
+        "a transition band needing more taps than a design may have",
     );
     assert_usage(
         FilterSpec::MovingAverage(0).validate(),

@@ -1743,10 +1743,11 @@ fn bench_compares_every_backend() {
 
 #[test]
 fn narrow_designed_filters_warn_with_the_taps_that_fit() {
-    // A 0.2 Hz high-pass at 100 Hz with the default 101 taps: the transition
-    // band (3.4 Hz) is far wider than the 0.2 Hz down to 0 Hz. The run goes
-    // on, with one warning line naming the taps that fit (1701: see
-    // filter::tests for the formula and the measured response).
+    // A 0.2 Hz high-pass at 100 Hz with 101 taps (Hamming, the window of
+    // --taps): the transition band (3.4 Hz) is far wider than the 0.2 Hz
+    // down to 0 Hz. The run goes on, with one warning line naming the taps
+    // that fit (1701: see filter::tests for the formula and the measured
+    // response).
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_f32(&d.join("x.f32"), &Rng(7).signal(2000, 1.0));
@@ -1762,7 +1763,9 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
         "-o",
         d.join("y.f32")
     ];
-    let mut quiet = base.clone();
+    let mut taps101 = base.clone();
+    taps101.extend(args!["--taps", "101"]);
+    let mut quiet = taps101.clone();
     quiet.push("--quiet".into());
     let run = sigstream(d, &quiet);
     assert_ok(&run, "quiet narrow high-pass");
@@ -1771,7 +1774,7 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
         "--quiet prints no warning: {}",
         run.stderr
     );
-    let run = sigstream(d, &base);
+    let run = sigstream(d, &taps101);
     assert_ok(&run, "narrow high-pass");
     let warnings: Vec<&str> = run
         .stderr
@@ -1779,7 +1782,12 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
         .filter(|l| l.starts_with("sigstream: warning: "))
         .collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
-    for phrase in ["--highpass", "101 taps", "0.2 Hz", "--taps 1701"] {
+    for phrase in [
+        "--highpass",
+        "101 taps and a Hamming window",
+        "0.2 Hz",
+        "--taps 1701",
+    ] {
         assert!(
             warnings[0].contains(phrase),
             "'{phrase}' in {}",
@@ -1792,6 +1800,280 @@ fn narrow_designed_filters_warn_with_the_taps_that_fit() {
     let run = sigstream(d, &fitted);
     assert_ok(&run, "fitted high-pass");
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // Without --taps the taps fit the corner by design (a 0.05 Hz
+    // transition band: 7253 Kaiser taps), so there is nothing to warn
+    // about; the signal is longer than the kernel.
+    write_f32(&d.join("x.f32"), &Rng(7).signal(8000, 1.0));
+    let run = sigstream(d, &base);
+    assert_ok(&run, "high-pass with the default taps");
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // A --transition wider than the corner warns, naming the one that fits.
+    let mut wide = base.clone();
+    wide.extend(args!["--transition", "1"]);
+    let run = sigstream(d, &wide);
+    assert_ok(&run, "wide --transition");
+    assert!(
+        run.stderr.contains("--transition 1 Hz")
+            && run.stderr.contains("--transition 0.2 or narrower"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Outputs of FFT overlap-save (kernels over 16 taps) against the f64
+/// reference: the rounding error of an output is bounded by
+/// O(log2 nfft)·2^-24·‖k‖₁·max|x| (tests/pipeline.rs), not by the output's
+/// own Σ|k·x|; 1e-5 of ‖k‖₁·max|x| covers it with a wide margin and still
+/// catches a wrong tap, shift or dropped sample (those err by ~|k_j|·|x|).
+const FFT_CONV_REL_TOL: f64 = 1e-5;
+
+/// One design of `tests/fixtures/fir_kaiser.json` (scipy's kaiserord and
+/// firwin, `tests/fixtures/make_fir_kaiser.py`): its taps and the case.
+fn scipy_fir(name: &str) -> (Vec<f64>, serde_json::Value) {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/fir_kaiser.json")).unwrap();
+    let case = fixture["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+        .clone();
+    let taps = case["taps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    (taps, case)
+}
+
+#[test]
+fn a_lowpass_without_taps_is_scipys_kaiser_design() {
+    // --lowpass 10 at 100 Hz, nothing else: a 2.5 Hz transition band,
+    // kaiserord(60, 0.05) = 147 taps, firwin(147, 10, window=('kaiser',
+    // 5.65326), fs=100); the output is numpy.convolve(x, taps, 'same').
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 3000;
+    let mut rng = Rng(12);
+    let chans: Vec<Vec<f32>> = (0..2).map(|_| rng.signal(n, 4.0)).collect();
+    write_f32(&d.join("x.f32"), &interleave(&chans));
+    let run = sigstream(
+        d,
+        &args![
+            "process",
+            "x.f32",
+            "--channels",
+            "2",
+            "--sample-rate",
+            "100",
+            "--lowpass",
+            "10",
+            "--backend",
+            "cpu",
+            "-o",
+            "y.f32",
+            "--report",
+            "r.json",
+            "-q"
+        ],
+    );
+    assert_ok(&run, "lowpass with the default taps");
+    let (taps, case) = scipy_fir("lowpass_10");
+    assert_eq!(taps.len(), 147);
+    let y = read_f32(&d.join("y.f32"));
+    let norm1: f64 = taps.iter().map(|t| t.abs()).sum();
+    for (c, (x, got)) in chans.iter().zip(deinterleave(&y, 2)).enumerate() {
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (want, _) = convolve(&x64, &taps, Mode::Same);
+        let max_x = x64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let tol = FFT_CONV_REL_TOL * norm1 * max_x;
+        assert_eq!(got.len(), want.len(), "channel {c}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (f64::from(*g) - w).abs() <= tol,
+                "channel {c}: first difference at output {i}: got {g}, want {w} (tolerance {tol})"
+            );
+        }
+    }
+    // The report says what was designed.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let filter = &report["inputs"][0]["filter"];
+    assert_eq!(filter["taps"], 147, "{filter}");
+    assert_eq!(filter["window"], "kaiser", "{filter}");
+    assert_eq!(filter["beta"].as_f64(), case["beta"].as_f64(), "{filter}");
+    assert_eq!(filter["attenuation_db"], 60.0, "{filter}");
+    assert_eq!(filter["transition_hz"], 2.5, "{filter}");
+    // With --taps, the window is Hamming (firwin's default) and no
+    // transition or beta is reported.
+    let run = sigstream(
+        d,
+        &args![
+            "process",
+            "x.f32",
+            "--sample-rate",
+            "100",
+            "--lowpass",
+            "10",
+            "--taps",
+            "101",
+            "--report",
+            "-",
+            "-q"
+        ],
+    );
+    assert_ok(&run, "lowpass with --taps");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let filter = &report["inputs"][0]["filter"];
+    assert_eq!(
+        (
+            &filter["taps"],
+            &filter["window"],
+            &filter["beta"],
+            &filter["transition_hz"],
+            &filter["attenuation_db"]
+        ),
+        (
+            &serde_json::json!(101),
+            &serde_json::json!("hamming"),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null,
+            &serde_json::Value::Null
+        ),
+        "{filter}"
+    );
+}
+
+#[test]
+fn fir_design_options_that_would_be_ignored_or_are_absurd_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f32(&d.join("x.f32"), &Rng(3).signal(1000, 1.0));
+    std::fs::write(d.join("k.txt"), "1 2 1").unwrap();
+    // Checked before any input is opened: the option is named.
+    let before_input: [(&[&str], &str, &str); 11] = [
+        (
+            &["--lowpass", "10", "--transition", "0"],
+            "--transition 0",
+            "positive number of Hz",
+        ),
+        (
+            &["--lowpass", "10", "--transition", "nan"],
+            "--transition NaN",
+            "positive",
+        ),
+        (
+            &["--lowpass", "10", "--taps", "11", "--transition", "1"],
+            "--transition 1 with --taps 11",
+            "give one",
+        ),
+        (
+            &["--lowpass", "10", "--attenuation=-3"],
+            "--attenuation -3",
+            "above 0",
+        ),
+        (
+            &["--lowpass", "10", "--attenuation", "5"],
+            "--attenuation 5",
+            "at least 8 dB",
+        ),
+        (
+            &["--lowpass", "10", "--taps", "11", "--attenuation", "80"],
+            "--attenuation 80",
+            "add --window kaiser",
+        ),
+        (
+            &["--kernel", "k.txt", "--window", "kaiser"],
+            "--window",
+            "--kernel and --moving-average give their taps",
+        ),
+        (
+            &["--moving-average", "3", "--taps", "5"],
+            "--taps",
+            "give their taps",
+        ),
+        (
+            &["--iir", "butter", "--lowpass", "10", "--transition", "2"],
+            "--transition",
+            "an --iir design has no taps",
+        ),
+        (
+            &["--iir", "butter", "--lowpass", "10", "--taps", "11"],
+            "--taps",
+            "an --iir design has no taps",
+        ),
+        (
+            &["--detect", "threshold", "--on", "1", "--transition", "2"],
+            "--transition",
+            "there is no filter",
+        ),
+    ];
+    for (opts, subject, phrase) in before_input {
+        let mut a = args!["process", "x.f32", "--sample-rate", "100"];
+        a.extend(opts.iter().map(OsString::from));
+        let run = sigstream(d, &a);
+        assert_error(&run, 2, subject, phrase, &format!("{opts:?}"));
+        assert!(!run.stderr.contains("x.f32"), "{opts:?}: {}", run.stderr);
+    }
+    // What needs the sample rate names the input.
+    let at_rate: [(&[&str], &str); 3] = [
+        (
+            &["--lowpass", "10", "--transition", "50"],
+            "narrower than the Nyquist frequency 50 Hz",
+        ),
+        (
+            &["--lowpass", "10", "--transition", "1e-6"],
+            "give a wider --transition",
+        ),
+        (
+            &["--highpass", "1e-5"],
+            "(the default: a quarter of the lowest cutoff",
+        ),
+    ];
+    for (opts, phrase) in at_rate {
+        let mut a = args!["process", "x.f32", "--sample-rate", "100"];
+        a.extend(opts.iter().map(OsString::from));
+        let run = sigstream(d, &a);
+        assert_file_error(&run, 2, "x.f32", phrase, &format!("{opts:?}"));
+    }
+    // --attenuation is the IIR families' too, and --sos has no use for it.
+    let run = sigstream(
+        d,
+        &args![
+            "process",
+            "x.f32",
+            "--sample-rate",
+            "100",
+            "--iir",
+            "cheby2",
+            "--lowpass",
+            "10",
+            "--attenuation",
+            "40",
+            "-q"
+        ],
+    );
+    assert_ok(&run, "cheby2 --attenuation");
+    let run = sigstream(
+        d,
+        &args![
+            "process",
+            "x.f32",
+            "--moving-average",
+            "3",
+            "--attenuation",
+            "40"
+        ],
+    );
+    assert_error(
+        &run,
+        2,
+        "--attenuation 40",
+        "give their taps",
+        "moving average --attenuation",
+    );
 }
 
 /// Regression: two outputs in one directory, one already there (named by

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sigstream::backend::gpu::GpuBackend;
 use sigstream::backend::{Backend, DetectorChoice, Job};
 use sigstream::detect::{Detector, DetectorSpec, Event, Polarity};
-use sigstream::filter::{ConvMode, FilterSpec};
+use sigstream::filter::{ConvMode, FilterSpec, FirDesign};
 use sigstream::pipeline::{MemorySource, Sinks, StreamConfig, StreamProcessor};
 use sigstream::sink::VecSink;
 
@@ -142,9 +142,12 @@ fn job(kernel: Option<Vec<f32>>, mode: ConvMode, detector: Option<DetectorSpec>)
 }
 
 fn lowpass(taps: usize) -> Vec<f32> {
-    FilterSpec::Lowpass { cutoff: 50.0, taps }
-        .taps(Some(1000.0))
-        .expect("a valid design")
+    FilterSpec::Lowpass {
+        cutoff: 50.0,
+        fir: FirDesign::taps(taps),
+    }
+    .taps(Some(1000.0))
+    .expect("a valid design")
 }
 
 #[test]

@@ -310,7 +310,59 @@ fn absurd_options_are_refused_at_once() {
                 "--taps",
                 &max,
             ],
+            "--taps 18446744073709551615: a designed filter has at most 8388608 taps",
+        ),
+        // The most taps a design may have: refused by the memory budget
+        // (8,388,607 taps need about 160 MiB), before it is designed.
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--lowpass",
+                "10",
+                "--sample-rate",
+                "100",
+                "--taps",
+                "8388607",
+            ],
             "--memory-limit",
+        ),
+        // Taps chosen from a transition band: counted, then refused before
+        // any is computed, by their maximum and by the memory budget.
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--lowpass",
+                "10",
+                "--sample-rate",
+                "100",
+                "--transition",
+                "1e-300",
+            ],
+            "give a wider --transition",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--highpass",
+                "1e-6",
+                "--sample-rate",
+                "100",
+            ],
+            "give a wider --transition",
+        ),
+        (
+            vec![
+                "process",
+                "a.f32",
+                "--highpass",
+                "0.001",
+                "--sample-rate",
+                "100",
+            ],
+            "a wider --transition, or a lower --attenuation, needs fewer",
         ),
         (vec!["process", "a.f32", "--moving-average", &max], "taps"),
         (

@@ -3,7 +3,7 @@
 //! through the library's own checks, as every front (CLI, Python) calls
 //! them: `Dtype::from_name`, `SourceOptions::validate`, `check_threads`,
 //! `FilterSpec::parse_band` / `validate`, the kernel's memory check
-//! (`budget::check_kernel`) then `design`, `DetectorSpec::from_options`,
+//! (`FilterSpec::num_taps`, `budget::check_kernel`) then `design`, `DetectorSpec::from_options`,
 //! `StftConfig` / `WelchConfig::validate` and the spectral memory plan
 //! (`budget::plan_blocks` with `spectral::state_bytes`). The data part is
 //! written to a file (named with a raw-dtype extension, `.bin`, `.npy` or
@@ -28,7 +28,7 @@ use sigstream::filter::iir::Sos;
 use sigstream::filter::iir::design::{Band, Family, iirfilter};
 use sigstream::filter::mix::Mixer;
 use sigstream::filter::reference::Reference;
-use sigstream::filter::{ConvMode, FilterSpec};
+use sigstream::filter::{ConvMode, FilterSpec, FirDesign, WindowKind};
 use sigstream::pipeline::budget::{Limit, check_kernel, plan_blocks};
 use sigstream::pipeline::{InputShape, Sinks, StreamConfig, StreamProcessor, check_threads};
 use sigstream::pool::Block;
@@ -198,10 +198,44 @@ struct Input {
     /// `--coincidence-sum S --coincidence-window N` (samples) over the
     /// events.
     coincidence: Option<(Float, Num)>,
+    /// A designed filter's length and window: `--taps` left out (the taps
+    /// chosen from the transition band), `--window`, `--transition`,
+    /// `--attenuation`. After the older fields, so that older inputs keep their `--taps N`.
+    fir: Option<FirArg>,
     /// `--snippets --snippet-samples PRE:POST [--snippet-channels all]`.
     snippets: Option<(Num, Num, bool)>,
     /// `--dedup-samples N --dedup-radius R`.
     dedup: Option<(Num, u8)>,
+}
+
+/// The windowed-sinc options besides `--taps`.
+#[derive(Debug, Arbitrary)]
+struct FirArg {
+    /// Drop the given taps: the length comes from the transition band.
+    no_taps: bool,
+    /// 0: no `--window`, 1: hamming, else kaiser.
+    window: u8,
+    transition: Option<Float>,
+    attenuation: Option<Float>,
+}
+
+impl FirArg {
+    /// The design with `taps` given, as the CLI builds it from the options.
+    fn design(arg: Option<&FirArg>, taps: &Num) -> FirDesign {
+        let Some(arg) = arg else {
+            return FirDesign::taps(taps.usize());
+        };
+        FirDesign {
+            taps: (!arg.no_taps).then(|| taps.usize()),
+            window: match arg.window % 3 {
+                0 => None,
+                1 => Some(WindowKind::Hamming),
+                _ => Some(WindowKind::Kaiser),
+            },
+            transition: arg.transition.as_ref().map(|t| t.0),
+            attenuation: arg.attenuation.as_ref().map(|a| a.0),
+        }
+    }
 }
 
 /// An IIR design as the CLI asks for one.
@@ -303,7 +337,10 @@ fn run(input: &Input, data: &[u8]) {
         },
         Some(n) => Limit::strict((n.0 % MAX_MEMORY_LIMIT_MIB).max(1) << 20),
     };
-    let filter = input.filter.as_ref().and_then(filter_spec);
+    let filter = input
+        .filter
+        .as_ref()
+        .and_then(|f| filter_spec(f, input.fir.as_ref()));
     let config = input.spectral.as_ref().map(spectral_configs);
     // What a front can check before opening the input.
     if let Some((stft, welch)) = &config {
@@ -449,24 +486,24 @@ fn run(input: &Input, data: &[u8]) {
 }
 
 /// The filter as the CLI builds it from its options.
-fn filter_spec(arg: &FilterArg) -> Option<FilterSpec> {
+fn filter_spec(arg: &FilterArg, fir: Option<&FirArg>) -> Option<FilterSpec> {
     let spec = match arg {
         FilterArg::Kernel(taps) => FilterSpec::Kernel(taps.iter().map(|t| t.0).collect()),
         FilterArg::MovingAverage(n) => FilterSpec::MovingAverage(n.usize()),
         FilterArg::Lowpass(cutoff, taps) => FilterSpec::Lowpass {
             cutoff: cutoff.0,
-            taps: taps.usize(),
+            fir: FirArg::design(fir, taps),
         },
         FilterArg::Highpass(cutoff, taps) => FilterSpec::Highpass {
             cutoff: cutoff.0,
-            taps: taps.usize(),
+            fir: FirArg::design(fir, taps),
         },
         FilterArg::Bandpass(band, taps) => {
             let (low, high) = FilterSpec::parse_band(band).ok()?;
             FilterSpec::Bandpass {
                 low,
                 high,
-                taps: taps.usize(),
+                fir: FirArg::design(fir, taps),
             }
         }
         FilterArg::BandpassNumbers(low, high, taps) => {
@@ -474,7 +511,7 @@ fn filter_spec(arg: &FilterArg) -> Option<FilterSpec> {
             FilterSpec::Bandpass {
                 low,
                 high,
-                taps: taps.usize(),
+                fir: FirArg::design(fir, taps),
             }
         }
     };
@@ -491,9 +528,14 @@ fn design(
     limit: Limit,
 ) -> Option<Vec<f32>> {
     let filter = filter?;
-    check_kernel(filter.len(), channels, limit.bytes).ok()?;
+    let taps = filter.num_taps(sample_rate).ok()?;
+    check_kernel(taps, channels, limit.bytes).ok()?;
     let designed = filter.design(sample_rate).ok()?;
-    assert_eq!(designed.taps.len(), filter.len(), "design gives len() taps");
+    assert_eq!(designed.taps.len(), taps, "design gives num_taps() taps");
+    assert_eq!(
+        designed.fir.map(|p| p.taps),
+        filter.fir_plan(sample_rate).ok()?.map(|p| p.taps)
+    );
     for w in &designed.warnings {
         let _ = w.to_string();
     }

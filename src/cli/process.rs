@@ -20,7 +20,10 @@ use sigstream::filter::iir::Sos;
 use sigstream::filter::iir::design::{self, Band, Family};
 use sigstream::filter::mix::Mixer;
 use sigstream::filter::reference::Reference;
-use sigstream::filter::{ConvMode, FilterSpec, load_kernel_spec};
+use sigstream::filter::{
+    ConvMode, DEFAULT_ATTENUATION_DB, FilterSpec, FirDesign, FirPlan, FirWindow, WindowKind,
+    load_kernel_spec,
+};
 use sigstream::pipeline::noise::{self, NoiseLevels};
 use sigstream::pipeline::zerophase::{self, Pad};
 use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
@@ -50,8 +53,8 @@ pub struct ProcessArgs {
     /// Moving average over N samples.
     #[arg(long, value_name = "N", group = "filter", help_heading = "Filter")]
     pub moving_average: Option<usize>,
-    /// Low-pass, cutoff in Hz: windowed sinc (Hamming, like
-    /// scipy.signal.firwin), or the --iir family's design.
+    /// Low-pass, cutoff in Hz: windowed sinc (scipy.signal.firwin; taps and
+    /// window: --taps, --transition, --window), or the --iir family's design.
     #[arg(long, value_name = "HZ", group = "filter", help_heading = "Filter")]
     pub lowpass: Option<f64>,
     /// High-pass, cutoff in Hz: windowed sinc (odd --taps), or the --iir
@@ -84,14 +87,11 @@ pub struct ProcessArgs {
         help_heading = "Filter"
     )]
     pub ripple: f64,
-    /// Stopband attenuation in dB (cheby2, ellip).
-    #[arg(
-        long,
-        value_name = "DB",
-        default_value_t = 60.0,
-        help_heading = "Filter"
-    )]
-    pub attenuation: f64,
+    /// Stopband attenuation in dB [default: 60]: of the --iir cheby2 and
+    /// ellip designs, and of a windowed sinc's Kaiser window (its beta, and
+    /// its taps without --taps).
+    #[arg(long, value_name = "DB", help_heading = "Filter")]
+    pub attenuation: Option<f64>,
     /// Filter forwards then backwards (IIR only): scipy.signal.sosfiltfilt
     /// in two passes through a scratch file beside the output.
     #[arg(long, help_heading = "Filter")]
@@ -104,9 +104,20 @@ pub struct ProcessArgs {
     /// channels, after the filter.
     #[arg(long, value_enum, value_name = "HOW", help_heading = "Filter")]
     pub reference: Option<ReferenceArg>,
-    /// Taps of a designed filter.
-    #[arg(long, value_name = "N", default_value_t = 101, help_heading = "Filter")]
-    pub taps: usize,
+    /// Taps of a windowed sinc (default: the fewest whose transition band is
+    /// --transition wide, by scipy.signal.kaiserord for a Kaiser window,
+    /// made odd).
+    #[arg(long, value_name = "N", help_heading = "Filter")]
+    pub taps: Option<usize>,
+    /// Width in Hz of a windowed sinc's transition band, which sets its taps
+    /// (default: a quarter of the lowest cutoff, at most the band between a
+    /// cutoff and 0 Hz, Nyquist or the other cutoff).
+    #[arg(long, value_name = "HZ", help_heading = "Filter")]
+    pub transition: Option<f64>,
+    /// Window of a windowed sinc (default: kaiser, beta from --attenuation;
+    /// hamming, scipy.signal.firwin's default, with --taps).
+    #[arg(long, value_enum, value_name = "WINDOW", help_heading = "Filter")]
+    pub window: Option<WindowArg>,
     /// Which outputs of the convolution to keep, as numpy.convolve.
     #[arg(long, value_enum, default_value_t = ConvModeArg::Same, help_heading = "Filter")]
     pub conv_mode: ConvModeArg,
@@ -344,6 +355,15 @@ pub enum IirArg {
     Bessel,
 }
 
+/// Windows of a windowed-sinc design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WindowArg {
+    /// Hamming: about 53 dB down, whatever the taps (firwin's default).
+    Hamming,
+    /// Kaiser: --attenuation dB down, beta = scipy.signal.kaiser_beta.
+    Kaiser,
+}
+
 /// Zero-phase padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PadArg {
@@ -414,26 +434,67 @@ impl ProcessArgs {
     /// The filter as described, without taps yet (designed filters need the
     /// input's sample rate). Reads a kernel file once.
     fn filter_spec(&self) -> Result<Option<FilterSpec>> {
-        if self.iir.is_some() || self.sos.is_some() {
-            return Ok(None);
-        }
-        if self.bandstop.is_some() {
+        if self.bandstop.is_some() && self.iir.is_none() && self.sos.is_none() {
             return Err(Error::usage(
                 "--bandstop designs IIR filters only: give --iir butter (or another family)",
             ));
         }
-        let taps = self.taps;
+        let designed_fir = self.iir.is_none()
+            && self.sos.is_none()
+            && (self.lowpass.is_some() || self.highpass.is_some() || self.bandpass.is_some());
+        if !designed_fir {
+            // They would be ignored: say so instead.
+            let what = if self.iir.is_some() {
+                "an --iir design has no taps or window"
+            } else if self.sos.is_some() {
+                "--sos filters have no taps or window"
+            } else if self.kernel.is_some() || self.moving_average.is_some() {
+                "--kernel and --moving-average give their taps"
+            } else {
+                "there is no filter"
+            };
+            for (set, name) in [
+                (self.taps.is_some(), "--taps"),
+                (self.transition.is_some(), "--transition"),
+                (self.window.is_some(), "--window"),
+            ] {
+                if set {
+                    return Err(Error::usage(format!(
+                        "{name} designs the windowed sinc of --lowpass, --highpass or --bandpass; {what}"
+                    )));
+                }
+            }
+            if self.iir.is_none()
+                && let Some(a) = self.attenuation
+            {
+                return Err(Error::usage(format!(
+                    "--attenuation {a} shapes the Kaiser window of --lowpass, --highpass or --bandpass, or an --iir cheby2/ellip design; {what}"
+                )));
+            }
+        }
+        if self.iir.is_some() || self.sos.is_some() {
+            return Ok(None);
+        }
+        let fir = FirDesign {
+            taps: self.taps,
+            window: self.window.map(|w| match w {
+                WindowArg::Hamming => WindowKind::Hamming,
+                WindowArg::Kaiser => WindowKind::Kaiser,
+            }),
+            transition: self.transition,
+            attenuation: self.attenuation,
+        };
         let spec = if let Some(path) = &self.kernel {
             Some(load_kernel_spec(path)?)
         } else if let Some(n) = self.moving_average {
             Some(FilterSpec::MovingAverage(n))
         } else if let Some(cutoff) = self.lowpass {
-            Some(FilterSpec::Lowpass { cutoff, taps })
+            Some(FilterSpec::Lowpass { cutoff, fir })
         } else if let Some(cutoff) = self.highpass {
-            Some(FilterSpec::Highpass { cutoff, taps })
+            Some(FilterSpec::Highpass { cutoff, fir })
         } else if let Some(band) = &self.bandpass {
             let (low, high) = FilterSpec::parse_band(band)?;
-            Some(FilterSpec::Bandpass { low, high, taps })
+            Some(FilterSpec::Bandpass { low, high, fir })
         } else {
             None
         };
@@ -613,11 +674,11 @@ impl ProcessArgs {
             IirArg::Butter => Family::Butter,
             IirArg::Cheby1 => Family::Cheby1 { rp: self.ripple },
             IirArg::Cheby2 => Family::Cheby2 {
-                rs: self.attenuation,
+                rs: self.attenuation.unwrap_or(DEFAULT_ATTENUATION_DB),
             },
             IirArg::Ellip => Family::Ellip {
                 rp: self.ripple,
-                rs: self.attenuation,
+                rs: self.attenuation.unwrap_or(DEFAULT_ATTENUATION_DB),
             },
             IirArg::Bessel => Family::Bessel,
         };
@@ -645,7 +706,7 @@ impl ProcessArgs {
             "order": self.order,
             "band": band,
             "ripple_db": matches!(family, Family::Cheby1 { .. } | Family::Ellip { .. }).then_some(self.ripple),
-            "attenuation_db": matches!(family, Family::Cheby2 { .. } | Family::Ellip { .. }).then_some(self.attenuation),
+            "attenuation_db": matches!(family, Family::Cheby2 { .. } | Family::Ellip { .. }).then_some(self.attenuation.unwrap_or(DEFAULT_ATTENUATION_DB)),
             "sections": sos.len(),
         });
         Ok(Some((sos, about)))
@@ -749,8 +810,28 @@ impl ProcessArgs {
     /// its sample rate).
     fn job(&self, filter: Option<&FilterSpec>, info: &SignalInfo) -> Result<Planned> {
         if let Some(f) = filter {
+            // The taps are counted (for a designed filter, from the sample
+            // rate) and their memory checked before any is computed.
             let limit = memory_limit(self.run.memory_limit)?;
-            sigstream::pipeline::budget::check_kernel(f.len(), info.channels, limit.bytes)?;
+            let plan = f.fir_plan(info.sample_rate)?;
+            let taps = match plan {
+                Some(plan) => plan.taps,
+                None => f.num_taps(info.sample_rate)?,
+            };
+            sigstream::pipeline::budget::check_kernel(taps, info.channels, limit.bytes).map_err(
+                |e| match (e, plan) {
+                    (
+                        Error::Usage { msg },
+                        Some(FirPlan {
+                            transition: Some(t),
+                            ..
+                        }),
+                    ) => Error::usage(format!(
+                        "{msg} (the {taps} taps are the fewest for a transition band of {t} Hz: a wider --transition, or a lower --attenuation, needs fewer)"
+                    )),
+                    (e, _) => e,
+                },
+            )?;
         }
         let designed = filter.map(|f| f.design(info.sample_rate)).transpose()?;
         if !self.run.quiet {
@@ -758,9 +839,9 @@ impl ProcessArgs {
                 eprintln!("sigstream: warning: {}: {warning}", info.path.display());
             }
         }
-        let (kernel, kernel_imag) = match designed {
-            Some(d) => (Some(d.taps), d.taps_imag),
-            None => (None, None),
+        let (kernel, kernel_imag, fir) = match designed {
+            Some(d) => (Some(d.taps), d.taps_imag, d.fir),
+            None => (None, None, None),
         };
         // Windows in seconds count samples at the rate the detector sees.
         let detector = self
@@ -807,6 +888,7 @@ impl ProcessArgs {
         job.validate()?;
         Ok(Planned {
             job,
+            fir,
             iir_about,
             zero_phase,
         })
@@ -894,6 +976,8 @@ struct Planned {
     /// The job the pipeline runs (without a zero-phase filter: that runs
     /// before, see [`zerophase`]).
     job: Job,
+    /// A designed FIR filter's length and window, for the report.
+    fir: Option<FirPlan>,
     /// The IIR filter, for the report.
     iir_about: Option<Value>,
     /// The IIR filter run forwards and backwards before the pipeline.
@@ -1557,6 +1641,13 @@ fn process_one(
                     "taps": k.len(),
                     "method": stats.fir_method,
                     "conv_mode": job.conv_mode,
+                    "window": planned.fir.map(|p| p.window.name()),
+                    "beta": planned.fir.and_then(|p| p.window.beta()),
+                    "attenuation_db": planned.fir.and_then(|p| match p.window {
+                        FirWindow::Kaiser { attenuation, .. } => Some(attenuation),
+                        FirWindow::Hamming => None,
+                    }),
+                    "transition_hz": planned.fir.and_then(|p| p.transition),
                 }),
                 (None, None) => Value::Null,
             },

@@ -48,50 +48,17 @@ pub fn check_factor(n: usize) -> Result<usize> {
 }
 
 /// The anti-aliasing filter `resample_poly(x, 1, n)` uses:
-/// `firwin(20n + 1, 1/n, window=('kaiser', 5.0))`, unit gain at DC.
+/// `firwin(20n + 1, 1/n, window=('kaiser', 5.0))`, unit gain at DC (the
+/// designed filters' own firwin, with the shared Kaiser window).
 pub fn design(n: usize) -> Vec<f64> {
-    let half = HALF_LEN_PER_RATE * n;
-    let numtaps = 2 * half + 1;
+    let numtaps = 2 * HALF_LEN_PER_RATE * n + 1;
     let cutoff = 1.0 / n as f64;
-    let sinc = |x: f64| {
-        if x == 0.0 {
-            1.0
-        } else {
-            (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-        }
-    };
-    let i0_beta = bessel_i0(KAISER_BETA);
-    let mut h: Vec<f64> = (0..numtaps)
-        .map(|i| {
-            let m = i as f64 - half as f64;
-            // Symmetric Kaiser window, scipy.signal.windows.kaiser(numtaps, beta, sym=True).
-            let r = 2.0 * i as f64 / (numtaps - 1) as f64 - 1.0;
-            let w = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / i0_beta;
-            cutoff * sinc(cutoff * m) * w
-        })
-        .collect();
-    // firwin's scale=True for a low-pass: unit gain at DC.
-    let s: f64 = h.iter().sum();
-    for v in &mut h {
-        *v /= s;
-    }
-    h
-}
-
-/// The modified Bessel function of the first kind, order 0, by its power
-/// series `Σ ((x/2)^k / k!)²`: every term is positive, so the sum is
-/// accurate to the last bits, and for the arguments a Kaiser window takes
-/// (≤ 50) it converges in well under 100 terms.
-fn bessel_i0(x: f64) -> f64 {
-    let q = x * x / 4.0;
-    let (mut sum, mut term) = (1.0f64, 1.0f64);
-    let mut k = 1.0f64;
-    while term > sum * 1e-17 {
-        term *= q / (k * k);
-        sum += term;
-        k += 1.0;
-    }
-    sum
+    super::firwin(
+        numtaps,
+        &[0.0, cutoff],
+        0.0,
+        &super::window::kaiser(numtaps, KAISER_BETA),
+    )
 }
 
 /// Lanes of the dot product: independent partial sums that the compiler
