@@ -150,7 +150,8 @@ impl SnippetSpec {
 
     /// Bytes [`Snippets::new`] allocates for `planes` output planes in
     /// blocks of `block` frames: the ring, one snippet of scratch, and the
-    /// waiting snippets kept in memory.
+    /// waiting snippets kept in memory; and the one snippet the pipeline
+    /// takes them into.
     pub fn footprint(&self, planes: usize, complex: bool, block: usize) -> u64 {
         let lanes = if complex { planes / 2 } else { planes };
         let row = (self.row_values(lanes, complex) as u64).saturating_mul(F32);
@@ -158,7 +159,7 @@ impl SnippetSpec {
             .saturating_add(block as u64)
             .saturating_mul(planes as u64)
             .saturating_mul(F32);
-        ring.saturating_add(row)
+        ring.saturating_add(row.saturating_mul(2))
             .saturating_add(self.store_memory.max(row))
     }
 }
