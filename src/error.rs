@@ -67,6 +67,11 @@ pub enum Error {
         /// What went wrong, with the adapter's name where known.
         msg: String,
     },
+    /// The front stopped the run (Python's Ctrl-C, or an exception in its
+    /// progress callback). A failure at run time; the outputs are not
+    /// committed.
+    #[error("interrupted")]
+    Interrupted,
     /// Any other failure at run time, with its context.
     #[error("{msg}")]
     Runtime {
@@ -81,9 +86,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Open { .. } | Error::Format { .. } | Error::Usage { .. } => 2,
-            Error::Io { .. } | Error::Shrank { .. } | Error::Gpu { .. } | Error::Runtime { .. } => {
-                1
-            }
+            Error::Io { .. }
+            | Error::Shrank { .. }
+            | Error::Gpu { .. }
+            | Error::Runtime { .. }
+            | Error::Interrupted => 1,
         }
     }
 
@@ -144,3 +151,11 @@ fn io_message(e: &io::Error) -> String {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A library usage error that is about this input: name the input.
+pub fn about_input(input: &std::path::Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Usage { msg } => Error::format(input, msg),
+        e => e,
+    }
+}

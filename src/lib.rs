@@ -77,8 +77,10 @@ mod io_at;
     )
 )]
 mod kernels;
+pub mod options;
 pub mod pipeline;
 pub mod pool;
+pub mod process;
 pub mod report;
 pub mod sink;
 pub mod source;

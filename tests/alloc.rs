@@ -86,10 +86,13 @@ fn no_allocation_in_the_steady_state() {
         let mut csv =
             CsvEvents::create(&dir.path().join("events.csv"), Default::default()).unwrap();
         let mut marks = [0u64; 2];
-        let mut progress = |p: &sigstream::pipeline::Progress| match p.chunks {
-            10 => marks[0] = ALLOCS.load(Ordering::SeqCst),
-            30 => marks[1] = ALLOCS.load(Ordering::SeqCst),
-            _ => {}
+        let mut progress = |p: &sigstream::pipeline::Progress| {
+            match p.chunks {
+                10 => marks[0] = ALLOCS.load(Ordering::SeqCst),
+                30 => marks[1] = ALLOCS.load(Ordering::SeqCst),
+                _ => {}
+            }
+            Ok(())
         };
         let stats = StreamProcessor::new(config, job)
             .process_file(

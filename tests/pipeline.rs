@@ -267,6 +267,32 @@ fn chunked_convolve_matches_numpy_semantics() {
     }
 }
 
+/// Integer and f64 arrays are converted to f32 a chunk at a time, as the
+/// file readers convert: the result equals that of the converted array,
+/// for any chunk size and with the chunk size left to the budget.
+#[test]
+fn arrays_of_other_types_convolve_as_their_f32_values() {
+    let x: Vec<i16> = (0..20_000)
+        .map(|i| ((i * 7919) % 4001 - 2000) as i16)
+        .collect();
+    let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
+    let k = [0.25f32, 0.5, 0.25, -0.1];
+    let want = chunked_convolve(&xf, &k, ConvMode::Same, 1000).unwrap();
+    for chunk in [7, 1000, 20_000] {
+        assert_eq!(
+            chunked_convolve(&x, &k, ConvMode::Same, chunk).unwrap(),
+            want
+        );
+    }
+    let planned = sigstream::pipeline::convolve_array(&x, &k, ConvMode::Same, None).unwrap();
+    assert_eq!(planned, want);
+    let x64: Vec<f64> = xf.iter().map(|&v| f64::from(v)).collect();
+    assert_eq!(
+        chunked_convolve(&x64, &k, ConvMode::Same, 999).unwrap(),
+        want
+    );
+}
+
 /// A user's own detector (the seed's `custom_detector(chunk, offset)`) sees
 /// every sample once, in order, with the right absolute offsets, and its
 /// events reach the sink.

@@ -65,7 +65,10 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     let processor = StreamProcessor::new(config, job).with_backend(backend);
     let mut events: Vec<Event> = Vec::new();
     let bar = progress_bar(args.run.quiet, "demo", Some(args.samples));
-    let mut on_progress = |p: &Progress| bar.set_position(p.frames);
+    let mut on_progress = |p: &Progress| {
+        bar.set_position(p.frames);
+        Ok(())
+    };
     let stats = processor.process_file(
         &path,
         &SourceOptions::default(),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use super::InputArgs;
 use super::spectral::{DetrendArg, SpectralRun, SpectralRunArgs, WindowArg, input_title};
-use super::{InputArgs, about_input};
+use sigstream::error::about_input;
 use sigstream::error::{Error, Result};
 use sigstream::report::outputs;
 

@@ -16,21 +16,48 @@ use crate::source::{ChunkSource, Dtype, Endian, Format, SignalInfo};
 
 use super::{Sinks, StreamConfig, StreamProcessor};
 
-/// A [`ChunkSource`] over interleaved `f32` samples in memory.
+/// A sample type an array in memory may hold: converted to `f32` as a
+/// chunk is read, as the file readers convert theirs (integers keep their
+/// values; `f64` is rounded once).
+pub trait MemorySample: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// The sample type, for the source's description.
+    const DTYPE: Dtype;
+    /// The value as `f32`.
+    fn to_f32(self) -> f32;
+}
+
+macro_rules! memory_sample {
+    ($($t:ty => $d:ident),*) => {
+        $(
+            impl MemorySample for $t {
+                const DTYPE: Dtype = Dtype::$d;
+                #[inline]
+                fn to_f32(self) -> f32 {
+                    self as f32
+                }
+            }
+        )*
+    };
+}
+
+memory_sample!(f32 => F32, f64 => F64, i8 => I8, i16 => I16, i32 => I32, u8 => U8, u16 => U16);
+
+/// A [`ChunkSource`] over interleaved samples in memory (`f32`, or any
+/// [`MemorySample`], converted a chunk at a time).
 #[derive(Debug)]
-pub struct MemorySource<'a> {
-    data: &'a [f32],
+pub struct MemorySource<'a, T: MemorySample = f32> {
+    data: &'a [T],
     pos: usize,
     info: SignalInfo,
 }
 
-impl<'a> MemorySource<'a> {
+impl<'a, T: MemorySample> MemorySource<'a, T> {
     /// A source over `data`, `channels` interleaved channels.
     ///
     /// # Errors
     /// [`Error::Usage`] when `channels` is 0 or does not divide
     /// `data.len()`, or `sample_rate` is not a positive finite number.
-    pub fn new(data: &'a [f32], channels: usize, sample_rate: Option<f64>) -> Result<Self> {
+    pub fn new(data: &'a [T], channels: usize, sample_rate: Option<f64>) -> Result<Self> {
         if channels == 0 {
             return Err(Error::usage("channels must be at least 1"));
         }
@@ -53,7 +80,7 @@ impl<'a> MemorySource<'a> {
             info: SignalInfo {
                 path: PathBuf::from("<memory>"),
                 format: Format::Raw,
-                dtype: Dtype::F32,
+                dtype: T::DTYPE,
                 endian: Endian::Little,
                 channels,
                 complex: false,
@@ -70,7 +97,7 @@ impl<'a> MemorySource<'a> {
     }
 }
 
-impl ChunkSource for MemorySource<'_> {
+impl<T: MemorySample> ChunkSource for MemorySource<'_, T> {
     fn info(&self) -> &SignalInfo {
         &self.info
     }
@@ -81,7 +108,7 @@ impl ChunkSource for MemorySource<'_> {
         let src = &self.data[self.pos..self.pos + frames * c];
         for (ch, dst) in block.channels_capacity_mut().enumerate() {
             for (d, s) in dst.iter_mut().zip(src.iter().skip(ch).step_by(c)) {
-                *d = *s;
+                *d = s.to_f32();
             }
         }
         block.set_frames(frames);
@@ -93,11 +120,27 @@ impl ChunkSource for MemorySource<'_> {
 /// Convolves `signal` (one channel) with `kernel` like
 /// `numpy.convolve(signal, kernel, mode)`, streaming it through the chunk
 /// engine in chunks of `chunk_size` samples.
-pub fn chunked_convolve(
-    signal: &[f32],
+pub fn chunked_convolve<T: MemorySample>(
+    signal: &[T],
     kernel: &[f32],
     mode: ConvMode,
     chunk_size: usize,
+) -> Result<Vec<f32>> {
+    convolve_array(signal, kernel, mode, Some(chunk_size))
+}
+
+/// [`chunked_convolve`] with the chunk size chosen as for a file (`None`:
+/// the largest that fits the default memory budget, see
+/// [`super::plan_chunk`]).
+///
+/// # Errors
+/// An empty or non-finite kernel, a kernel longer than the signal, a chunk
+/// size that does not fit the budget.
+pub fn convolve_array<T: MemorySample>(
+    signal: &[T],
+    kernel: &[f32],
+    mode: ConvMode,
+    chunk_size: Option<usize>,
 ) -> Result<Vec<f32>> {
     let job = Job {
         kernel: Some(kernel.to_vec()),
@@ -105,7 +148,7 @@ pub fn chunked_convolve(
         ..Job::default()
     };
     let config = StreamConfig {
-        chunk_size: Some(chunk_size),
+        chunk_size,
         ..StreamConfig::default()
     };
     let mut out = Vec::with_capacity(mode.output_len(signal.len() as u64, kernel.len()) as usize);

@@ -40,7 +40,7 @@ use crate::source::{self, ChunkSource, SourceOptions};
 pub use budget::{
     ChunkPlan, DEFAULT_MEMORY_LIMIT, InputShape, MAX_CHUNK_FRAMES, MIN_CHUNK_FRAMES, plan_chunk,
 };
-pub use memory::{MemorySource, chunked_convolve};
+pub use memory::{MemorySample, MemorySource, chunked_convolve, convolve_array};
 use queue::{CloseOnDrop, Queue};
 pub use stats::Stats;
 
@@ -118,6 +118,9 @@ pub struct Progress {
     pub total_frames: Option<u64>,
 }
 
+/// A progress callback ([`Sinks::progress`]).
+pub type ProgressFn<'a> = dyn FnMut(&Progress) -> Result<()> + 'a;
+
 /// The outputs of one run; every part is optional.
 #[derive(Default)]
 pub struct Sinks<'a> {
@@ -129,8 +132,9 @@ pub struct Sinks<'a> {
     /// [`Job::snippets`](crate::backend::Job::snippets)), in the events'
     /// order.
     pub snippets: Option<&'a mut dyn SnippetSink>,
-    /// Called after every chunk.
-    pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// Called after every chunk; an error stops the run (a front's
+    /// Ctrl-C: [`Error::Interrupted`]) and is returned.
+    pub progress: Option<&'a mut ProgressFn<'a>>,
 }
 
 impl std::fmt::Debug for Sinks<'_> {
@@ -360,7 +364,7 @@ impl StreamProcessor {
                             chunks: stats.chunks,
                             frames: stats.samples,
                             total_frames: info.frames,
-                        });
+                        })?;
                     }
                 }
                 if stats.samples < taps as u64 {

@@ -189,6 +189,17 @@ pub enum Endian {
     Big,
 }
 
+impl Endian {
+    /// This machine's byte order.
+    pub fn native() -> Endian {
+        if cfg!(target_endian = "big") {
+            Endian::Big
+        } else {
+            Endian::Little
+        }
+    }
+}
+
 /// Container format of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

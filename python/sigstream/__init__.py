@@ -1,0 +1,198 @@
+"""sigstream: filter, detect events in and take spectra of signal recordings
+of any size, with constant memory, on the GPU or the CPU.
+
+The Python front of the ``sigstream`` library (the same engine as the
+``sigstream`` command): every option of ``sigstream process`` is a keyword
+of :meth:`StreamProcessor.process_file`, with the CLI's names (``_`` for
+``-``), defaults, checks and messages.
+
+>>> import sigstream
+>>> sp = sigstream.StreamProcessor(backend="cpu")
+>>> result = sp.process_file("rec.f32", lowpass=10, sample_rate=100,
+...                          detect="sta-lta", sta_seconds=1, lta_seconds=10,
+...                          on=3.5, off=1, events="events.csv")
+>>> result.events_found, result.throughput_mb_s
+
+Arrays in memory go through the same chunk engine (:func:`convolve`), and
+:func:`chunks` iterates over a file's frames as numpy views of a mapping,
+with constant memory.
+"""
+
+import json
+import os
+
+from . import _sigstream
+from ._errors import Error, FileError, GpuError, OptionError, RunError
+
+__all__ = [
+    "Error",
+    "FileError",
+    "GpuError",
+    "OptionError",
+    "RunError",
+    "ProcessResult",
+    "StreamProcessor",
+    "chunks",
+    "convolve",
+]
+
+__version__ = _sigstream.__version__
+
+
+def _value(value):
+    """One option value as the command line spells it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        # A band or a window: (300, 6000) is "300:6000".
+        return ":".join(_value(v) for v in value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _pairs(options):
+    """Keyword options as (name, value) pairs: None leaves an option out, a
+    list repeats it (``select=["XX.A..HHZ", "XX.B..HHZ"]``, ``weights=[1, 2]``)."""
+    pairs = []
+    for name, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            pairs.extend((name, _value(v)) for v in value)
+        else:
+            pairs.append((name, _value(value)))
+    return pairs
+
+
+class ProcessResult:
+    """What :meth:`StreamProcessor.process_file` returns: the statistics the
+    CLI reports for the input, and its report entry (``report``, the CLI's
+    ``--report`` JSON for that input).
+
+    Attributes: ``samples`` (frames read), ``chunks``, ``chunk_size``,
+    ``events_found`` (events written), ``seconds``, ``throughput_mb_s``,
+    ``bytes``, ``peak_rss_mb`` (the process's peak resident memory),
+    ``report`` (a dict) and ``outputs`` (the files written, by kind).
+    """
+
+    def __init__(self, entry, peak_rss_mb):
+        self.report = entry
+        self.samples = entry["samples"]
+        self.chunks = entry["chunks"]
+        self.chunk_size = entry["chunk_size"]
+        self.events_found = entry["events"]
+        self.seconds = entry["seconds"]
+        self.throughput_mb_s = entry["throughput_mb_s"]
+        self.bytes = entry["bytes"]
+        self.peak_rss_mb = peak_rss_mb
+        self.outputs = entry.get("outputs") or {}
+
+    def __repr__(self):
+        return (
+            f"ProcessResult(samples={self.samples}, chunks={self.chunks}, "
+            f"events_found={self.events_found}, seconds={self.seconds:.3f}, "
+            f"throughput_mb_s={self.throughput_mb_s:.1f}, peak_rss_mb={self.peak_rss_mb:.1f})"
+        )
+
+
+class StreamProcessor:
+    """Runs ``sigstream process`` jobs (the seed's ``StreamProcessor``).
+
+    ``chunk_size``: frames per chunk (default: the largest that fits the
+    memory limit); ``memory_limit_mb``: a hard limit on the process's peak
+    memory (default: sigstream's budget); ``backend``: ``"auto"`` (a
+    hardware GPU if there is one, else the CPU), ``"cpu"`` or ``"gpu"``;
+    ``threads``: compute threads (default: every core); ``gpu_adapter``: a
+    part of the GPU's name, when there are several.
+    """
+
+    def __init__(self, chunk_size=None, backend="auto", threads=None,
+                 memory_limit_mb=None, gpu_adapter=None):
+        self._run = {
+            "chunk_size": chunk_size,
+            "backend": backend,
+            "threads": threads,
+            "memory_limit": memory_limit_mb,
+            "gpu_adapter": gpu_adapter,
+        }
+        # Checked now, by the library, as the CLI checks them.
+        _sigstream.check_run(_pairs(self._run))
+
+    def process_file(self, path, *, progress=None, **options):
+        """Processes one input (a file, or a directory's files) as
+        ``sigstream process PATH --OPTION VALUE ...`` does, and returns a
+        :class:`ProcessResult` (a list of them for a directory).
+
+        Every option of ``sigstream process`` is a keyword, named as its
+        long option with ``_`` for ``-``: ``lowpass=10``,
+        ``bandpass=(300, 6000)`` (a tuple is ``LO:HI``), ``zero_phase=True``
+        (a flag), ``detect="threshold"``, ``on_noise=5``, ``events="ev.csv"``,
+        ``select=["XX.A..HHZ", "XX.B..HHZ"]`` (a list repeats the option).
+        ``progress(frames_done, frames_total_or_None)`` is called after
+        every chunk. The GIL is released while sigstream works; Ctrl-C
+        stops it (and leaves no output behind).
+
+        Raises :class:`OptionError` (a ``ValueError``) for options,
+        :class:`FileError` (an ``OSError``) for files, :class:`GpuError`
+        and :class:`RunError` for failures while running.
+        """
+        for name in self._run:
+            if name in options:
+                raise OptionError(
+                    f"{name}: a setting of the StreamProcessor, not of process_file")
+        report_path = options.pop("report", None)
+        pairs = _pairs({**self._run, **options})
+        report = json.loads(_sigstream.process([os.fspath(path)], pairs, progress))
+        if report_path is not None:
+            with open(report_path, "w") as f:
+                json.dump(report, f, indent=2)
+        results = [ProcessResult(e, report["peak_rss_mb"]) for e in report["inputs"]]
+        if os.path.isdir(path):
+            return results
+        return results[0]
+
+
+def convolve(x, kernel, mode="same", chunk_size=None):
+    """``numpy.convolve(x, kernel, mode)`` through sigstream's chunk engine,
+    ``chunk_size`` samples at a time (default: the largest chunk that fits
+    sigstream's memory budget): the same result for any chunk size.
+
+    ``x``: a one-dimensional array of float32 (read in place when
+    contiguous), float64 or integers (converted to float32 a chunk at a
+    time); ``kernel``: converted to float32. ``mode``: ``"full"``,
+    ``"same"`` (the default, the signal's length, centred as numpy's) or
+    ``"valid"``. Returns a float32 array, computed as the CLI computes a
+    filter: directly for short kernels, by FFT overlap-save for long ones.
+    """
+    import numpy as np
+
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise OptionError(f"x: one-dimensional, got shape {x.shape}")
+    kernel = np.ascontiguousarray(kernel, dtype=np.float32)
+    if kernel.ndim != 1:
+        raise OptionError(f"kernel: one-dimensional, got shape {kernel.shape}")
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise OptionError(f"chunk_size {chunk_size}: at least 1")
+        chunk_size = int(chunk_size)
+    return _sigstream.convolve(x, kernel, mode, chunk_size)
+
+
+def chunks(path, chunk_size, overlap=0, **options):
+    """Iterates over ``path``'s frames, ``chunk_size`` at a time, each chunk
+    preceded by ``overlap`` frames of the one before: yields ``(offset,
+    array)``, ``offset`` the index of the array's first frame and ``array``
+    a read-only numpy array of shape (frames, channels) in the file's own
+    sample type, pointing into a mapping of that part of the file (no
+    copy). Memory stays flat as long as the arrays are let go.
+
+    The input options are ``process``'s: ``dtype``, ``channels``,
+    ``offset``, ``endian`` for raw files; .npy, .wav, SAC, SigMF and
+    SpikeGLX files describe themselves. Formats that are decoded
+    (miniSEED, FLAC) cannot be viewed in place.
+    """
+    return _sigstream.chunks(os.fspath(path), int(chunk_size), int(overlap), _pairs(options))

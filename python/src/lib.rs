@@ -1,0 +1,434 @@
+//! `sigstream._sigstream`: the Python package's native module.
+//!
+//! Why it is thin: every option, check and message is the library's
+//! ([`sigstream::process::ProcessOptions::from_pairs`] parses the keywords
+//! through the CLI's own definitions); this module only converts types
+//! (numpy arrays in, numpy arrays and JSON out), releases the GIL while
+//! Rust works, takes it back for the progress callback and for Ctrl-C, and
+//! maps [`sigstream::Error`] onto the package's exception classes
+//! (`sigstream._errors`). The pure-Python layer (`sigstream/__init__.py`
+//! and its modules) gives the Pythonic signatures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use numpy::ndarray::ArrayView2;
+use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use sigstream::error::Error;
+use sigstream::process::{Observer, ProcessOptions};
+use sigstream::source::{self, Dtype, SourceOptions};
+
+/// Raises `e` as the package's exception for its kind: `OptionError`
+/// (a `ValueError`) for options, `FileError` (an `OSError`, with
+/// `.filename`) for inputs and outputs, `GpuError` and `Error` (both
+/// `RuntimeError`s) for failures at run time.
+fn raise(py: Python<'_>, e: Error) -> PyErr {
+    let (class, path) = match &e {
+        Error::Usage { .. } => ("OptionError", None),
+        Error::Open { path, .. }
+        | Error::Format { path, .. }
+        | Error::Io { path, .. }
+        | Error::Shrank { path, .. } => ("FileError", Some(path.clone())),
+        Error::Gpu { .. } => ("GpuError", None),
+        _ => ("RunError", None),
+    };
+    let make = || -> PyResult<PyErr> {
+        let module = py.import("sigstream._errors")?;
+        let cls = module.getattr(class)?;
+        let exc = cls.call1((e.to_string(),))?;
+        if let Some(p) = path {
+            exc.setattr("filename", p.display().to_string())?;
+        }
+        exc.setattr("exit_code", e.exit_code())?;
+        Ok(PyErr::from_value(exc))
+    };
+    make().unwrap_or_else(|err| err)
+}
+
+/// Hears a run for Python: warnings go to Python's `warnings` module,
+/// progress to the callback, and every chunk checks for Ctrl-C. The first
+/// Python exception (KeyboardInterrupt, or one the callback raised) stops
+/// the run and is raised once it has unwound.
+struct PyObserver {
+    progress: Option<Py<PyAny>>,
+    total: Option<u64>,
+    input: PathBuf,
+    raised: Option<PyErr>,
+}
+
+impl PyObserver {
+    fn hold(&mut self, e: PyErr) -> Error {
+        self.raised.get_or_insert(e);
+        Error::Interrupted
+    }
+}
+
+impl Observer for PyObserver {
+    fn warn(&mut self, input: &Path, msg: &str, is_note: bool) {
+        let text = format!("{}: {msg}", input.display());
+        let result = Python::attach(|py| {
+            let category = if is_note {
+                py.get_type::<pyo3::exceptions::PyResourceWarning>()
+            } else {
+                py.get_type::<pyo3::exceptions::PyUserWarning>()
+            };
+            let text = std::ffi::CString::new(text).unwrap_or_default();
+            PyErr::warn(py, &category, &text, 2)
+        });
+        if let Err(e) = result {
+            self.raised.get_or_insert(e);
+        }
+    }
+
+    fn start(&mut self, input: &Path, total: Option<u64>) {
+        self.total = total;
+        self.input = input.to_path_buf();
+    }
+
+    fn progress(&mut self, done: u64) -> sigstream::Result<()> {
+        if self.raised.is_some() {
+            return Err(Error::Interrupted);
+        }
+        let result = Python::attach(|py| -> PyResult<()> {
+            py.check_signals()?;
+            if let Some(cb) = &self.progress {
+                cb.call1(py, (done, self.total))?;
+            }
+            Ok(())
+        });
+        result.map_err(|e| self.hold(e))
+    }
+}
+
+/// Runs `sigstream process` over `inputs` with `options` (name, value)
+/// pairs, the GIL released. Returns the report as JSON (the CLI's
+/// `--report`), whose `inputs` holds one entry per input; an input that
+/// fails raises (after the inputs before it committed their outputs).
+#[pyfunction]
+#[pyo3(signature = (inputs, options, progress=None))]
+fn process(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    options: Vec<(String, String)>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let mut opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
+    opts.run.backend.probe_in_process = true;
+    opts.run.quiet = true;
+    let mut observer = PyObserver {
+        progress,
+        total: None,
+        input: PathBuf::new(),
+        raised: None,
+    };
+    let result = py.detach(|| -> sigstream::Result<serde_json::Value> {
+        let prepared = opts.prepare()?;
+        let backend = prepared.backend();
+        let mut report = sigstream::report::Report::new("process");
+        report.set_backend(backend.name(), &backend.device());
+        for input in prepared.inputs() {
+            let (entry, _) = prepared.process(input, &mut observer)?;
+            report.push(entry);
+        }
+        Ok(report.finish())
+    });
+    if let Some(e) = observer.raised.take() {
+        return Err(e);
+    }
+    let report = result.map_err(|e| raise(py, e))?;
+    Ok(report.to_string())
+}
+
+/// Checks the run options (chunk size, memory limit, threads, backend) as
+/// the CLI does, without opening anything.
+#[pyfunction]
+fn check_run(py: Python<'_>, options: Vec<(String, String)>) -> PyResult<()> {
+    let dummy = [PathBuf::from("-")];
+    ProcessOptions::from_pairs(&dummy, options)
+        .and_then(|o| o.run.validate())
+        .map_err(|e| raise(py, e))
+}
+
+/// The convolution modes, as numpy names them.
+fn conv_mode(mode: &str) -> PyResult<sigstream::ConvMode> {
+    match mode {
+        "full" => Ok(sigstream::ConvMode::Full),
+        "same" => Ok(sigstream::ConvMode::Same),
+        "valid" => Ok(sigstream::ConvMode::Valid),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "mode {other:?}: full, same or valid"
+        ))),
+    }
+}
+
+/// `numpy.convolve(x, kernel, mode)` through the chunk engine, `chunk_size`
+/// samples at a time, the GIL released. `x` is read in place when it is a
+/// contiguous float32 array; other float and integer arrays are converted
+/// a chunk at a time.
+#[pyfunction]
+#[pyo3(signature = (x, kernel, mode, chunk_size))]
+fn convolve<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    kernel: PyReadonlyArray1<'py, f32>,
+    mode: &str,
+    chunk_size: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let mode = conv_mode(mode)?;
+    let kernel = kernel.as_slice()?.to_vec();
+    macro_rules! run {
+        ($($t:ty),*) => {
+            $(
+                if let Ok(a) = x.cast::<PyArray1<$t>>() {
+                    let a = a.readonly();
+                    let out = match a.as_slice() {
+                        Ok(s) => py.detach(|| {
+                            sigstream::pipeline::convolve_array(s, &kernel, mode, chunk_size)
+                        }),
+                        Err(_) => {
+                            // Not contiguous: one copy, as numpy would make.
+                            let owned: Vec<$t> = a.as_array().iter().copied().collect();
+                            py.detach(|| {
+                                sigstream::pipeline::convolve_array(
+                                    &owned, &kernel, mode, chunk_size,
+                                )
+                            })
+                        }
+                    };
+                    return out
+                        .map(|v| PyArray1::from_vec(py, v))
+                        .map_err(|e| raise(py, e));
+                }
+            )*
+        };
+    }
+    run!(f32, f64, i8, i16, i32, u8, u16);
+    Err(PyTypeError::new_err(format!(
+        "x: a one-dimensional numpy array of float32, float64 or (u)int8/16, int32; got {}",
+        x.get_type().name()?
+    )))
+}
+
+/// A mapped window of a file: the base object of the arrays
+/// [`Chunks`] yields, kept alive as long as any of them.
+#[pyclass(frozen)]
+struct Window {
+    map: memmap::Mapped,
+}
+
+mod memmap {
+    //! The one mapping this module makes.
+
+    /// A read-only mapping of part of a file.
+    pub struct Mapped(pub memmap2::Mmap);
+
+    // SAFETY: a read-only `Mmap` is plain memory, shared freely between
+    // threads; `memmap2::Mmap` is `Send + Sync` itself, the newtype only
+    // names it.
+    unsafe impl Send for Mapped {}
+}
+
+/// An iterator over a file's frames, `chunk_size` frames at a time with
+/// `overlap` frames of the previous chunk before each, as read-only numpy
+/// arrays of shape (frames, channels) in the file's own sample type that
+/// point into a mapping of that part of the file (no copy). Memory stays
+/// flat as long as the arrays are dropped: each chunk maps only its own
+/// window.
+#[pyclass]
+struct Chunks {
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    data_offset: u64,
+    frame_bytes: u64,
+    channels: usize,
+    dtype: Dtype,
+    complex: bool,
+    frames: u64,
+    chunk: u64,
+    overlap: u64,
+    next: u64,
+}
+
+#[pymethods]
+impl Chunks {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyAny>)>> {
+        if self.next >= self.frames {
+            return Ok(None);
+        }
+        let first = self.next.saturating_sub(self.overlap);
+        let end = (self.next + self.chunk).min(self.frames);
+        let start = first * self.frame_bytes + self.data_offset;
+        let len = (end - first) * self.frame_bytes;
+        let page = 4096u64;
+        let aligned = start - start % page;
+        let skip = (start - aligned) as usize;
+        let size = usize::try_from(len).map_err(|_| {
+            pyo3::exceptions::PyOverflowError::new_err("chunk larger than the address space")
+        })? + skip;
+        // SAFETY: a read-only private mapping of a region that lies inside
+        // the file (checked when the iterator was made: data_offset +
+        // frames × frame_bytes ≤ its length). Another process truncating
+        // the file while an array is alive would make reads fault, as for
+        // numpy.memmap; the library's own reader guards against that with
+        // its SIGBUS handler, which Python's arrays cannot use.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(aligned)
+                .len(size)
+                .map(&*self.file)
+        }
+        .map_err(|e| raise(py, Error::io(&self.path, e)))?;
+        let window = Bound::new(
+            py,
+            Window {
+                map: memmap::Mapped(map),
+            },
+        )?;
+        let rows = (end - first) as usize;
+        let ptr = window.get().map.0.as_ptr().wrapping_add(skip);
+        let array = match (self.dtype, self.complex) {
+            (Dtype::F32, false) => view::<f32>(ptr, rows, self.channels, window)?,
+            (Dtype::F64, false) => view::<f64>(ptr, rows, self.channels, window)?,
+            (Dtype::I8, false) => view::<i8>(ptr, rows, self.channels, window)?,
+            (Dtype::I16, false) => view::<i16>(ptr, rows, self.channels, window)?,
+            (Dtype::I32, false) => view::<i32>(ptr, rows, self.channels, window)?,
+            (Dtype::U8, false) => view::<u8>(ptr, rows, self.channels, window)?,
+            (Dtype::U16, false) => view::<u16>(ptr, rows, self.channels, window)?,
+            (Dtype::F32, true) => view::<numpy::Complex32>(ptr, rows, self.channels, window)?,
+            (Dtype::F64, true) => view::<numpy::Complex64>(ptr, rows, self.channels, window)?,
+            (d, complex) => {
+                return Err(raise(
+                    py,
+                    Error::format(
+                        &self.path,
+                        format!(
+                            "{} samples have no numpy type to view them as: process them, which converts them",
+                            d.sample_name(complex)
+                        ),
+                    ),
+                ));
+            }
+        };
+        let offset = first;
+        self.next = end;
+        Ok(Some((offset, array)))
+    }
+}
+
+/// A read-only (rows, channels) array of `T` at `ptr`, inside `window`'s
+/// mapping, which becomes its base object.
+fn view<'py, T: Element>(
+    ptr: *const u8,
+    rows: usize,
+    channels: usize,
+    window: Bound<'py, Window>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        return Err(PyTypeError::new_err(
+            "the samples are not aligned to their type in the file: read them with process",
+        ));
+    }
+    // SAFETY: `ptr` points at `rows × channels` samples of `T` (the frames
+    // mapped by the caller, aligned as checked above) inside the mapping
+    // owned by `window`, which the array takes as its base object, so the
+    // memory outlives the array; the mapping is never written.
+    let array = unsafe {
+        let data = ArrayView2::from_shape_ptr((rows, channels), ptr.cast::<T>());
+        PyArray2::borrow_from_array(&data, window.into_any())
+    };
+    let array = array.into_any();
+    let kwargs = pyo3::types::PyDict::new(array.py());
+    kwargs.set_item("write", false)?;
+    array.call_method("setflags", (), Some(&kwargs))?;
+    Ok(array)
+}
+
+/// Iterates over `path`'s frames as numpy views (see [`Chunks`]).
+/// `options` are the input options as (name, value) pairs (dtype,
+/// channels, offset, endian, ...), as `process` takes them.
+#[pyfunction]
+#[pyo3(signature = (path, chunk_size, overlap, options))]
+fn chunks(
+    py: Python<'_>,
+    path: PathBuf,
+    chunk_size: u64,
+    overlap: u64,
+    options: Vec<(String, String)>,
+) -> PyResult<Chunks> {
+    if chunk_size == 0 {
+        return Err(raise(py, Error::usage("chunk_size must be at least 1")));
+    }
+    let opts = ProcessOptions::from_pairs(std::slice::from_ref(&path), options)
+        .map_err(|e| raise(py, e))?;
+    let source_opts: SourceOptions = opts.input.source_options().map_err(|e| raise(py, e))?;
+    let src = source::open(&path, &source_opts).map_err(|e| raise(py, e))?;
+    let info = src.info().clone();
+    if !src.seekable() {
+        return Err(raise(
+            py,
+            Error::format(
+                &path,
+                format!(
+                    "{:?} is decoded, not stored as fixed frames: it cannot be viewed in place; process it, or convert it first",
+                    info.format
+                ),
+            ),
+        ));
+    }
+    if info.endian != sigstream::source::Endian::native() && info.dtype.size() > 1 {
+        return Err(raise(
+            py,
+            Error::format(
+                &path,
+                "the samples are not in this machine's byte order: they cannot be viewed in place",
+            ),
+        ));
+    }
+    let frames = info.frames.unwrap_or(0);
+    // A complex channel is two planes (I and Q) of `channels`.
+    let frame_bytes = (info.channels * info.dtype.size()) as u64;
+    let file = std::fs::File::open(&path).map_err(|e| raise(py, Error::open(&path, e)))?;
+    let len = file
+        .metadata()
+        .map_err(|e| raise(py, Error::open(&path, e)))?
+        .len();
+    if info.data_offset + frames * frame_bytes > len {
+        return Err(raise(
+            py,
+            Error::format(&path, "the file is shorter than its header says"),
+        ));
+    }
+    Ok(Chunks {
+        file: Arc::new(file),
+        path,
+        data_offset: info.data_offset,
+        frame_bytes,
+        channels: info.signal_channels(),
+        dtype: info.dtype,
+        complex: info.complex,
+        frames,
+        chunk: chunk_size,
+        overlap,
+        next: 0,
+    })
+}
+
+/// The native module.
+#[pymodule]
+fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(process, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run, m)?)?;
+    m.add_function(wrap_pyfunction!(convolve, m)?)?;
+    m.add_function(wrap_pyfunction!(chunks, m)?)?;
+    m.add_class::<Chunks>()?;
+    m.add_class::<Window>()?;
+    Ok(())
+}

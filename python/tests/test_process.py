@@ -1,0 +1,141 @@
+"""StreamProcessor.process_file: the CLI's job with the CLI's options,
+checks and messages, its outputs byte for byte the CLI's."""
+
+import _thread
+import json
+
+import numpy as np
+import pytest
+
+import sigstream
+from conftest import run_cli
+
+JOB = dict(channels=2, sample_rate=100, moving_average=5, detect="threshold", on=4, off=2,
+           dead_samples=1000)
+CLI_JOB = ["--channels", "2", "--sample-rate", "100", "--moving-average", "5",
+           "--detect", "threshold", "--on", "4", "--off", "2", "--dead-samples", "1000"]
+
+
+def test_outputs_equal_the_cli_byte_for_byte(bursts, tmp_path):
+    path, x = bursts
+    sp = sigstream.StreamProcessor(backend="cpu", chunk_size=7_000)
+    result = sp.process_file(path, output=tmp_path / "py.f32", events=tmp_path / "py.csv",
+                             report=tmp_path / "py.json", **JOB)
+    cli = run_cli(path, *CLI_JOB, "--backend", "cpu", "--chunk-size", "7000",
+                  "-o", tmp_path / "cli.f32", "--events", tmp_path / "cli.csv", "-q")
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "py.f32").read_bytes() == (tmp_path / "cli.f32").read_bytes()
+    assert (tmp_path / "py.csv").read_text() == (tmp_path / "cli.csv").read_text()
+    assert result.samples == x.shape[0]
+    assert result.chunks == -(-x.shape[0] // 7_000)
+    assert result.chunk_size == 7_000
+    # Five bursts, one event each (the dead time merges a burst's
+    # oscillations): the events the CSV lists.
+    rows = (tmp_path / "py.csv").read_text().splitlines()[1:]
+    assert result.events_found == len(rows) == 5
+    report = json.loads((tmp_path / "py.json").read_text())
+    assert report["inputs"][0]["events"] == 5
+    assert result.peak_rss_mb > 0 and result.throughput_mb_s > 0
+
+
+def test_the_filtered_signal_is_numpys_moving_average(bursts, tmp_path):
+    path, x = bursts
+    sigstream.StreamProcessor(backend="cpu").process_file(
+        path, output=tmp_path / "y.f32", channels=2, moving_average=5)
+    y = np.fromfile(tmp_path / "y.f32", dtype=np.float32).reshape(-1, 2)
+    for c in range(2):
+        want = np.convolve(x[:, c].astype(np.float64), np.full(5, 0.2), mode="same")
+        # One float32 rounding of each tap and of the sum: a few ulps of
+        # the largest values (about 10).
+        np.testing.assert_allclose(y[:, c], want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_options_are_refused_with_the_clis_messages(bursts):
+    path, _ = bursts
+    sp = sigstream.StreamProcessor(backend="cpu")
+    with pytest.raises(sigstream.OptionError) as e:
+        sp.process_file(path, order="four", iir="butter", lowpass=1, channels=2)
+    assert isinstance(e.value, ValueError)
+    cli = run_cli(path, "--order", "four")
+    assert str(e.value) in cli.stderr
+    with pytest.raises(ValueError, match="lowpas: no such option of process"):
+        sp.process_file(path, lowpas=10)
+    # A check the library makes after parsing: the same message as the CLI.
+    with pytest.raises(sigstream.OptionError) as e:
+        sp.process_file(path, channels=2, detect="threshold", on=-1)
+    cli = run_cli(path, "--channels", "2", "--detect", "threshold", "--on=-1")
+    assert cli.returncode == 2
+    assert cli.stderr.strip() == f"sigstream: {e.value}"
+    with pytest.raises(sigstream.OptionError, match="threads"):
+        sigstream.StreamProcessor(threads=0)
+    with pytest.raises(sigstream.OptionError, match="backend"):
+        sigstream.StreamProcessor(backend="tpu")
+
+
+def test_file_errors_are_oserrors_with_the_path(tmp_path):
+    missing = tmp_path / "missing.f32"
+    with pytest.raises(sigstream.FileError) as e:
+        sigstream.StreamProcessor(backend="cpu").process_file(missing)
+    assert isinstance(e.value, OSError)
+    assert e.value.filename == str(missing)
+    assert str(missing) in str(e.value)
+    assert e.value.exit_code == 2
+    odd = tmp_path / "odd.f32"
+    odd.write_bytes(b"\0" * 10)
+    with pytest.raises(OSError, match="odd.f32"):
+        sigstream.StreamProcessor(backend="cpu").process_file(odd)
+
+
+def test_progress_is_reported_after_every_chunk(bursts, tmp_path):
+    path, x = bursts
+    seen = []
+    sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+        path, progress=lambda done, total: seen.append((done, total)), channels=2)
+    frames = x.shape[0]
+    assert seen == [(min((i + 1) * 10_000, frames), frames) for i in range(len(seen))]
+    assert seen[-1][0] == frames
+
+
+def test_an_exception_in_the_callback_stops_the_run_and_leaves_no_output(bursts, tmp_path):
+    path, _ = bursts
+
+    def fail(done, total):
+        if done >= 50_000:
+            raise ZeroDivisionError("stop here")
+
+    with pytest.raises(ZeroDivisionError, match="stop here"):
+        sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+            path, progress=fail, output=tmp_path / "y.f32", events=tmp_path / "e.csv",
+            **JOB)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bursts.f32"]
+
+
+def test_ctrl_c_interrupts_and_leaves_no_output(bursts, tmp_path):
+    path, _ = bursts
+
+    def interrupt(done, total):
+        # As Ctrl-C does: the next check for signals raises.
+        _thread.interrupt_main()
+
+    with pytest.raises(KeyboardInterrupt):
+        sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+            path, progress=interrupt, output=tmp_path / "y.f32", **JOB)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bursts.f32"]
+
+
+def test_a_directory_gives_one_result_per_file(tmp_path, rng):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(3):
+        rng.normal(0, 1, 1000 * (i + 1)).astype(np.float32).tofile(d / f"{i}.f32")
+    results = sigstream.StreamProcessor(backend="cpu").process_file(d, moving_average=3)
+    assert [r.samples for r in results] == [1000, 2000, 3000]
+
+
+def test_warnings_are_python_warnings(tmp_path, rng):
+    path = tmp_path / "x.f32"
+    rng.normal(0, 1, 10_000).astype(np.float32).tofile(path)
+    with pytest.warns(UserWarning, match="x.f32"):
+        # A transition band wider than the room below the cutoff.
+        sigstream.StreamProcessor(backend="cpu").process_file(
+            path, sample_rate=100, lowpass=1, taps=11)
