@@ -34,6 +34,9 @@ __all__ = [
     "StreamProcessor",
     "chunks",
     "convolve",
+    "fft",
+    "psd",
+    "spectrogram",
 ]
 
 __version__ = _sigstream.__version__
@@ -196,3 +199,91 @@ def chunks(path, chunk_size, overlap=0, **options):
     (miniSEED, FLAC) cannot be viewed in place.
     """
     return _sigstream.chunks(os.fspath(path), int(chunk_size), int(overlap), _pairs(options))
+
+
+def _input(x):
+    """A path stays a path; anything else becomes a C-contiguous array of
+    shape (frames,) or (frames, channels)."""
+    if isinstance(x, (str, os.PathLike)):
+        return os.fspath(x)
+    import numpy as np
+
+    a = np.ascontiguousarray(x)
+    if a.ndim not in (1, 2):
+        raise OptionError(f"x: shape (frames,) or (frames, channels), got {a.shape}")
+    return a
+
+
+def psd(x, fs=None, nperseg=256, noverlap=None, window="hann", detrend="constant",
+        scaling="density", backend="cpu", **input_options):
+    """Welch's power spectral density, as ``scipy.signal.welch`` computes it
+    (same window, overlap, detrending, scaling and frequencies), streamed
+    with constant memory: of a file (any size; input options as
+    ``process``'s, the rate from the file or ``fs``), or of an array of
+    shape (frames,) or (frames, channels).
+
+    Returns ``(f, Pxx)``: ``Pxx`` has shape (bins,) for one channel, else
+    (channels, bins) (scipy's ``welch(x.T)``). I/Q files give two-sided
+    spectra in increasing frequency (scipy's ``return_onesided=False`` then
+    ``fftshift``). ``window``: hann, hamming, blackman or rect; ``detrend``:
+    ``"constant"`` or ``None``; ``scaling``: ``"density"`` or
+    ``"spectrum"``; ``backend``: cpu, gpu or auto.
+    """
+    if scaling not in ("density", "spectrum"):
+        raise OptionError(f"scaling {scaling!r}: density or spectrum")
+    f, values = _sigstream.psd(_input(x), None if fs is None else float(fs), int(nperseg),
+                               None if noverlap is None else int(noverlap), window, detrend,
+                               scaling == "density", backend, _pairs(input_options))
+    return f, (values[0] if values.shape[0] == 1 else values)
+
+
+def spectrogram(x, fs=None, nperseg=256, hop=None, window="hann", detrend="constant",
+                scale="power", backend="cpu", **input_options):
+    """The power spectrogram, as ``scipy.signal.spectrogram`` computes it
+    with ``noverlap = nperseg - hop`` (frames only where a whole window
+    fits), streamed: of a file or of an array of shape (frames,) or
+    (frames, channels). ``hop`` defaults to ``nperseg // 4``.
+
+    Returns ``(f, t, Sxx)``: ``t`` the frames' centres in seconds,
+    ``Sxx`` of shape (bins, frames) for one channel, else (channels, bins,
+    frames), as scipy's. ``scale``: ``"power"`` (scipy's default density),
+    ``"db"`` (10·log10 of it) or ``"magnitude"`` (scipy's
+    ``mode="magnitude"``). The whole spectrogram is returned in memory; the
+    CLI's ``spectrogram`` writes larger ones to a file as they are computed.
+    """
+    f, t, values = _sigstream.spectrogram(_input(x), None if fs is None else float(fs),
+                                          int(nperseg), None if hop is None else int(hop),
+                                          window, detrend, scale, backend, _pairs(input_options))
+    import numpy as np
+
+    values = np.moveaxis(values, 0, -1)  # (channels, bins, frames), no copy
+    return f, t, (values[0] if values.shape[0] == 1 else values)
+
+
+def fft(x, output=None, full=False, channel=None, memory_limit_mb=64, backend="cpu",
+        **input_options):
+    """The exact DFT of one channel of a whole signal, larger than memory if
+    need be (the CLI's out-of-core ``fft``): ``np.fft.rfft``'s N/2+1 bins
+    of a real signal (all N with ``full=True``, as ``np.fft.fft``; always
+    all N for I/Q). ``x``: a file (input options as ``process``'s) or an
+    array; ``channel``: which one when there are several.
+
+    With ``output`` (a ``.npy`` path) the spectrum is written there and
+    returned memory-mapped (``np.load(output, mmap_mode="r")``); without it,
+    it is returned in memory (complex64). ``memory_limit_mb`` bounds the
+    transform's memory (the spectrum returned in memory comes on top).
+    """
+    import tempfile
+
+    import numpy as np
+
+    x = _input(x)
+    if output is not None:
+        _sigstream.fft(x, os.fspath(output), bool(full), channel, int(memory_limit_mb),
+                       backend, _pairs(input_options))
+        return np.load(output, mmap_mode="r")
+    with tempfile.TemporaryDirectory(prefix="sigstream-fft-") as d:
+        path = os.path.join(d, "spectrum.npy")
+        _sigstream.fft(x, path, bool(full), channel, int(memory_limit_mb), backend,
+                       _pairs(input_options))
+        return np.load(path)

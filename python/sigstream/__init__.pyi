@@ -60,3 +60,37 @@ def convolve(
 def chunks(
     path: PathLike, chunk_size: int, overlap: int = 0, **options: Any
 ) -> Iterator[Tuple[int, npt.NDArray[Any]]]: ...
+
+def psd(
+    x: Union[PathLike, npt.ArrayLike],
+    fs: Optional[float] = None,
+    nperseg: int = 256,
+    noverlap: Optional[int] = None,
+    window: Literal["hann", "hamming", "blackman", "rect", "boxcar"] = "hann",
+    detrend: Optional[Literal["constant"]] = "constant",
+    scaling: Literal["density", "spectrum"] = "density",
+    backend: Literal["auto", "cpu", "gpu"] = "cpu",
+    **input_options: Any,
+) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+def spectrogram(
+    x: Union[PathLike, npt.ArrayLike],
+    fs: Optional[float] = None,
+    nperseg: int = 256,
+    hop: Optional[int] = None,
+    window: Literal["hann", "hamming", "blackman", "rect", "boxcar"] = "hann",
+    detrend: Optional[Literal["constant"]] = "constant",
+    scale: Literal["power", "db", "magnitude"] = "power",
+    backend: Literal["auto", "cpu", "gpu"] = "cpu",
+    **input_options: Any,
+) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float32]]: ...
+
+def fft(
+    x: Union[PathLike, npt.ArrayLike],
+    output: Optional[PathLike] = None,
+    full: bool = False,
+    channel: Optional[int] = None,
+    memory_limit_mb: int = 64,
+    backend: Literal["auto", "cpu", "gpu"] = "cpu",
+    **input_options: Any,
+) -> npt.NDArray[np.complex64]: ...

@@ -13,13 +13,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use numpy::ndarray::ArrayView2;
-use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use sigstream::error::Error;
+use sigstream::pipeline::MemorySource;
+use sigstream::pool::Block;
 use sigstream::process::{Observer, ProcessOptions};
-use sigstream::source::{self, Dtype, SourceOptions};
+use sigstream::sink::Transaction;
+use sigstream::source::{self, ChunkSource, Dtype, SourceOptions};
+use sigstream::spectral::ooc_fft::FftOptions;
+use sigstream::spectral::{
+    Detrend, Scale, Scaling, Stft, StftConfig, Stream, Welch, WelchConfig, Window,
+};
 
 /// Raises `e` as the package's exception for its kind: `OptionError`
 /// (a `ValueError`) for options, `FileError` (an `OSError`, with
@@ -215,7 +222,7 @@ fn convolve<'py>(
 /// A mapped window of a file: the base object of the arrays
 /// [`Chunks`] yields, kept alive as long as any of them.
 #[pyclass(frozen)]
-struct Window {
+struct MappedWindow {
     map: memmap::Mapped,
 }
 
@@ -287,7 +294,7 @@ impl Chunks {
         .map_err(|e| raise(py, Error::io(&self.path, e)))?;
         let window = Bound::new(
             py,
-            Window {
+            MappedWindow {
                 map: memmap::Mapped(map),
             },
         )?;
@@ -328,7 +335,7 @@ fn view<'py, T: Element>(
     ptr: *const u8,
     rows: usize,
     channels: usize,
-    window: Bound<'py, Window>,
+    window: Bound<'py, MappedWindow>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(PyTypeError::new_err(
@@ -420,6 +427,304 @@ fn chunks(
     })
 }
 
+/// Where a spectral function reads: a file (with `process`'s input options)
+/// or a numpy array in memory, (frames,) or (frames, channels).
+fn with_source<R: Send>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    sample_rate: Option<f64>,
+    options: Vec<(String, String)>,
+    f: impl FnOnce(&mut dyn ChunkSource) -> sigstream::Result<R> + Send,
+) -> PyResult<R> {
+    if let Ok(path) = x.extract::<PathBuf>() {
+        let mut options = options;
+        if let Some(r) = sample_rate {
+            options.push(("sample_rate".into(), format!("{r:?}")));
+        }
+        let opts = ProcessOptions::from_pairs(std::slice::from_ref(&path), options)
+            .and_then(|o| o.input.source_options())
+            .map_err(|e| raise(py, e))?;
+        return py
+            .detach(|| {
+                let mut src = source::open(&path, &opts)?;
+                f(src.as_mut())
+            })
+            .map_err(|e| raise(py, e));
+    }
+    if !options.is_empty() {
+        return Err(raise(
+            py,
+            Error::usage(format!(
+                "{}: input options describe files; an array describes itself",
+                options[0].0
+            )),
+        ));
+    }
+    macro_rules! arrays {
+        ($($t:ty),*) => {
+            $(
+                if let Ok(a) = x.cast::<PyArray1<$t>>() {
+                    let a = a.readonly();
+                    let data = a.as_slice()?;
+                    return py
+                        .detach(|| f(&mut MemorySource::new(data, 1, sample_rate)?))
+                        .map_err(|e| raise(py, e));
+                }
+                if let Ok(a) = x.cast::<PyArray2<$t>>() {
+                    let a = a.readonly();
+                    let channels = a.shape()[1];
+                    let data = a.as_slice()?;
+                    return py
+                        .detach(|| f(&mut MemorySource::new(data, channels, sample_rate)?))
+                        .map_err(|e| raise(py, e));
+                }
+            )*
+        };
+    }
+    arrays!(f32, f64, i8, i16, i32, u8, u16);
+    Err(PyTypeError::new_err(format!(
+        "x: a path, or a C-contiguous numpy array of shape (frames,) or (frames, channels) of float32, float64 or (u)int8/16, int32; got {}",
+        x.get_type().name()?
+    )))
+}
+
+/// Reads every block of `src` into `f`, `FRAMES_PER_READ` frames at a
+/// time (fewer for many channels), checking for Ctrl-C between blocks.
+fn each_block(
+    src: &mut dyn ChunkSource,
+    mut f: impl FnMut(&Block) -> sigstream::Result<()>,
+) -> sigstream::Result<u64> {
+    /// About 4 MiB of `f32` per block.
+    const BLOCK_VALUES: usize = 1 << 20;
+    let channels = src.info().channels;
+    let frames = (BLOCK_VALUES / channels.max(1)).clamp(256, 1 << 16);
+    let mut block = Block::new(channels, frames);
+    let mut total = 0u64;
+    loop {
+        check_signals()?;
+        let n = src.read_block(&mut block)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        f(&block)?;
+    }
+}
+
+thread_local! {
+    /// The exception that stopped a run in this thread (Ctrl-C's
+    /// `KeyboardInterrupt`), raised once the run has unwound.
+    static PENDING: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs Python's signal handlers (from a thread that released the GIL);
+/// an exception (Ctrl-C) is kept for [`interrupted_or`] and stops the run.
+fn check_signals() -> sigstream::Result<()> {
+    match Python::attach(|py| py.check_signals()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            PENDING.with(|p| *p.borrow_mut() = Some(e));
+            Err(Error::Interrupted)
+        }
+    }
+}
+
+/// The exception that interrupted the run, if one did; else `e`.
+fn interrupted_or(_py: Python<'_>, e: PyErr) -> PyErr {
+    PENDING.with(|p| p.borrow_mut().take()).unwrap_or(e)
+}
+
+fn window(name: &str) -> PyResult<Window> {
+    Ok(match name {
+        "hann" => Window::Hann,
+        "hamming" => Window::Hamming,
+        "blackman" => Window::Blackman,
+        "rect" | "boxcar" => Window::Rect,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "window {other:?}: hann, hamming, blackman or rect (boxcar)"
+            )));
+        }
+    })
+}
+
+fn detrend(name: Option<&str>) -> PyResult<Detrend> {
+    match name {
+        Some("constant") => Ok(Detrend::Constant),
+        None => Ok(Detrend::None),
+        Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "detrend {other:?}: \"constant\" or None"
+        ))),
+    }
+}
+
+/// The GPU for `backend` ("cpu": none).
+fn gpu_for(backend: &str) -> sigstream::Result<Option<Arc<sigstream::backend::gpu::GpuContext>>> {
+    let choice = match backend {
+        "cpu" => sigstream::BackendChoice::Cpu,
+        "gpu" => sigstream::BackendChoice::Gpu,
+        "auto" => sigstream::BackendChoice::Auto,
+        other => {
+            return Err(Error::usage(format!("backend {other:?}: auto, cpu or gpu")));
+        }
+    };
+    sigstream::backend::open_gpu(choice, None, &sigstream::backend::AdapterProbe::InProcess)
+}
+
+/// A frequency or time axis.
+type Axis<'py> = Bound<'py, PyArray1<f64>>;
+
+/// Welch's PSD (`scipy.signal.welch`'s conventions): the frequencies and,
+/// per channel, the values.
+#[pyfunction]
+#[pyo3(signature = (x, sample_rate, nperseg, noverlap, window_name, detrend_name, density, backend, options))]
+#[expect(clippy::too_many_arguments, reason = "the Python signature's keywords")]
+fn psd<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    sample_rate: Option<f64>,
+    nperseg: usize,
+    noverlap: Option<usize>,
+    window_name: &str,
+    detrend_name: Option<&str>,
+    density: bool,
+    backend: &str,
+    options: Vec<(String, String)>,
+) -> PyResult<(Axis<'py>, Bound<'py, PyArray2<f64>>)> {
+    let config = WelchConfig {
+        nperseg,
+        noverlap: noverlap.unwrap_or(nperseg / 2),
+        window: window(window_name)?,
+        detrend: detrend(detrend_name)?,
+        scaling: if density {
+            Scaling::Density
+        } else {
+            Scaling::Spectrum
+        },
+    };
+    let result = with_source(py, x, sample_rate, options, |src| {
+        let gpu = gpu_for(backend)?;
+        let stream = Stream::of(src.info());
+        let mut welch = Welch::for_stream(config, stream, gpu.as_ref())?;
+        each_block(src, |b| welch.push(b))?;
+        welch.finish()
+    })
+    .map_err(|e| interrupted_or(py, e))?;
+    let values = PyArray2::from_vec2(py, &result.values)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    Ok((PyArray1::from_vec(py, result.frequencies), values))
+}
+
+/// The streaming STFT's power spectrogram (`scipy.signal.spectrogram`'s
+/// conventions): frequencies, frame times, and the values as (frames,
+/// channels, bins).
+#[pyfunction]
+#[pyo3(signature = (x, sample_rate, nfft, hop, window_name, detrend_name, scale, backend, options))]
+#[expect(clippy::too_many_arguments, reason = "the Python signature's keywords")]
+fn spectrogram<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    sample_rate: Option<f64>,
+    nfft: usize,
+    hop: Option<usize>,
+    window_name: &str,
+    detrend_name: Option<&str>,
+    scale: &str,
+    backend: &str,
+    options: Vec<(String, String)>,
+) -> PyResult<(Axis<'py>, Axis<'py>, Bound<'py, PyAny>)> {
+    let config = StftConfig {
+        nfft,
+        hop: hop.unwrap_or_else(|| StftConfig::default_hop(nfft)),
+        window: window(window_name)?,
+        detrend: detrend(detrend_name)?,
+        scale: match scale {
+            "power" => Scale::Power,
+            "db" => Scale::Db,
+            "magnitude" => Scale::Magnitude,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "scale {other:?}: power, db or magnitude"
+                )));
+            }
+        },
+    };
+    let (axis, rate, frames, channels, values) = with_source(py, x, sample_rate, options, |src| {
+        let gpu = gpu_for(backend)?;
+        let info = src.info().clone();
+        let stream = Stream::of(&info);
+        let mut stft = Stft::for_stream(config, stream, gpu.as_ref())?;
+        let axis = stft.axis();
+        let mut values: Vec<f32> = Vec::new();
+        each_block(src, |b| {
+            stft.push(b, |rows| {
+                values.extend_from_slice(rows.values);
+                Ok(())
+            })
+        })?;
+        Ok((
+            axis,
+            info.sample_rate.unwrap_or(1.0),
+            stft.frames(),
+            info.signal_channels(),
+            values,
+        ))
+    })
+    .map_err(|e| interrupted_or(py, e))?;
+    let freqs: Vec<f64> = (0..axis.bins).map(|k| axis.frequency(k)).collect();
+    let times: Vec<f64> = (0..frames)
+        .map(|k| (k as f64 * config.hop as f64 + (config.nfft / 2) as f64) / rate)
+        .collect();
+    let array = PyArray1::from_vec(py, values)
+        .reshape([frames as usize, channels, axis.bins])?
+        .into_any();
+    Ok((
+        PyArray1::from_vec(py, freqs),
+        PyArray1::from_vec(py, times),
+        array,
+    ))
+}
+
+/// The DFT of one channel (`np.fft.rfft`, or `fft` with `full` and for
+/// complex input), out of core beyond `memory_limit_mb`, written to
+/// `output` (a .npy of complex64).
+#[pyfunction]
+#[pyo3(signature = (x, output, full, channel, memory_limit_mb, backend, options))]
+#[expect(clippy::too_many_arguments, reason = "the Python signature's keywords")]
+fn fft(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    output: PathBuf,
+    full: bool,
+    channel: Option<usize>,
+    memory_limit_mb: u64,
+    backend: &str,
+    options: Vec<(String, String)>,
+) -> PyResult<()> {
+    with_source(py, x, None, options, |src| {
+        let limit = sigstream::options::memory_limit(Some(memory_limit_mb))?;
+        let fft = FftOptions {
+            memory_limit: limit.bytes,
+            full,
+            channel,
+            gpu: gpu_for(backend)?,
+            ..FftOptions::default()
+        };
+        let written = Transaction::begin();
+        let mut interrupted = false;
+        let mut on_pass = |_: &sigstream::spectral::ooc_fft::PassProgress| {
+            interrupted |= check_signals().is_err();
+        };
+        sigstream::spectral::ooc_fft::fft_source(src, &fft, &output, &mut on_pass)?;
+        if interrupted {
+            // Ctrl-C during the passes: the spectrum is abandoned.
+            return Err(Error::Interrupted);
+        }
+        written.commit()
+    })
+    .map_err(|e| interrupted_or(py, e))
+}
+
 /// The native module.
 #[pymodule]
 fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -428,7 +733,10 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_run, m)?)?;
     m.add_function(wrap_pyfunction!(convolve, m)?)?;
     m.add_function(wrap_pyfunction!(chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(psd, m)?)?;
+    m.add_function(wrap_pyfunction!(spectrogram, m)?)?;
+    m.add_function(wrap_pyfunction!(fft, m)?)?;
     m.add_class::<Chunks>()?;
-    m.add_class::<Window>()?;
+    m.add_class::<MappedWindow>()?;
     Ok(())
 }
