@@ -30,8 +30,8 @@ use sigstream::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor}
 use sigstream::report::{Report, describe_input, outputs};
 use sigstream::sink::network::{CoincidenceSink, Tee};
 use sigstream::sink::{
-    CsvEvents, EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction,
-    is_stdout, open_signal_sink,
+    EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction, is_stdout,
+    open_signal_sink,
 };
 use sigstream::source::mseed::Recording;
 use sigstream::source::{self, ChunkSource, Input, SignalInfo, SourceOptions};
@@ -1396,7 +1396,7 @@ fn process_one(
     let mut csv = events_path
         .as_ref()
         .map(|p| {
-            CsvEvents::create_with(
+            sigstream::sink::events::create(
                 p,
                 output_clock(&info, args.decimate),
                 snippet_path.is_some(),
