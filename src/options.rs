@@ -54,6 +54,10 @@ pub struct InputArgs {
     /// or `interpolate` fills them and runs once.
     #[arg(long, value_name = "HOW", default_value = "split")]
     pub gaps: String,
+    /// Arrow (Feather v2) input: the columns to read as channels, by name,
+    /// in this order (default: every column, all numeric).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
 }
 
 /// Raw sample types.
@@ -141,6 +145,7 @@ impl InputArgs {
                 .transpose()?,
             select: self.select.clone(),
             gaps: crate::source::mseed::Gaps::parse(&self.gaps)?,
+            columns: self.columns.clone(),
         };
         opts.validate()?;
         Ok(opts)

@@ -36,8 +36,8 @@ use crate::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use crate::report::{describe_input, outputs};
 use crate::sink::network::{CoincidenceSink, Tee};
 use crate::sink::{
-    CsvEvents, EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction,
-    is_stdout, open_signal_sink,
+    EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction, is_stdout,
+    open_signal_sink,
 };
 use crate::source::mseed::Recording;
 use crate::source::{self, ChunkSource, Input, SignalInfo, SourceOptions};
@@ -1551,7 +1551,7 @@ fn process_one(
     let mut csv = events_path
         .as_ref()
         .map(|p| {
-            CsvEvents::create_with(
+            crate::sink::events::create(
                 p,
                 output_clock(&info, args.decimate),
                 snippet_path.is_some(),

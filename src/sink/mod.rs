@@ -4,9 +4,13 @@
 //! written to a temporary file beside its target ([`AtomicFile`]) and renamed
 //! over the target only when the whole run has succeeded, so a failed or
 //! killed run never leaves a half-written output under the target's name.
+//!
+//! Events go to CSV ([`CsvEvents`]) or, by the path's extension, to Arrow
+//! IPC or Parquet ([`events`]); [`events::create`] picks.
 
 mod array;
 mod commit;
+pub mod events;
 pub mod network;
 pub mod plot;
 mod signal;

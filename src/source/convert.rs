@@ -7,7 +7,9 @@
 //! monomorphized function, picked when the source opens and called through
 //! one function pointer per block; the inner loops contain no branch on the
 //! dtype, the byte order or the channel. Little-endian `f32` mono is a plain
-//! `memcpy` into the block.
+//! `memcpy` into the block. Columnar inputs (Arrow, whose channels are
+//! stored one after the other) take the same decoders one column at a time
+//! ([`plane`]), so a format's values never depend on its layout.
 //!
 //! Values: integer samples keep their integer values (int16 `32767` becomes
 //! `32767.0`, u8 `200` becomes `200.0`), as `numpy.load` and
@@ -15,11 +17,13 @@
 //! sign-extended 24-bit value (−8388608..=8388607); note that scipy instead
 //! returns them left-justified in an int32 (the value × 256) — we
 //! deliberately do not. `i32` values beyond ±2^24 round to the nearest
-//! `f32`, and `f64` samples round to the nearest `f32` (`as f32`).
+//! `f32`, and so do the `i64`, `u32` and `u64` of Arrow columns beyond
+//! 2^24; `f64` samples round to the nearest `f32` (`as f32`), and `f16`
+//! ones are exact.
 //!
 //! With `normalize`, signed integers are divided by 2^(bits−1), giving
 //! [−1, 1); unsigned ones are centred first: u8 → (v−128)/128,
-//! u16 → (v−32768)/32768. Floats are never scaled (their bits pass through
+//! u16 → (v−32768)/32768 (u32 and u64 at 2^31 and 2^63). Floats are never scaled (their bits pass through
 //! unchanged, NaN payloads included, except for the rounding of `f64`).
 
 use super::{Dtype, Endian};
@@ -50,25 +54,18 @@ impl Converter {
     /// The conversion for samples of `dtype` in `endian` order, `channels`
     /// interleaved, scaled to [−1, 1) when `normalize` and integer.
     pub(super) fn new(dtype: Dtype, endian: Endian, channels: usize, normalize: bool) -> Self {
-        use Endian::{Big, Little};
         let f: ConvertFn = match (dtype, endian) {
-            (Dtype::F32, Little) if channels == 1 && cfg!(target_endian = "little") => {
+            (Dtype::F32, Endian::Little) if channels == 1 && cfg!(target_endian = "little") => {
                 copy_f32_le_mono
             }
-            (Dtype::F32, Little) => select::<F32Le>(channels, normalize),
-            (Dtype::F32, Big) => select::<F32Be>(channels, normalize),
-            (Dtype::F64, Little) => select::<F64Le>(channels, normalize),
-            (Dtype::F64, Big) => select::<F64Be>(channels, normalize),
-            (Dtype::I8, _) => select::<I8>(channels, normalize),
-            (Dtype::U8, _) => select::<U8>(channels, normalize),
-            (Dtype::I16, Little) => select::<I16Le>(channels, normalize),
-            (Dtype::I16, Big) => select::<I16Be>(channels, normalize),
-            (Dtype::U16, Little) => select::<U16Le>(channels, normalize),
-            (Dtype::U16, Big) => select::<U16Be>(channels, normalize),
-            (Dtype::I24, Little) => select::<I24Le>(channels, normalize),
-            (Dtype::I24, Big) => select::<I24Be>(channels, normalize),
-            (Dtype::I32, Little) => select::<I32Le>(channels, normalize),
-            (Dtype::I32, Big) => select::<I32Be>(channels, normalize),
+            _ => dispatch(
+                dtype,
+                endian,
+                Interleaved {
+                    channels,
+                    normalize,
+                },
+            ),
         };
         Converter {
             f,
@@ -122,6 +119,99 @@ fn select_channels<D: Decode, const NORM: bool>(channels: usize) -> ConvertFn {
         3 => convert_interleaved::<D, NORM, 3>,
         4 => convert_interleaved::<D, NORM, 4>,
         _ => convert_interleaved::<D, NORM, 0>,
+    }
+}
+
+/// Converts consecutive samples of one stored column into one plane
+/// (`src` holds whole samples, at most `dst.len()` of them).
+pub(super) type PlaneFn = fn(&[u8], &mut [f32]);
+
+/// The conversion of one column stored on its own (Arrow's columnar
+/// buffers): the same values as [`Converter`] gives an interleaved channel
+/// of that type, chosen once per column.
+pub(super) fn plane(dtype: Dtype, endian: Endian, normalize: bool) -> PlaneFn {
+    match (dtype, endian) {
+        (Dtype::F32, Endian::Little) if cfg!(target_endian = "little") => copy_f32_le_plane,
+        _ => dispatch(dtype, endian, Plane { normalize }),
+    }
+}
+
+/// Picks the loop for a decoder: what [`dispatch`] is asked to build.
+trait Pick {
+    /// The loop it makes.
+    type Out;
+    /// The loop for decoder `D`.
+    fn pick<D: Decode>(self) -> Self::Out;
+}
+
+/// Interleaved frames of `channels` channels into a block.
+struct Interleaved {
+    channels: usize,
+    normalize: bool,
+}
+
+impl Pick for Interleaved {
+    type Out = ConvertFn;
+    fn pick<D: Decode>(self) -> ConvertFn {
+        select::<D>(self.channels, self.normalize)
+    }
+}
+
+/// One column into one plane.
+struct Plane {
+    normalize: bool,
+}
+
+impl Pick for Plane {
+    type Out = PlaneFn;
+    fn pick<D: Decode>(self) -> PlaneFn {
+        if self.normalize {
+            convert_plane::<D, true>
+        } else {
+            convert_plane::<D, false>
+        }
+    }
+}
+
+/// The one place a (dtype, byte order) pair becomes a decoder.
+fn dispatch<P: Pick>(dtype: Dtype, endian: Endian, p: P) -> P::Out {
+    use Endian::{Big, Little};
+    match (dtype, endian) {
+        (Dtype::F32, Little) => p.pick::<F32Le>(),
+        (Dtype::F32, Big) => p.pick::<F32Be>(),
+        (Dtype::F64, Little) => p.pick::<F64Le>(),
+        (Dtype::F64, Big) => p.pick::<F64Be>(),
+        (Dtype::F16, Little) => p.pick::<F16Le>(),
+        (Dtype::F16, Big) => p.pick::<F16Be>(),
+        (Dtype::I8, _) => p.pick::<I8>(),
+        (Dtype::U8, _) => p.pick::<U8>(),
+        (Dtype::I16, Little) => p.pick::<I16Le>(),
+        (Dtype::I16, Big) => p.pick::<I16Be>(),
+        (Dtype::U16, Little) => p.pick::<U16Le>(),
+        (Dtype::U16, Big) => p.pick::<U16Be>(),
+        (Dtype::I24, Little) => p.pick::<I24Le>(),
+        (Dtype::I24, Big) => p.pick::<I24Be>(),
+        (Dtype::I32, Little) => p.pick::<I32Le>(),
+        (Dtype::I32, Big) => p.pick::<I32Be>(),
+        (Dtype::U32, Little) => p.pick::<U32Le>(),
+        (Dtype::U32, Big) => p.pick::<U32Be>(),
+        (Dtype::I64, Little) => p.pick::<I64Le>(),
+        (Dtype::I64, Big) => p.pick::<I64Be>(),
+        (Dtype::U64, Little) => p.pick::<U64Le>(),
+        (Dtype::U64, Big) => p.pick::<U64Be>(),
+    }
+}
+
+/// Little-endian `f32` into a plane on a little-endian machine: a copy.
+fn copy_f32_le_plane(src: &[u8], dst: &mut [f32]) {
+    let n = src.len() / 4;
+    bytemuck::cast_slice_mut::<f32, u8>(&mut dst[..n]).copy_from_slice(&src[..n * 4]);
+}
+
+/// One column: consecutive samples into consecutive values.
+fn convert_plane<D: Decode, const NORM: bool>(src: &[u8], dst: &mut [f32]) {
+    for (d, s) in dst.iter_mut().zip(src.chunks_exact(D::SIZE)) {
+        *d = D::get::<NORM>(s);
     }
 }
 
@@ -221,11 +311,12 @@ macro_rules! decoder {
     };
 }
 
-/// 2^-7, 2^-15, 2^-23, 2^-31: exact powers of two, so scaling is exact.
+/// 2^-7, 2^-15, 2^-23, 2^-31, 2^-63: exact powers of two, so scaling is exact.
 const INV_2_7: f32 = 1.0 / 128.0;
 const INV_2_15: f32 = 1.0 / 32768.0;
 const INV_2_23: f32 = 1.0 / 8_388_608.0;
 const INV_2_31: f32 = 1.0 / 2_147_483_648.0;
+const INV_2_63: f32 = 1.0 / 9_223_372_036_854_775_808.0;
 
 decoder!(/// Little-endian f32.
     F32Le, 4, integer: false, bias: 0.0, scale: 1.0, |b| f32::from_le_bytes(b));
@@ -258,6 +349,31 @@ decoder!(/// Little-endian signed 32-bit (rounded to the nearest f32 beyond ±2^
     I32Le, 4, integer: true, bias: 0.0, scale: INV_2_31, |b| i32::from_le_bytes(b) as f32);
 decoder!(/// Big-endian signed 32-bit.
     I32Be, 4, integer: true, bias: 0.0, scale: INV_2_31, |b| i32::from_be_bytes(b) as f32);
+
+decoder!(/// Little-endian unsigned 32-bit (Arrow's uint32; centred at 2^31 by
+    /// `normalize`, as u8 and u16 are at their midpoints).
+    U32Le, 4, integer: true, bias: 2_147_483_648.0, scale: INV_2_31,
+    |b| u32::from_le_bytes(b) as f32);
+decoder!(/// Big-endian unsigned 32-bit.
+    U32Be, 4, integer: true, bias: 2_147_483_648.0, scale: INV_2_31,
+    |b| u32::from_be_bytes(b) as f32);
+decoder!(/// Little-endian signed 64-bit (Arrow's int64; rounded to the nearest f32).
+    I64Le, 8, integer: true, bias: 0.0, scale: INV_2_63, |b| i64::from_le_bytes(b) as f32);
+decoder!(/// Big-endian signed 64-bit.
+    I64Be, 8, integer: true, bias: 0.0, scale: INV_2_63, |b| i64::from_be_bytes(b) as f32);
+decoder!(/// Little-endian unsigned 64-bit (Arrow's uint64; centred at 2^63 by
+    /// `normalize`).
+    U64Le, 8, integer: true, bias: 9_223_372_036_854_775_808.0, scale: INV_2_63,
+    |b| u64::from_le_bytes(b) as f32);
+decoder!(/// Big-endian unsigned 64-bit.
+    U64Be, 8, integer: true, bias: 9_223_372_036_854_775_808.0, scale: INV_2_63,
+    |b| u64::from_be_bytes(b) as f32);
+decoder!(/// Little-endian IEEE half precision (Arrow's float16): exact in f32.
+    F16Le, 2, integer: false, bias: 0.0, scale: 1.0,
+    |b| half::f16::from_bits(u16::from_le_bytes(b)).to_f32());
+decoder!(/// Big-endian IEEE half precision.
+    F16Be, 2, integer: false, bias: 0.0, scale: 1.0,
+    |b| half::f16::from_bits(u16::from_be_bytes(b)).to_f32());
 
 #[cfg(test)]
 mod tests {

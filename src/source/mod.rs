@@ -8,7 +8,7 @@
 //! How it is split:
 //! - [`open`] tells standard input, FIFOs and regular files apart and
 //!   detects the format: magic bytes first (`\x93NUMPY`, or
-//!   `RIFF`/`RF64`/`BW64` followed by `WAVE`), then the extension (a `.npy` or
+//!   `RIFF`/`RF64`/`BW64` followed by `WAVE`, `ARROW1`), then the extension (a `.npy` or
 //!   `.wav` without its magic is an error rather than silently raw data),
 //!   else raw. A SigMF recording is found by name before that (its
 //!   `.sigmf-meta`, `.sigmf-data` or base name; see `sigmf`): its meta
@@ -17,10 +17,13 @@
 //!   file reader and the stream reader share one parser each; a parser that
 //!   needs more bytes than it was given says how many (`Parsed::NeedMore`).
 //! - `convert` turns bytes of any [`Dtype`] into planar `f32` (the hot loop).
+//! - [`arrow`] reads Arrow IPC files (Feather v2), whose columns are the
+//!   channels, batch by batch through memory maps of each record batch.
 //! - `mmap` reads regular files through a bounded, moving memory map, so
 //!   memory stays flat however large the file; `stream` reads any
 //!   [`std::io::Read`] (standard input, pipes) through one reusable buffer.
 
+pub mod arrow;
 mod convert;
 mod flac;
 mod mmap;
@@ -84,6 +87,14 @@ pub enum Dtype {
     U8,
     /// Unsigned 16-bit integer.
     U16,
+    /// Unsigned 32-bit integer (Arrow columns only).
+    U32,
+    /// Signed 64-bit integer (Arrow columns only; rounded to f32).
+    I64,
+    /// Unsigned 64-bit integer (Arrow columns only; rounded to f32).
+    U64,
+    /// 16-bit IEEE float (Arrow columns only).
+    F16,
 }
 
 impl Dtype {
@@ -91,10 +102,10 @@ impl Dtype {
     pub fn size(self) -> usize {
         match self {
             Dtype::I8 | Dtype::U8 => 1,
-            Dtype::I16 | Dtype::U16 => 2,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 => 2,
             Dtype::I24 => 3,
-            Dtype::F32 | Dtype::I32 => 4,
-            Dtype::F64 => 8,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
         }
     }
 
@@ -175,6 +186,10 @@ impl Dtype {
             Dtype::I32 => "i32",
             Dtype::U8 => "u8",
             Dtype::U16 => "u16",
+            Dtype::U32 => "u32",
+            Dtype::I64 => "i64",
+            Dtype::U64 => "u64",
+            Dtype::F16 => "f16",
         }
     }
 }
@@ -222,6 +237,8 @@ pub enum Format {
     /// A SigMF recording: a `.sigmf-data` beside its `.sigmf-meta`.
     #[serde(rename = "sigmf")]
     Sigmf,
+    /// An Arrow IPC file (Feather v2): numeric columns are channels.
+    Arrow,
 }
 
 /// What the user said about the input; only needed for raw data.
@@ -251,6 +268,10 @@ pub struct SourceOptions {
     pub select: Vec<String>,
     /// What to do with a miniSEED file's gaps.
     pub gaps: mseed::Gaps,
+    /// Columns of an Arrow file to read as channels, in this order, by
+    /// name (`--columns`); empty: every column, which must then all be
+    /// numeric. Refused for other formats.
+    pub columns: Vec<String>,
 }
 
 impl Default for SourceOptions {
@@ -266,6 +287,7 @@ impl Default for SourceOptions {
             start_time: None,
             select: Vec::new(),
             gaps: mseed::Gaps::Split,
+            columns: Vec::new(),
         }
     }
 }
@@ -402,7 +424,7 @@ pub trait ChunkSource: Send {
     /// frame count and returns it; 0 means the end of the input.
     fn read_block(&mut self, block: &mut Block) -> Result<usize>;
     /// Whether [`ChunkSource::seek`] works: regular files of fixed-size
-    /// frames (raw, npy, wav, SAC, SigMF, SpikeGLX) can; streams and
+    /// frames (raw, npy, wav, SAC, SigMF, SpikeGLX) and Arrow files can; streams and
     /// decoded formats (miniSEED, FLAC) cannot.
     fn seekable(&self) -> bool {
         false
@@ -478,6 +500,7 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
     }
     // SigMF is two files, found by name (the base name alone may not exist).
     if let Some(meta) = sigmf::locate(path, opts)? {
+        arrow::check_no_columns(path, opts)?;
         return Ok(Input::Stream(Box::new(sigmf::open(&meta, opts)?)));
     }
     let meta = std::fs::metadata(path).map_err(|e| Error::open(path, e))?;
@@ -501,6 +524,15 @@ pub fn open_input(path: &Path, opts: &SourceOptions) -> Result<Input> {
             .map_err(|e| Error::io(path, e))?;
     }
     let format = detect(path, &prefix, opts)?;
+    if format == Format::Arrow {
+        return Ok(Input::Stream(Box::new(arrow::open(
+            path,
+            file,
+            meta.len(),
+            opts,
+        )?)));
+    }
+    arrow::check_no_columns(path, opts)?;
     if format == Format::Flac {
         return Ok(Input::Stream(Box::new(flac::open_file(path, file, opts)?)));
     }
@@ -655,6 +687,16 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
     if prefix.starts_with(npy::MAGIC) {
         return Ok(Format::Npy);
     }
+    if arrow::has_magic(prefix) && opts.dtype.is_none() {
+        return Ok(Format::Arrow);
+    }
+    if prefix.starts_with(b"FEA1") && opts.dtype.is_none() {
+        return Err(Error::format(
+            path,
+            "Feather version 1 is not read: rewrite it as Feather v2, the Arrow IPC file format \
+             (pyarrow.feather.write_feather(table, path, version=2, compression=\"uncompressed\"))",
+        ));
+    }
     if wav::has_magic(prefix) {
         return Ok(Format::Wav);
     }
@@ -694,6 +736,19 @@ fn detect(path: &Path, prefix: &[u8], opts: &SourceOptions) -> Result<Format> {
             path,
             "not miniSEED: the file does not start with a version 2 fixed header or MS3",
         )),
+        Some("arrow" | "feather") if !declared_raw => Err(Error::format(
+            path,
+            "not an Arrow IPC file: it does not start with ARROW1",
+        )),
+        Some("arrows") if !declared_raw => Err(Error::format(
+            path,
+            "an Arrow IPC stream is not read: write the IPC file format (Feather v2: pyarrow.feather.write_feather, or pyarrow.ipc.new_file)",
+        )),
+        Some("parquet") if !declared_raw => Err(Error::format(
+            path,
+            "Parquet is not read as input (its pages are encoded and compressed, so they cannot be mapped): \
+             convert it to Feather v2 (pyarrow.feather.write_feather(pyarrow.parquet.read_table(path), out, compression=\"uncompressed\"))",
+        )),
         _ => Ok(Format::Raw),
     }
 }
@@ -722,6 +777,10 @@ fn parse_header(
         Format::Mseed => Err(Error::format(
             path,
             "miniSEED is read from a regular file (it is indexed before it is read), not from a pipe or standard input",
+        )),
+        Format::Arrow => Err(Error::format(
+            path,
+            "an Arrow IPC file is read from a regular file (the footer at its end indexes the record batches), not from a pipe or standard input",
         )),
     }
 }

@@ -32,6 +32,8 @@ pub fn from_reader<R: Read + Send + Sync + 'static>(
     opts: &SourceOptions,
 ) -> Result<Box<dyn ChunkSource>> {
     let path = name.into();
+    // Columns are selected in Arrow files, which are never streams.
+    super::arrow::check_no_columns(&path, opts)?;
     // FLAC is decoded, not read by layout: hand it the stream whole.
     let mut magic = Vec::new();
     fill(
