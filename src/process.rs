@@ -34,6 +34,7 @@ use crate::pipeline::noise::{self, NoiseLevels};
 use crate::pipeline::zerophase::{self, Pad};
 use crate::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use crate::report::{describe_input, outputs};
+use crate::sink::events::EventBatches;
 use crate::sink::network::{CoincidenceSink, Tee};
 use crate::sink::{
     EventClock, EventSink, NpyArrayWriter, SignalSink, SnippetSink, Transaction, is_stdout,
@@ -1268,6 +1269,13 @@ impl Observer for Silent {
     fn warn(&mut self, _: &Path, _: &str, _: bool) {}
 }
 
+/// The events of a run in memory: the events file's schema and its record
+/// batches ([`Prepared::process_collecting`]).
+pub type EventTable = (
+    crate::sink::events::SchemaRef,
+    Vec<crate::sink::events::RecordBatch>,
+);
+
 /// A [`ProcessOptions`] checked for everything that does not depend on the
 /// inputs' contents, with its backend open: ready to process its inputs
 /// one by one ([`Prepared::process`]).
@@ -1421,6 +1429,30 @@ impl Prepared<'_> {
         input: &Path,
         observer: &mut dyn Observer,
     ) -> Result<(Map<String, Value>, Stats)> {
+        self.run(input, observer, false)
+            .map(|(entry, stats, _)| (entry, stats))
+    }
+
+    /// As [`Prepared::process`], and with detection, the events in memory
+    /// too ([`EventBatches`]: the events file's columns, as record
+    /// batches), for a front that hands them over as a table.
+    ///
+    /// # Errors
+    /// As [`Prepared::process`].
+    pub fn process_collecting(
+        &self,
+        input: &Path,
+        observer: &mut dyn Observer,
+    ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
+        self.run(input, observer, true)
+    }
+
+    fn run(
+        &self,
+        input: &Path,
+        observer: &mut dyn Observer,
+        collect: bool,
+    ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
         let processor = |job: Job| {
             StreamProcessor::new(self.config.clone(), job).with_backend(self.backend.clone())
         };
@@ -1431,6 +1463,7 @@ impl Prepared<'_> {
             &self.source,
             processor,
             observer,
+            collect,
         );
         observer.finish();
         result
@@ -1488,7 +1521,8 @@ fn process_one(
     opts: &SourceOptions,
     make_processor: impl Fn(Job) -> StreamProcessor,
     observer: &mut dyn Observer,
-) -> Result<(Map<String, Value>, Stats)> {
+    collect: bool,
+) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
     // This input's outputs are renamed into place together, at the end.
     let written = Transaction::begin();
     let mut spans = match source::open_input(input, opts)? {
@@ -1558,6 +1592,8 @@ fn process_one(
             )
         })
         .transpose()?;
+    let mut collected = (collect && args.detect.is_some())
+        .then(|| EventBatches::new(output_clock(&info, args.decimate), snippet_path.is_some()));
     let mut snippets = match (&planned.job.snippets, &snippet_path) {
         (Some(spec), Some(path)) => Some(NpyArrayWriter::create_typed(
             path,
@@ -1662,6 +1698,9 @@ fn process_one(
         if let Some(csv) = csv.as_mut() {
             csv.set_clock(output_clock(&span_info, args.decimate));
         }
+        if let Some(c) = collected.as_mut() {
+            c.set_clock(output_clock(&span_info, args.decimate))?;
+        }
         let mut on_progress = |p: &Progress| observer.progress(done + p.frames);
         let mut tee = Tee(Vec::new());
         if let Some(c) = csv.as_mut() {
@@ -1669,6 +1708,9 @@ fn process_one(
         }
         if let Some(n) = network.as_mut() {
             tee.0.push(n);
+        }
+        if let Some(c) = collected.as_mut() {
+            tee.0.push(c);
         }
         let part = processor.process_source(
             source.as_mut(),
@@ -1855,7 +1897,8 @@ fn process_one(
     ] {
         entry.insert(key.into(), value);
     }
-    Ok((entry, stats))
+    let table = collected.map(EventBatches::finish).transpose()?;
+    Ok((entry, stats, table))
 }
 
 #[cfg(test)]

@@ -79,9 +79,16 @@ class ProcessResult:
     ``events_found`` (events written), ``seconds``, ``throughput_mb_s``,
     ``bytes``, ``peak_rss_mb`` (the process's peak resident memory),
     ``report`` (a dict) and ``outputs`` (the files written, by kind).
+
+    ``events``: with detection, the events as a ``pyarrow.Table`` with the
+    events CSV's columns (``channel``, ``start``, ``end``, ``peak_index``,
+    ``peak_value``, the times, ...), whose buffers pyarrow takes from
+    sigstream without copying (the Arrow C stream interface);
+    ``events.to_pandas()`` is a step away. ``None`` without detection.
+    Needs pyarrow (``pip install pyarrow``).
     """
 
-    def __init__(self, entry, peak_rss_mb):
+    def __init__(self, entry, peak_rss_mb, table=None):
         self.report = entry
         self.samples = entry["samples"]
         self.chunks = entry["chunks"]
@@ -92,6 +99,19 @@ class ProcessResult:
         self.bytes = entry["bytes"]
         self.peak_rss_mb = peak_rss_mb
         self.outputs = entry.get("outputs") or {}
+        self._table = table
+        self._events = None
+
+    @property
+    def events(self):
+        if self._table is None:
+            return None
+        if self._events is None:
+            import pyarrow as pa
+
+            self._events = pa.table(self._table)
+            self._table = None
+        return self._events
 
     def __repr__(self):
         return (
@@ -148,11 +168,13 @@ class StreamProcessor:
                     f"{name}: a setting of the StreamProcessor, not of process_file")
         report_path = options.pop("report", None)
         pairs = _pairs({**self._run, **options})
-        report = json.loads(_sigstream.process([os.fspath(path)], pairs, progress))
+        text, tables = _sigstream.process([os.fspath(path)], pairs, progress)
+        report = json.loads(text)
         if report_path is not None:
             with open(report_path, "w") as f:
                 json.dump(report, f, indent=2)
-        results = [ProcessResult(e, report["peak_rss_mb"]) for e in report["inputs"]]
+        results = [ProcessResult(e, report["peak_rss_mb"], t)
+                   for e, t in zip(report["inputs"], tables)]
         if os.path.isdir(path):
             return results
         return results[0]

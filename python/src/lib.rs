@@ -110,9 +110,44 @@ impl Observer for PyObserver {
     }
 }
 
+/// A table of events for pyarrow: record batches exported through the
+/// Arrow C stream interface (`__arrow_c_stream__`, the PyCapsule protocol),
+/// so `pyarrow.table(obj)` takes their buffers without copying them.
+#[pyclass(frozen)]
+struct EventStream {
+    table: std::sync::Mutex<Option<sigstream::process::EventTable>>,
+}
+
+#[pymethods]
+impl EventStream {
+    /// The batches as an `ArrowArrayStream` capsule (once: the stream moves
+    /// to its consumer).
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
+        let _ = requested_schema; // the events' own schema is the only one offered
+        let (schema, batches) = self
+            .table
+            .lock()
+            .map_err(|_| PyTypeError::new_err("the events table is poisoned"))?
+            .take()
+            .ok_or_else(|| PyTypeError::new_err("the events table was already consumed"))?;
+        let reader = arrow_array::RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+        let stream = arrow_array::ffi_stream::FFI_ArrowArrayStream::new(Box::new(reader));
+        // The capsule's pointer is the boxed stream itself, as the protocol
+        // asks; pyarrow moves it out (leaving a released stream, which the
+        // capsule's drop then leaves alone).
+        pyo3::types::PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
+    }
+}
+
 /// Runs `sigstream process` over `inputs` with `options` (name, value)
 /// pairs, the GIL released. Returns the report as JSON (the CLI's
-/// `--report`), whose `inputs` holds one entry per input; an input that
+/// `--report`), whose `inputs` holds one entry per input, and with
+/// detection each input's events as an [`EventStream`]; an input that
 /// fails raises (after the inputs before it committed their outputs).
 #[pyfunction]
 #[pyo3(signature = (inputs, options, progress=None))]
@@ -121,7 +156,7 @@ fn process(
     inputs: Vec<PathBuf>,
     options: Vec<(String, String)>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
+) -> PyResult<(String, Vec<Option<EventStream>>)> {
     let mut opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
     opts.run.backend.probe_in_process = true;
     opts.run.quiet = true;
@@ -131,22 +166,33 @@ fn process(
         input: PathBuf::new(),
         raised: None,
     };
-    let result = py.detach(|| -> sigstream::Result<serde_json::Value> {
+    type Tables = Vec<Option<sigstream::process::EventTable>>;
+    let result = py.detach(|| -> sigstream::Result<(serde_json::Value, Tables)> {
         let prepared = opts.prepare()?;
         let backend = prepared.backend();
         let mut report = sigstream::report::Report::new("process");
         report.set_backend(backend.name(), &backend.device());
+        let mut tables = Vec::new();
         for input in prepared.inputs() {
-            let (entry, _) = prepared.process(input, &mut observer)?;
+            let (entry, _, table) = prepared.process_collecting(input, &mut observer)?;
             report.push(entry);
+            tables.push(table);
         }
-        Ok(report.finish())
+        Ok((report.finish(), tables))
     });
     if let Some(e) = observer.raised.take() {
         return Err(e);
     }
-    let report = result.map_err(|e| raise(py, e))?;
-    Ok(report.to_string())
+    let (report, tables) = result.map_err(|e| raise(py, e))?;
+    let streams = tables
+        .into_iter()
+        .map(|t| {
+            t.map(|t| EventStream {
+                table: std::sync::Mutex::new(Some(t)),
+            })
+        })
+        .collect();
+    Ok((report.to_string(), streams))
 }
 
 /// Checks the run options (chunk size, memory limit, threads, backend) as
@@ -738,5 +784,6 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fft, m)?)?;
     m.add_class::<Chunks>()?;
     m.add_class::<MappedWindow>()?;
+    m.add_class::<EventStream>()?;
     Ok(())
 }

@@ -139,3 +139,33 @@ def test_warnings_are_python_warnings(tmp_path, rng):
         # A transition band wider than the room below the cutoff.
         sigstream.StreamProcessor(backend="cpu").process_file(
             path, sample_rate=100, lowpass=1, taps=11)
+
+
+def test_events_are_a_pyarrow_table_with_the_csvs_rows(bursts, tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv
+
+    path, _ = bursts
+    result = sigstream.StreamProcessor(backend="cpu", chunk_size=9_000).process_file(
+        path, events=tmp_path / "e.csv", **JOB)
+    table = result.events
+    assert isinstance(table, pa.Table)
+    assert table.num_rows == result.events_found == 5
+    csv = pyarrow.csv.read_csv(tmp_path / "e.csv")
+    assert table.column_names == csv.column_names
+    for name in table.column_names:
+        assert table.column(name).to_pylist() == csv.column(name).to_pylist(), name
+    # The same table as the CLI's Arrow events file, types included.
+    cli = run_cli(path, *CLI_JOB, "--backend", "cpu", "--events", tmp_path / "cli.arrow", "-q")
+    assert cli.returncode == 0, cli.stderr
+    with pa.memory_map(str(tmp_path / "cli.arrow")) as source:
+        assert pa.ipc.open_file(source).read_all().equals(table)
+    df = table.to_pandas()
+    assert list(df["channel"]) == [0, 1, 0, 1, 0]
+
+
+def test_events_come_without_an_events_file_and_not_without_detection(bursts):
+    path, _ = bursts
+    sp = sigstream.StreamProcessor(backend="cpu")
+    assert sp.process_file(path, **JOB).events.num_rows == 5
+    assert sp.process_file(path, channels=2, moving_average=3).events is None

@@ -496,3 +496,83 @@ fn arrow_error(path: &Path, e: arrow_schema::ArrowError) -> Error {
 fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
     Error::io(path, std::io::Error::other(e.to_string()))
 }
+
+/// Events kept in memory as record batches of [`schema`], [`BATCH_ROWS`]
+/// rows each, every batch timed by its segment's clock: for a front that
+/// hands the events over as a table (the Python package's
+/// `ProcessResult.events`, a `pyarrow.Table` that takes these buffers
+/// without copying them). They grow with the events found: the front asked
+/// for them in memory.
+#[derive(Debug)]
+pub struct EventBatches {
+    schema: SchemaRef,
+    clock: EventClock,
+    snippet_column: bool,
+    events: Vec<Event>,
+    padded: Vec<Option<bool>>,
+    batches: Vec<RecordBatch>,
+}
+
+impl EventBatches {
+    /// An empty table with the CSV's columns for `clock`.
+    pub fn new(clock: EventClock, snippet_column: bool) -> Self {
+        EventBatches {
+            schema: schema(&clock, snippet_column),
+            clock,
+            snippet_column,
+            events: Vec::new(),
+            padded: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
+
+    /// Times the events that follow by `clock` (the next segment).
+    ///
+    /// # Errors
+    /// As [`record_batch`], for the events held.
+    pub fn set_clock(&mut self, clock: EventClock) -> Result<()> {
+        self.flush()?;
+        self.clock = clock;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let padded = self.snippet_column.then_some(&self.padded[..]);
+        let batch = build(self.schema.clone(), &self.events, &self.clock, padded)?;
+        self.batches.push(batch);
+        self.events.clear();
+        self.padded.clear();
+        Ok(())
+    }
+
+    fn push(&mut self, e: &Event, padded: Option<bool>) -> Result<()> {
+        self.events.push(*e);
+        self.padded.push(padded);
+        if self.events.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The schema and every batch.
+    ///
+    /// # Errors
+    /// As [`record_batch`], for the events held.
+    pub fn finish(mut self) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.flush()?;
+        Ok((self.schema, self.batches))
+    }
+}
+
+impl EventSink for EventBatches {
+    fn event(&mut self, e: &Event) -> Result<()> {
+        self.push(e, None)
+    }
+
+    fn event_with_snippet(&mut self, e: &Event, padded: bool) -> Result<()> {
+        self.push(e, Some(padded))
+    }
+}
