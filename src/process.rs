@@ -1013,10 +1013,10 @@ fn output_clock(info: &SignalInfo, decimate: Option<usize>) -> EventClock {
 /// second reader of the same frames when they can be read at random
 /// (regular files; the zero-phase result), else from the first frames,
 /// spooled and replayed (`source` then reads them again before the rest).
-fn estimate_noise(
+fn estimate_noise<'s>(
     args: &ProcessOptions,
     processor: &StreamProcessor,
-    source: &mut Box<dyn ChunkSource>,
+    source: &mut Box<dyn ChunkSource + 's>,
     zero_phased: Option<&zerophase::Filtered>,
     span_info: &SignalInfo,
     (input, opts): (&Path, &SourceOptions),
@@ -1460,6 +1460,7 @@ impl Prepared<'_> {
             self.options,
             self.filter.as_ref(),
             input,
+            None,
             &self.source,
             processor,
             observer,
@@ -1468,16 +1469,45 @@ impl Prepared<'_> {
         observer.finish();
         result
     }
+
+    /// As [`Prepared::process_collecting`], over an opened `source` (an
+    /// array in memory: [`crate::pipeline::MemorySource`]) named `name` in
+    /// messages and the report. The input options do not apply to it.
+    ///
+    /// # Errors
+    /// As [`Prepared::process`].
+    pub fn process_source<'s>(
+        &self,
+        name: &Path,
+        source: Box<dyn ChunkSource + 's>,
+        observer: &mut dyn Observer,
+    ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
+        let processor = |job: Job| {
+            StreamProcessor::new(self.config.clone(), job).with_backend(self.backend.clone())
+        };
+        let result = process_one(
+            self.options,
+            self.filter.as_ref(),
+            name,
+            Some(source),
+            &self.source,
+            processor,
+            observer,
+            true,
+        );
+        observer.finish();
+        result
+    }
 }
 
 /// The contiguous spans of one input: the input itself, or a miniSEED
 /// file's segments (`--gaps split`), each run with fresh state.
-enum Spans {
-    One(Option<Box<dyn ChunkSource>>),
+enum Spans<'s> {
+    One(Option<Box<dyn ChunkSource + 's>>),
     Segmented(Box<Recording>),
 }
 
-impl Spans {
+impl<'s> Spans<'s> {
     fn count(&self) -> usize {
         match self {
             Spans::One(_) => 1,
@@ -1492,7 +1522,7 @@ impl Spans {
         }
     }
 
-    fn source(&mut self, i: usize) -> Box<dyn ChunkSource> {
+    fn source(&mut self, i: usize) -> Box<dyn ChunkSource + 's> {
         match self {
             Spans::One(s) => s.take().expect("one span, taken once"),
             Spans::Segmented(rec) => Box::new(rec.span_source(i)),
@@ -1514,10 +1544,15 @@ impl SignalSink for Appending<'_> {
 }
 
 /// Processes one input with all its outputs; returns its report entry.
-fn process_one(
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the prepared run's parts, the input and how it is heard"
+)]
+fn process_one<'s>(
     args: &ProcessOptions,
     filter: Option<&FilterSpec>,
     input: &Path,
+    opened: Option<Box<dyn ChunkSource + 's>>,
     opts: &SourceOptions,
     make_processor: impl Fn(Job) -> StreamProcessor,
     observer: &mut dyn Observer,
@@ -1525,9 +1560,12 @@ fn process_one(
 ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
     // This input's outputs are renamed into place together, at the end.
     let written = Transaction::begin();
-    let mut spans = match source::open_input(input, opts)? {
-        Input::Stream(s) => Spans::One(Some(s)),
-        Input::Segmented(rec) => Spans::Segmented(rec),
+    let mut spans: Spans<'s> = match opened {
+        Some(s) => Spans::One(Some(s)),
+        None => match source::open_input(input, opts)? {
+            Input::Stream(s) => Spans::One(Some(s)),
+            Input::Segmented(rec) => Spans::Segmented(rec),
+        },
     };
     let info = spans.info(0);
     if let Spans::Segmented(rec) = &spans {

@@ -34,6 +34,7 @@ __all__ = [
     "StreamProcessor",
     "chunks",
     "convolve",
+    "detect",
     "fft",
     "psd",
     "spectrogram",
@@ -309,3 +310,41 @@ def fft(x, output=None, full=False, channel=None, memory_limit_mb=64, backend="c
         _sigstream.fft(x, path, bool(full), channel, int(memory_limit_mb), backend,
                        _pairs(input_options))
         return np.load(path)
+
+
+#: The input options of ``process`` that describe files: an array describes
+#: itself (its shape and type), and its rate is ``fs``.
+_FILE_OPTIONS = {"dtype", "endian", "offset", "channels", "sample_rate", "normalize",
+                 "start_time", "select", "gaps", "columns"}
+
+
+def detect(x, fs=None, *, progress=None, **options):
+    """Runs ``process``'s job on an array in memory and returns its events
+    as a ``pyarrow.Table`` (the events file's columns and types).
+
+    ``x``: shape (frames,) or (frames, channels), float32 (read in place
+    when C-contiguous), float64 or integers (converted a chunk at a time);
+    ``fs``: its sample rate in Hz. ``options`` are ``process``'s, as for
+    :meth:`StreamProcessor.process_file` (a filter, ``reference``,
+    ``detect="threshold"``, ``on``/``on_noise``, ``polarity``,
+    ``dead_time``, ``snippets``, ``output``, ...), plus ``backend``,
+    ``threads``, ``chunk_size`` and ``memory_limit``. The noise of
+    ``on_noise`` comes from the first chunks of the array, as for standard
+    input. The same checks and messages as the CLI.
+    """
+    for name in options:
+        if name in _FILE_OPTIONS:
+            raise OptionError(f"{name}: an input option for files; an array describes itself"
+                              + (" (give fs)" if name == "sample_rate" else ""))
+    if "detect" not in options:
+        raise OptionError("detect: give the detector (detect=\"threshold\", \"sta-lta\", ...)")
+    import numpy as np
+
+    a = np.ascontiguousarray(x)
+    if a.ndim not in (1, 2):
+        raise OptionError(f"x: shape (frames,) or (frames, channels), got {a.shape}")
+    text, table = _sigstream.detect(a, None if fs is None else float(fs), _pairs(options),
+                                    progress)
+    import pyarrow as pa
+
+    return pa.table(table)

@@ -94,3 +94,11 @@ def fft(
     backend: Literal["auto", "cpu", "gpu"] = "cpu",
     **input_options: Any,
 ) -> npt.NDArray[np.complex64]: ...
+
+def detect(
+    x: npt.ArrayLike,
+    fs: Optional[float] = None,
+    *,
+    progress: Optional[Callable[[int, Optional[int]], object]] = None,
+    **options: Any,
+) -> Any: ...

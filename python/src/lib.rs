@@ -771,6 +771,90 @@ fn fft(
     .map_err(|e| interrupted_or(py, e))
 }
 
+/// Runs `process`'s job (filter, reference, detection, snippets, outputs)
+/// over an array in memory, (frames,) or (frames, channels), converted to
+/// `f32` a chunk at a time. Returns the report entry as JSON and the events.
+#[pyfunction]
+#[pyo3(signature = (x, sample_rate, options, progress=None))]
+fn detect(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    sample_rate: Option<f64>,
+    options: Vec<(String, String)>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, Option<EventStream>)> {
+    let name = PathBuf::from("<array>");
+    let mut opts = ProcessOptions::from_pairs(std::slice::from_ref(&name), options)
+        .map_err(|e| raise(py, e))?;
+    opts.run.backend.probe_in_process = true;
+    opts.run.quiet = true;
+    let mut observer = PyObserver {
+        progress,
+        total: None,
+        input: PathBuf::new(),
+        raised: None,
+    };
+    type Outcome = (serde_json::Value, Option<sigstream::process::EventTable>);
+    let run = |source: Box<dyn ChunkSource + '_>,
+               observer: &mut PyObserver|
+     -> sigstream::Result<Outcome> {
+        let prepared = opts.prepare()?;
+        let (entry, _, table) = prepared.process_source(&name, source, observer)?;
+        Ok((serde_json::Value::Object(entry), table))
+    };
+    let mut result = None;
+    macro_rules! arrays {
+        ($($t:ty),*) => {
+            $(
+                if result.is_none() {
+                    if let Ok(a) = x.cast::<PyArray1<$t>>() {
+                        let a = a.readonly();
+                        let data = a.as_slice()?;
+                        result = Some(py.detach(|| {
+                            run(Box::new(MemorySource::new(data, 1, sample_rate)?), &mut observer)
+                        }));
+                    } else if let Ok(a) = x.cast::<PyArray2<$t>>() {
+                        let a = a.readonly();
+                        let channels = a.shape()[1];
+                        let data = a.as_slice()?;
+                        result = Some(py.detach(|| {
+                            run(
+                                Box::new(MemorySource::new(data, channels, sample_rate)?),
+                                &mut observer,
+                            )
+                        }));
+                    }
+                }
+            )*
+        };
+    }
+    arrays!(f32, f64, i8, i16, i32, u8, u16);
+    let Some(result) = result else {
+        return Err(PyTypeError::new_err(format!(
+            "x: a C-contiguous numpy array of shape (frames,) or (frames, channels) of float32, float64 or (u)int8/16, int32; got {}",
+            x.get_type().name()?
+        )));
+    };
+    if let Some(e) = observer.raised.take() {
+        return Err(e);
+    }
+    let (entry, table) = result
+        .map_err(|e| match e {
+            // About the array, which is no file: a bad option for it.
+            Error::Format { path, msg } if path == name => Error::Usage {
+                msg: format!("the array: {msg}"),
+            },
+            e => e,
+        })
+        .map_err(|e| raise(py, e))?;
+    Ok((
+        entry.to_string(),
+        table.map(|t| EventStream {
+            table: std::sync::Mutex::new(Some(t)),
+        }),
+    ))
+}
+
 /// The native module.
 #[pymodule]
 fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -782,6 +866,7 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(psd, m)?)?;
     m.add_function(wrap_pyfunction!(spectrogram, m)?)?;
     m.add_function(wrap_pyfunction!(fft, m)?)?;
+    m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_class::<Chunks>()?;
     m.add_class::<MappedWindow>()?;
     m.add_class::<EventStream>()?;

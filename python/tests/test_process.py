@@ -169,3 +169,36 @@ def test_events_come_without_an_events_file_and_not_without_detection(bursts):
     sp = sigstream.StreamProcessor(backend="cpu")
     assert sp.process_file(path, **JOB).events.num_rows == 5
     assert sp.process_file(path, channels=2, moving_average=3).events is None
+
+
+def test_detect_on_an_array_equals_the_file_run(bursts, tmp_path):
+    path, x = bursts
+    opts = {k: v for k, v in JOB.items() if k not in ("channels", "sample_rate")}
+    table = sigstream.detect(x, fs=100, **opts, chunk_size=3_000)
+    from_file = sigstream.StreamProcessor(backend="cpu").process_file(path, **JOB).events
+    assert table.equals(from_file)
+    # Other types are converted as the file readers convert them.
+    ints = np.round(x * 100).astype(np.int16)
+    on_ints = sigstream.detect(ints, fs=100, **{**opts, "on": 400, "off": 200})
+    on_floats = sigstream.detect(ints.astype(np.float32), fs=100, **{**opts, "on": 400, "off": 200})
+    assert on_ints.equals(on_floats) and on_ints.num_rows == 5
+
+
+def test_detect_with_noise_levels_on_an_array(rng):
+    x = rng.normal(0, 2, (60_000, 3)).astype(np.float32)
+    x[30_000, 1] -= 40
+    table = sigstream.detect(x, fs=1000, detect="threshold", polarity="neg", on_noise=8)
+    assert table.column("channel").to_pylist() == [1]
+    assert table.column("peak_index").to_pylist() == [30_000]
+
+
+def test_detect_refusals(rng):
+    x = rng.normal(0, 1, 1000).astype(np.float32)
+    with pytest.raises(sigstream.OptionError, match="channels: an input option"):
+        sigstream.detect(x, channels=2, detect="threshold", on=1)
+    with pytest.raises(sigstream.OptionError, match="give fs"):
+        sigstream.detect(x, sample_rate=10, detect="threshold", on=1)
+    with pytest.raises(sigstream.OptionError, match="detect"):
+        sigstream.detect(x, on=1)
+    with pytest.raises(sigstream.OptionError, match="the array: --lowpass needs a sample rate"):
+        sigstream.detect(x, lowpass=10, detect="threshold", on=1)

@@ -277,12 +277,12 @@ pub fn estimate(
 ///
 /// # Errors
 /// The source's and the scratch file's errors.
-pub fn spool_prefix(
-    mut source: Box<dyn ChunkSource>,
+pub fn spool_prefix<'s>(
+    mut source: Box<dyn ChunkSource + 's>,
     frames: u64,
     block: usize,
     dir: &Path,
-) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>)> {
+) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource + 's>)> {
     let info = source.info().clone();
     let channels = info.channels;
     let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
@@ -335,15 +335,15 @@ pub fn spool_prefix(
 }
 
 /// The spooled frames, then the rest of the stream.
-struct Chain {
+struct Chain<'s> {
     info: SignalInfo,
     first: Option<Box<dyn ChunkSource>>,
-    rest: Box<dyn ChunkSource>,
+    rest: Box<dyn ChunkSource + 's>,
     /// Frames in `first`.
     offset: u64,
 }
 
-impl ChunkSource for Chain {
+impl ChunkSource for Chain<'_> {
     fn info(&self) -> &SignalInfo {
         &self.info
     }
