@@ -335,6 +335,22 @@ pub struct ProcessOptions {
     /// Chunking, memory, threads, backend.
     #[command(flatten)]
     pub run: RunArgs,
+    /// A front's own detector (the seed's `custom_detector(chunk,
+    /// offset)`, Python's `custom_detector=`), run on every channel in
+    /// place of `--detect`. Not a command-line option.
+    #[arg(skip)]
+    pub custom_detector: Option<CustomDetector>,
+}
+
+/// A front's own detector for [`ProcessOptions::custom_detector`]: builds
+/// one [`crate::detect::Detector`] per channel.
+#[derive(Clone)]
+pub struct CustomDetector(pub crate::backend::DetectorFactory);
+
+impl std::fmt::Debug for CustomDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomDetector")
+    }
 }
 
 /// numpy.convolve modes.
@@ -1612,6 +1628,14 @@ fn process_one<'s>(
             input.display()
         )));
     }
+    if let Some(custom) = &args.custom_detector {
+        if args.detect.is_some() {
+            return Err(Error::usage(
+                "a custom detector runs in place of --detect: give one or the other",
+            ));
+        }
+        planned.job.detector = Some(DetectorChoice::Custom(custom.0.clone()));
+    }
     let mut processor = make_processor(planned.job.clone());
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
@@ -1630,7 +1654,8 @@ fn process_one<'s>(
             )
         })
         .transpose()?;
-    let mut collected = (collect && args.detect.is_some())
+    let detects = args.detect.is_some() || args.custom_detector.is_some();
+    let mut collected = (collect && detects)
         .then(|| EventBatches::new(output_clock(&info, args.decimate), snippet_path.is_some()));
     let mut snippets = match (&planned.job.snippets, &snippet_path) {
         (Some(spec), Some(path)) => Some(NpyArrayWriter::create_typed(

@@ -105,9 +105,7 @@ class ProcessResult:
 
     @property
     def events(self):
-        if self._table is None:
-            return None
-        if self._events is None:
+        if self._events is None and self._table is not None:
             import pyarrow as pa
 
             self._events = pa.table(self._table)
@@ -145,7 +143,7 @@ class StreamProcessor:
         # Checked now, by the library, as the CLI checks them.
         _sigstream.check_run(_pairs(self._run))
 
-    def process_file(self, path, *, progress=None, **options):
+    def process_file(self, path, *, progress=None, custom_detector=None, **options):
         """Processes one input (a file, or a directory's files) as
         ``sigstream process PATH --OPTION VALUE ...`` does, and returns a
         :class:`ProcessResult` (a list of them for a directory).
@@ -156,7 +154,17 @@ class StreamProcessor:
         (a flag), ``detect="threshold"``, ``on_noise=5``, ``events="ev.csv"``,
         ``select=["XX.A..HHZ", "XX.B..HHZ"]`` (a list repeats the option).
         ``progress(frames_done, frames_total_or_None)`` is called after
-        every chunk. The GIL is released while sigstream works; Ctrl-C
+        every chunk.
+
+        ``custom_detector(chunk, offset)`` (the seed's), instead of
+        ``detect=``, is called for every chunk of every channel of the
+        filtered signal: ``chunk`` a read-only float32 array (a copy: the
+        engine's blocks are reused), ``offset`` the absolute index of its
+        first sample. It returns the events complete in the chunk: sample
+        indices, ``(start, end)`` pairs (inclusive; the peak is the first
+        largest value) or ``(start, end, peak_index, peak_value)`` tuples,
+        all within the chunk; they are written and returned as the built-in
+        detectors' are. The GIL is released while sigstream works; Ctrl-C
         stops it (and leaves no output behind).
 
         Raises :class:`OptionError` (a ``ValueError``) for options,
@@ -169,7 +177,7 @@ class StreamProcessor:
                     f"{name}: a setting of the StreamProcessor, not of process_file")
         report_path = options.pop("report", None)
         pairs = _pairs({**self._run, **options})
-        text, tables = _sigstream.process([os.fspath(path)], pairs, progress)
+        text, tables = _sigstream.process([os.fspath(path)], pairs, progress, custom_detector)
         report = json.loads(text)
         if report_path is not None:
             with open(report_path, "w") as f:

@@ -47,6 +47,7 @@ class StreamProcessor:
         path: PathLike,
         *,
         progress: Optional[Callable[[int, Optional[int]], object]] = None,
+        custom_detector: Optional[Callable[[npt.NDArray[np.float32], int], Any]] = None,
         **options: Any,
     ) -> Union[ProcessResult, list[ProcessResult]]: ...
 

@@ -64,6 +64,10 @@ struct PyObserver {
     total: Option<u64>,
     input: PathBuf,
     raised: Option<PyErr>,
+    /// Where a custom detector leaves the exception it raised (detectors
+    /// may run on the engine's threads): the next chunk's progress stops
+    /// the run with it.
+    detector_failed: Arc<std::sync::Mutex<Option<PyErr>>>,
 }
 
 impl PyObserver {
@@ -96,6 +100,9 @@ impl Observer for PyObserver {
     }
 
     fn progress(&mut self, done: u64) -> sigstream::Result<()> {
+        if let Some(e) = self.detector_failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(self.hold(e));
+        }
         if self.raised.is_some() {
             return Err(Error::Interrupted);
         }
@@ -144,18 +151,151 @@ impl EventStream {
     }
 }
 
+/// A Python callable as a detector (the seed's `custom_detector(chunk,
+/// offset)`): called with each chunk of a channel's filtered signal, a
+/// read-only float32 array, and the absolute index of its first sample; it
+/// returns the events complete in that chunk, each a sample index, a
+/// `(start, end)` pair (inclusive; the peak is the first largest value in
+/// it) or `(start, end, peak_index, peak_value)`, within the chunk. The
+/// chunk is copied into an array of its own: the engine reuses its blocks
+/// as soon as a chunk is done, so a view of them could outlive them in the
+/// callable's hands.
+struct PyDetector {
+    func: Arc<Py<PyAny>>,
+    failed: Arc<std::sync::Mutex<Option<PyErr>>>,
+}
+
+fn custom(
+    py: Python<'_>,
+    func: Py<PyAny>,
+    failed: Arc<std::sync::Mutex<Option<PyErr>>>,
+) -> sigstream::process::CustomDetector {
+    let func = Arc::new(func.clone_ref(py));
+    sigstream::process::CustomDetector(Arc::new(move || {
+        Box::new(PyDetector {
+            func: func.clone(),
+            failed: failed.clone(),
+        }) as Box<dyn sigstream::Detector>
+    }))
+}
+
+impl PyDetector {
+    fn call(
+        &self,
+        py: Python<'_>,
+        samples: &[f32],
+        offset: u64,
+        events: &mut Vec<sigstream::Event>,
+    ) -> PyResult<()> {
+        let chunk = PyArray1::from_slice(py, samples);
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("write", false)?;
+        chunk.call_method("setflags", (), Some(&kwargs))?;
+        let out = self.func.call1(py, (chunk, offset))?;
+        let out = out.bind(py);
+        if out.is_none() {
+            return Ok(());
+        }
+        let end = offset + samples.len() as u64;
+        let inside = |i: u64| -> PyResult<u64> {
+            if i < offset || i >= end {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "custom detector: index {i} is outside the chunk [{offset}, {end}): return the events of this chunk"
+                )));
+            }
+            Ok(i)
+        };
+        for item in out.try_iter()? {
+            let item = item?;
+            let event = if let Ok(i) = item.extract::<u64>() {
+                let i = inside(i)?;
+                sigstream::Event {
+                    channel: 0,
+                    start: i,
+                    end: i,
+                    peak_index: i,
+                    peak_value: f64::from(samples[(i - offset) as usize]),
+                }
+            } else if let Ok((s, e)) = item.extract::<(u64, u64)>() {
+                let (s, e) = (inside(s)?, inside(e)?);
+                if e < s {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "custom detector: event ({s}, {e}) ends before it starts"
+                    )));
+                }
+                let span = &samples[(s - offset) as usize..=(e - offset) as usize];
+                let (k, v) =
+                    span.iter()
+                        .enumerate()
+                        .fold((0, f32::NEG_INFINITY), |(bk, bv), (k, &v)| {
+                            if v > bv { (k, v) } else { (bk, bv) }
+                        });
+                sigstream::Event {
+                    channel: 0,
+                    start: s,
+                    end: e,
+                    peak_index: s + k as u64,
+                    peak_value: f64::from(v),
+                }
+            } else if let Ok((s, e, p, v)) = item.extract::<(u64, u64, u64, f64)>() {
+                let (s, e, p) = (inside(s)?, inside(e)?, inside(p)?);
+                if e < s || p < s || p > e {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "custom detector: event ({s}, {e}, {p}, {v}) needs start <= peak_index <= end"
+                    )));
+                }
+                sigstream::Event {
+                    channel: 0,
+                    start: s,
+                    end: e,
+                    peak_index: p,
+                    peak_value: v,
+                }
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "custom detector: an event is an index, (start, end) or (start, end, peak_index, peak_value), not {}",
+                    item.get_type().name()?
+                )));
+            };
+            events.push(event);
+        }
+        Ok(())
+    }
+}
+
+impl sigstream::Detector for PyDetector {
+    fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<sigstream::Event>) {
+        if samples.is_empty() || self.failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            // Nothing to look at; or the run stops at the end of this chunk.
+            return;
+        }
+        let mut found = Vec::new();
+        match Python::attach(|py| self.call(py, samples, offset, &mut found)) {
+            Ok(()) => events.append(&mut found),
+            Err(e) => {
+                if let Ok(mut f) = self.failed.lock() {
+                    f.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, _events: &mut Vec<sigstream::Event>) {}
+}
+
 /// Runs `sigstream process` over `inputs` with `options` (name, value)
 /// pairs, the GIL released. Returns the report as JSON (the CLI's
 /// `--report`), whose `inputs` holds one entry per input, and with
 /// detection each input's events as an [`EventStream`]; an input that
 /// fails raises (after the inputs before it committed their outputs).
 #[pyfunction]
-#[pyo3(signature = (inputs, options, progress=None))]
+#[pyo3(signature = (inputs, options, progress=None, custom_detector=None))]
 fn process(
     py: Python<'_>,
     inputs: Vec<PathBuf>,
     options: Vec<(String, String)>,
     progress: Option<Py<PyAny>>,
+    custom_detector: Option<Py<PyAny>>,
 ) -> PyResult<(String, Vec<Option<EventStream>>)> {
     let mut opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
     opts.run.backend.probe_in_process = true;
@@ -165,7 +305,11 @@ fn process(
         total: None,
         input: PathBuf::new(),
         raised: None,
+        detector_failed: Arc::default(),
     };
+    if let Some(func) = custom_detector {
+        opts.custom_detector = Some(custom(py, func, observer.detector_failed.clone()));
+    }
     type Tables = Vec<Option<sigstream::process::EventTable>>;
     let result = py.detach(|| -> sigstream::Result<(serde_json::Value, Tables)> {
         let prepared = opts.prepare()?;
@@ -181,6 +325,14 @@ fn process(
         Ok((report.finish(), tables))
     });
     if let Some(e) = observer.raised.take() {
+        return Err(e);
+    }
+    if let Some(e) = observer
+        .detector_failed
+        .lock()
+        .ok()
+        .and_then(|mut f| f.take())
+    {
         return Err(e);
     }
     let (report, tables) = result.map_err(|e| raise(py, e))?;
@@ -793,6 +945,7 @@ fn detect(
         total: None,
         input: PathBuf::new(),
         raised: None,
+        detector_failed: Arc::default(),
     };
     type Outcome = (serde_json::Value, Option<sigstream::process::EventTable>);
     let run = |source: Box<dyn ChunkSource + '_>,

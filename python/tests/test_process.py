@@ -202,3 +202,59 @@ def test_detect_refusals(rng):
         sigstream.detect(x, on=1)
     with pytest.raises(sigstream.OptionError, match="the array: --lowpass needs a sample rate"):
         sigstream.detect(x, lowpass=10, detect="threshold", on=1)
+
+
+def test_a_custom_detector_sees_every_sample_once_and_its_events_are_written(bursts, tmp_path):
+    path, x = bursts
+    seen = []
+    kept = []
+
+    def above(chunk, offset):
+        assert chunk.dtype == np.float32 and not chunk.flags.writeable
+        seen.append((offset, len(chunk)))
+        kept.append(chunk)  # kept past the call: safe, it is the callable's own copy
+        return [(offset + int(i), offset + int(i)) for i in np.flatnonzero(chunk > 7.9)]
+
+    result = sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+        path, custom_detector=above, channels=2, events=tmp_path / "e.csv")
+    frames = x.shape[0]
+    # Every chunk of both channels, each sample once.
+    for channel_offsets in (sorted(seen)[0::2], sorted(seen)[1::2]):
+        assert [o for o, _ in channel_offsets] == list(range(0, frames, 10_000))
+    assert sum(n for _, n in seen) == 2 * frames
+    want = sorted((int(i), c) for c in range(2) for i in np.flatnonzero(x[:, c] > 7.9))
+    got = sorted(zip(result.events.column("start").to_pylist(),
+                     result.events.column("channel").to_pylist()))
+    assert got == want and len(want) > 0
+    assert result.report["detector"] == {"kind": "custom"}
+    assert np.array_equal(np.concatenate([k for k in kept])[:10_000], x[:10_000, 0]) or \
+        np.array_equal(np.concatenate([k for k in kept])[:10_000], x[:10_000, 1])
+
+
+def test_a_custom_detectors_exception_stops_the_run(bursts, tmp_path):
+    path, _ = bursts
+
+    def broken(chunk, offset):
+        if offset >= 50_000:
+            raise ArithmeticError("detector broke")
+        return []
+
+    with pytest.raises(ArithmeticError, match="detector broke"):
+        sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+            path, custom_detector=broken, channels=2, output=tmp_path / "y.f32")
+    assert not (tmp_path / "y.f32").exists()
+    with pytest.raises(ValueError, match="outside the chunk"):
+        sigstream.StreamProcessor(backend="cpu").process_file(
+            path, custom_detector=lambda c, o: [o + len(c)], channels=2)
+    with pytest.raises(TypeError, match="an event is an index"):
+        sigstream.StreamProcessor(backend="cpu").process_file(
+            path, custom_detector=lambda c, o: ["x"], channels=2)
+    with pytest.raises(sigstream.OptionError, match="in place of --detect"):
+        sigstream.StreamProcessor(backend="cpu").process_file(
+            path, custom_detector=lambda c, o: [], channels=2, detect="threshold", on=1)
+
+
+def test_the_events_table_is_the_same_object_each_time(bursts):
+    path, _ = bursts
+    result = sigstream.StreamProcessor(backend="cpu").process_file(path, **JOB)
+    assert result.events is result.events and result.events.num_rows == 5
