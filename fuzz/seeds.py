@@ -19,6 +19,11 @@ Seeds:
   'fmt ', 12-bit PCM in 16-bit containers, and A-law (refused).
 - raw_options: option sets in the target's `arbitrary` encoding (see
   fuzz_targets/raw_options.rs, struct Input) followed by the data bytes.
+- arrow (needs pyarrow; skipped without it): Arrow IPC files and Feather
+  v2 of columns a (int16) and b (float32) in several batches, with schema
+  metadata; one row; an empty batch between others; every numeric type;
+  a string column; and the near misses: LZ4-compressed, nulls, a
+  dictionary column, a file cut short.
 - sigmf: the data file's length (8 bytes, little-endian) then a
   `.sigmf-meta`: every meta of tests/fixtures/sigmf/ (written by the
   sigmf package) with its data file's length, and a few hand-written ones
@@ -327,11 +332,59 @@ def sigmf_seeds():
         write("sigmf", n, struct.pack("<Q", length) + text)
 
 
+def arrow_seeds():
+    """Small Arrow IPC files written by pyarrow (skipped without it): the
+    target reads columns named a and b when the input's length says so."""
+    try:
+        import pyarrow as pa
+        import pyarrow.feather as feather
+        import pyarrow.ipc as ipc
+    except ImportError:
+        print("pyarrow is not installed: no arrow seeds")
+        return
+
+    def ipc_file(table, chunk=None, batches=None):
+        sink = pa.BufferOutputStream()
+        with ipc.new_file(sink, table.schema) as w:
+            for b in batches if batches is not None else table.to_batches(max_chunksize=chunk):
+                w.write_batch(b)
+        return sink.getvalue().to_pybytes()
+
+    def feather_bytes(table, **kw):
+        sink = pa.BufferOutputStream()
+        feather.write_feather(table, sink, **kw)
+        return sink.getvalue().to_pybytes()
+
+    x = signal(40, 2)
+    ab = pa.table({"a": (x[:, 0] * 1000).astype("<i2"), "b": x[:, 1].astype("<f4")})
+    ab = ab.replace_schema_metadata({"sample_rate": "100", "start_time": "2024-01-01T00:00:00Z"})
+    write("arrow", "two_batches.arrow", ipc_file(ab, 16))
+    write("arrow", "one_row.arrow", ipc_file(ab.slice(0, 1)))
+    empty = ab.slice(0, 0).to_batches() or [pa.record_batch([pa.array([], pa.int16()), pa.array([], pa.float32())], schema=ab.schema)]
+    parts = ab.to_batches(max_chunksize=10)
+    write("arrow", "empty_batch.arrow", ipc_file(ab, batches=parts[:2] + empty + parts[2:]))
+    types = {t: pa.array(np.arange(-3, 5) * (1 if t.startswith(("int", "float")) else -1) % 7, type=t)
+             for t in ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                       "float16", "float32", "float64"]}
+    types["a"] = types.pop("int16")
+    types["b"] = types.pop("float64")
+    write("arrow", "all_types.arrow", ipc_file(pa.table(types)))
+    with_label = ab.append_column("label", pa.array(["p", "q"] * 20))
+    write("arrow", "label.feather", feather_bytes(with_label, compression="uncompressed", chunksize=16))
+    write("arrow", "lz4.feather", feather_bytes(ab))
+    nulls = pa.table({"a": pa.array([1, None, 3], pa.int16()), "b": pa.array([1.0, 2.0, None], pa.float32())})
+    write("arrow", "nulls.arrow", ipc_file(nulls))
+    d = pa.table({"a": pa.array(np.arange(6, dtype="<i2")), "b": pa.array(["s", "t"] * 3).dictionary_encode()})
+    write("arrow", "dict.arrow", ipc_file(d))
+    write("arrow", "cut.arrow", ipc_file(ab, 16)[:-30])
+
+
 if __name__ == "__main__":
     npy_seeds()
     wav_seeds()
     raw_seeds()
     sigmf_seeds()
+    arrow_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(ROOT) for f in fs)
     count = sum(len(fs) for _, _, fs in os.walk(ROOT))
     print(f"{count} seeds, {total} bytes, in {ROOT}")

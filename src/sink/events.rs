@@ -4,7 +4,7 @@
 //! and dates; Arrow and Parquet hand over typed columns (and the Python
 //! front reuses [`record_batch`] to give `pyarrow.Table`s without a file).
 //! The table has exactly the CSV's columns, in the CSV's order, under the
-//! same conditions ([`CsvEvents`](super::CsvEvents) documents them), so
+//! same conditions ([`CsvEvents`] documents them), so
 //! `pandas.read_csv` and `pandas.read_parquet` give the same table apart
 //! from the types:
 //!

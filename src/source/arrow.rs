@@ -31,7 +31,9 @@
 //! metadata may give the sample rate ([`SAMPLE_RATE_KEY`], in Hz, a decimal
 //! string) and the start time ([`START_TIME_KEY`], ISO 8601 UTC);
 //! `--sample-rate` and `--start-time` override them. Columns are named by
-//! their field names, so events carry them.
+//! their field names, so events carry them. Columns may differ in type;
+//! [`SignalInfo::dtype`] is the widest selected one (the memory planner
+//! sizes the stored bytes of a frame by it).
 //!
 //! What is refused, with `sigstream: <path>: <what is wrong>` and exit
 //! code 2, before the first sample is read (every batch's metadata is

@@ -433,6 +433,64 @@ mod tests {
     }
 
     #[test]
+    fn one_column_converts_as_one_interleaved_channel() {
+        // Arrow's columns go through `plane`; the same bytes as a mono
+        // interleaved input must give the same values, bit for bit, for
+        // every type, byte order and scaling.
+        let bytes: Vec<u8> = (0u32..8 * 64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let all = [
+            Dtype::F32,
+            Dtype::F64,
+            Dtype::F16,
+            Dtype::I8,
+            Dtype::U8,
+            Dtype::I16,
+            Dtype::U16,
+            Dtype::I24,
+            Dtype::I32,
+            Dtype::U32,
+            Dtype::I64,
+            Dtype::U64,
+        ];
+        for dtype in all {
+            for endian in [Endian::Little, Endian::Big] {
+                for norm in [false, true] {
+                    let n = bytes.len() / dtype.size();
+                    let src = &bytes[..n * dtype.size()];
+                    let want = convert(dtype, endian, 1, norm, src);
+                    let mut got = vec![0.0f32; n];
+                    plane(dtype, endian, norm)(src, &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(want.channel(0)),
+                        "{dtype:?} {endian:?} normalize {norm}"
+                    );
+                }
+            }
+        }
+        // The new types' values.
+        let v = |dtype, b: &[u8]| {
+            let mut out = [0.0f32];
+            plane(dtype, Endian::Little, false)(b, &mut out);
+            out[0]
+        };
+        assert_eq!(v(Dtype::F16, &0x3C00u16.to_le_bytes()), 1.0);
+        assert_eq!(v(Dtype::F16, &0xC000u16.to_le_bytes()), -2.0);
+        assert_eq!(v(Dtype::U32, &u32::MAX.to_le_bytes()), u32::MAX as f32);
+        assert_eq!(v(Dtype::I64, &i64::MIN.to_le_bytes()), -9.223_372e18);
+        assert_eq!(
+            v(Dtype::U64, &(1u64 << 40).to_le_bytes()),
+            1_099_511_627_776.0
+        );
+        let mut out = [0.0f32];
+        plane(Dtype::U32, Endian::Little, true)(&0u32.to_le_bytes(), &mut out);
+        assert_eq!(out[0], -1.0, "u32 centred at 2^31");
+    }
+
+    #[test]
     fn interleaved_goes_planar() {
         let src: Vec<u8> = (0i16..6).flat_map(|v| v.to_le_bytes()).collect();
         let b = convert(Dtype::I16, Endian::Little, 3, false, &src);
