@@ -46,13 +46,18 @@ use super::StreamConfig;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 24 << 20;
 
 /// Memory the process needs whatever the chunk, counted against the limit
-/// before any buffer: measured at 5.9 MiB of peak RSS for `sigstream
-/// process` on a 1000-sample file (about 5 MiB of it the binary's and
-/// libraries' file pages, the rest the allocator, thread stacks and the
-/// filter design), plus 1 MiB for what a long run adds that no buffer
-/// accounts for (allocator slack, events held for ordering). With it, the
-/// estimate of a 385-channel run was within 0.3 MiB of its measured peak.
-pub const BASELINE_BYTES: u64 = 7 << 20;
+/// before any buffer: measured at 8.0 MiB of peak RSS for `sigstream
+/// process` on a 1000-sample file (2026-12-07, after the Arrow and Parquet
+/// readers and writers joined the binary: 4.5 MiB of it the binary's own
+/// file pages, 1.8 MiB the C libraries', the rest the allocator, thread
+/// stacks and the filter design; it was 5.9 MiB before them). What a
+/// long run adds that no buffer accounts for (allocator slack, events held
+/// for ordering) fits in the rounding: with 8 MiB a 385-channel run and
+/// zero phase stay within their limits (`tests/memory.rs`); with 7 MiB,
+/// the old figure, the 385-channel run under `--memory-limit 20` peaked at
+/// 21.1 MiB and zero phase under the default 24 MiB at 25.2 MiB; 9 MiB
+/// refused `--memory-limit 20` for 385 channels.
+pub const BASELINE_BYTES: u64 = 8 << 20;
 
 /// Most frames a planned chunk holds: 2^18 (1 MiB of `f32` per channel),
 /// the old fixed default. Per-chunk costs (queue hand-offs, thread wake-ups,
