@@ -301,7 +301,9 @@ pub struct ProcessOptions {
         help_heading = "Outputs"
     )]
     pub output: Option<PathBuf>,
-    /// Events as CSV: channel,start,end,peak_index,peak_value (`-`: standard output).
+    /// Events: CSV (channel,start,end,peak_index,peak_value, ...; `-`:
+    /// standard output), or Arrow IPC for .arrow/.feather, Parquet for
+    /// .parquet, with the same columns.
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub events: Option<PathBuf>,
     /// Network events of --coincidence-sum as CSV (`-`: standard output).

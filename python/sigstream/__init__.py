@@ -23,8 +23,10 @@ import os
 
 from . import _sigstream
 from ._errors import Error, FileError, GpuError, OptionError, RunError
+from ._pool import MemoryPool
 
 __all__ = [
+    "MemoryPool",
     "Error",
     "FileError",
     "GpuError",
