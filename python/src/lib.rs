@@ -596,6 +596,26 @@ fn chunks(
             ),
         ));
     }
+    let viewable = matches!(
+        (info.dtype, info.complex),
+        (Dtype::F32 | Dtype::F64, _)
+            | (
+                Dtype::I8 | Dtype::I16 | Dtype::I32 | Dtype::U8 | Dtype::U16,
+                false
+            )
+    );
+    if !viewable {
+        return Err(raise(
+            py,
+            Error::format(
+                &path,
+                format!(
+                    "{} samples have no numpy type to view them as: process them, which converts them",
+                    info.dtype.sample_name(info.complex)
+                ),
+            ),
+        ));
+    }
     let frames = info.frames.unwrap_or(0);
     // A complex channel is two planes (I and Q) of `channels`.
     let frame_bytes = (info.channels * info.dtype.size()) as u64;

@@ -106,3 +106,16 @@ def test_chunks_refusals(tmp_path):
     np.arange(10, dtype=">i2").tofile(big)
     with pytest.raises(OSError, match="byte order"):
         sigstream.chunks(big, 4, endian="big")
+
+
+def test_chunks_refuse_samples_numpy_has_no_type_for(tmp_path):
+    import wave
+
+    path = tmp_path / "x24.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(3)
+        w.setframerate(8000)
+        w.writeframes(b"\x01\x02\x03" * 100)
+    with pytest.raises(sigstream.FileError, match="no numpy type"):
+        sigstream.chunks(path, 10)
