@@ -1275,6 +1275,16 @@ pub trait Observer {
         let _ = done;
         Ok(())
     }
+    /// The run is done and its outputs are about to be committed: an
+    /// error here abandons them and is what [`Prepared::process`] returns
+    /// (a front's detector that failed in the last samples, after the last
+    /// progress call).
+    ///
+    /// # Errors
+    /// Whatever the front wants the run to fail with.
+    fn before_commit(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// The current input's run ended (successfully or not).
     fn finish(&mut self) {}
 }
@@ -1834,6 +1844,7 @@ fn process_one<'s>(
             ),
         ));
     }
+    observer.before_commit()?;
     if let Some(csv) = csv {
         csv.commit()?;
     }

@@ -99,6 +99,13 @@ impl Observer for PyObserver {
         self.input = input.to_path_buf();
     }
 
+    fn before_commit(&mut self) -> sigstream::Result<()> {
+        match self.detector_failed.lock().ok().and_then(|mut f| f.take()) {
+            Some(e) => Err(self.hold(e)),
+            None => Ok(()),
+        }
+    }
+
     fn progress(&mut self, done: u64) -> sigstream::Result<()> {
         if let Some(e) = self.detector_failed.lock().ok().and_then(|mut f| f.take()) {
             return Err(self.hold(e));

@@ -258,3 +258,21 @@ def test_the_events_table_is_the_same_object_each_time(bursts):
     path, _ = bursts
     result = sigstream.StreamProcessor(backend="cpu").process_file(path, **JOB)
     assert result.events is result.events and result.events.num_rows == 5
+
+
+def test_a_custom_detector_failing_in_the_last_samples_leaves_no_output(bursts, tmp_path):
+    path, x = bursts
+    frames = x.shape[0]
+
+    def fails_at_the_end(chunk, offset):
+        # The 'same' filter's last two outputs come after the last chunk's
+        # progress: the failure there must still abandon the outputs.
+        if offset + len(chunk) == frames:
+            raise LookupError("failed on the tail")
+        return []
+
+    with pytest.raises(LookupError, match="failed on the tail"):
+        sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
+            path, custom_detector=fails_at_the_end, channels=2, moving_average=5,
+            output=tmp_path / "y.f32", events=tmp_path / "e.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bursts.f32"]
