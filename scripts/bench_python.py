@@ -2,6 +2,7 @@
 """Benchmarks of the Python package against what its users run today.
 
     python scripts/bench_python.py convolve [--samples 100000000] [--taps 1025]
+    python scripts/bench_python.py seed-file FILE   # the 2 GiB file of `overhead`
     python scripts/bench_python.py overhead FILE [--runs 3]
 
 convolve: sigstream.convolve(x, k, mode="same") against
@@ -104,6 +105,18 @@ def overhead(args):
     print(f"  Python overhead {100 * (tp / tc - 1):+.1f} %; same events: {same}")
 
 
+def seed_file(args):
+    """2 GiB of float32: 64 blocks of 2^23 normal samples (seeded), +12 on
+    every 100,000th."""
+    rng = np.random.default_rng(3)
+    with open(args.file, "wb") as f:
+        for _ in range(64):
+            x = rng.normal(0, 1, 1 << 23).astype(np.float32)
+            x[::100_000] += 12
+            x.tofile(f)
+    print(f"wrote {args.file}: {os.path.getsize(args.file):,} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -115,8 +128,10 @@ def main():
     o.add_argument("file")
     o.add_argument("--on", type=float, default=6.0)
     o.add_argument("--runs", type=int, default=3)
+    m = sub.add_parser("seed-file")
+    m.add_argument("file")
     args = ap.parse_args()
-    {"convolve": convolve, "overhead": overhead}[args.what](args)
+    {"convolve": convolve, "overhead": overhead, "seed-file": seed_file}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -1350,11 +1350,11 @@ impl ProcessOptions {
             #[command(flatten)]
             options: ProcessOptions,
         }
+        let cmd = Wrapper::command();
         let mut argv: Vec<std::ffi::OsString> = Vec::new();
         for (key, value) in pairs {
             let key = key.as_ref().replace('_', "-");
             let value = value.as_ref();
-            let cmd = Wrapper::command();
             let flag = cmd
                 .get_arguments()
                 .find(|a| a.get_long() == Some(key.as_str()))
@@ -1374,7 +1374,7 @@ impl ProcessOptions {
             }
         }
         argv.extend(inputs.iter().map(|p| p.as_os_str().to_owned()));
-        let matches = Wrapper::command()
+        let matches = cmd
             .try_get_matches_from(argv)
             .map_err(|e| Error::usage(clap_message(&e)))?;
         let w = Wrapper::from_arg_matches(&matches).map_err(|e| Error::usage(clap_message(&e)))?;
@@ -1457,7 +1457,7 @@ impl Prepared<'_> {
         input: &Path,
         observer: &mut dyn Observer,
     ) -> Result<(Map<String, Value>, Stats)> {
-        self.run(input, observer, false)
+        self.run(input, None, observer, false)
             .map(|(entry, stats, _)| (entry, stats))
     }
 
@@ -1472,30 +1472,7 @@ impl Prepared<'_> {
         input: &Path,
         observer: &mut dyn Observer,
     ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
-        self.run(input, observer, true)
-    }
-
-    fn run(
-        &self,
-        input: &Path,
-        observer: &mut dyn Observer,
-        collect: bool,
-    ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
-        let processor = |job: Job| {
-            StreamProcessor::new(self.config.clone(), job).with_backend(self.backend.clone())
-        };
-        let result = process_one(
-            self.options,
-            self.filter.as_ref(),
-            input,
-            None,
-            &self.source,
-            processor,
-            observer,
-            collect,
-        );
-        observer.finish();
-        result
+        self.run(input, None, observer, true)
     }
 
     /// As [`Prepared::process_collecting`], over an opened `source` (an
@@ -1510,18 +1487,30 @@ impl Prepared<'_> {
         source: Box<dyn ChunkSource + 's>,
         observer: &mut dyn Observer,
     ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
+        self.run(name, Some(source), observer, true)
+    }
+
+    /// Runs `input` (opened here, or `opened`), its events collected in
+    /// memory too when `collect`.
+    fn run<'s>(
+        &self,
+        input: &Path,
+        opened: Option<Box<dyn ChunkSource + 's>>,
+        observer: &mut dyn Observer,
+        collect: bool,
+    ) -> Result<(Map<String, Value>, Stats, Option<EventTable>)> {
         let processor = |job: Job| {
             StreamProcessor::new(self.config.clone(), job).with_backend(self.backend.clone())
         };
         let result = process_one(
             self.options,
             self.filter.as_ref(),
-            name,
-            Some(source),
+            input,
+            opened,
             &self.source,
             processor,
             observer,
-            true,
+            collect,
         );
         observer.finish();
         result

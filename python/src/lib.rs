@@ -62,7 +62,6 @@ fn raise(py: Python<'_>, e: Error) -> PyErr {
 struct PyObserver {
     progress: Option<Py<PyAny>>,
     total: Option<u64>,
-    input: PathBuf,
     raised: Option<PyErr>,
     /// Where a custom detector leaves the exception it raised (detectors
     /// may run on the engine's threads): the next chunk's progress stops
@@ -94,9 +93,8 @@ impl Observer for PyObserver {
         }
     }
 
-    fn start(&mut self, input: &Path, total: Option<u64>) {
+    fn start(&mut self, _input: &Path, total: Option<u64>) {
         self.total = total;
-        self.input = input.to_path_buf();
     }
 
     fn before_commit(&mut self) -> sigstream::Result<()> {
@@ -290,6 +288,26 @@ impl sigstream::Detector for PyDetector {
     fn finish(&mut self, _events: &mut Vec<sigstream::Event>) {}
 }
 
+/// `process`'s options for a Python run (GPUs listed in process, no
+/// terminal output) and the observer that hears it.
+fn front(
+    py: Python<'_>,
+    inputs: &[PathBuf],
+    options: Vec<(String, String)>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(ProcessOptions, PyObserver)> {
+    let mut opts = ProcessOptions::from_pairs(inputs, options).map_err(|e| raise(py, e))?;
+    opts.run.backend.probe_in_process = true;
+    opts.run.quiet = true;
+    let observer = PyObserver {
+        progress,
+        total: None,
+        raised: None,
+        detector_failed: Arc::default(),
+    };
+    Ok((opts, observer))
+}
+
 /// Runs `sigstream process` over `inputs` with `options` (name, value)
 /// pairs, the GIL released. Returns the report as JSON (the CLI's
 /// `--report`), whose `inputs` holds one entry per input, and with
@@ -304,16 +322,7 @@ fn process(
     progress: Option<Py<PyAny>>,
     custom_detector: Option<Py<PyAny>>,
 ) -> PyResult<(String, Vec<Option<EventStream>>)> {
-    let mut opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
-    opts.run.backend.probe_in_process = true;
-    opts.run.quiet = true;
-    let mut observer = PyObserver {
-        progress,
-        total: None,
-        input: PathBuf::new(),
-        raised: None,
-        detector_failed: Arc::default(),
-    };
+    let (mut opts, mut observer) = front(py, &inputs, options, progress)?;
     if let Some(func) = custom_detector {
         opts.custom_detector = Some(custom(py, func, observer.detector_failed.clone()));
     }
@@ -713,26 +722,45 @@ fn with_source<R: Send>(
     )))
 }
 
-/// Reads every block of `src` into `f`, `FRAMES_PER_READ` frames at a
-/// time (fewer for many channels), checking for Ctrl-C between blocks.
+/// The block a spectral transform of frames of `frame_len` reads `info`
+/// into, planned as the CLI's spectral commands plan theirs
+/// (`budget::plan_blocks`, the transform's own state included) within the
+/// default memory budget, before the transform or the block is built.
+fn spectral_block(
+    info: &sigstream::source::SignalInfo,
+    frame_len: usize,
+) -> sigstream::Result<Block> {
+    let channels = info.channels;
+    let frames = sigstream::pipeline::budget::plan_blocks(
+        None,
+        sigstream::options::memory_limit(None)?,
+        &sigstream::pipeline::InputShape {
+            channels,
+            sample_bytes: info.dtype.size(),
+            frames: info.frames,
+        },
+        1,
+        sigstream::spectral::state_bytes(channels, frame_len),
+    )?;
+    Ok(Block::new(channels, frames))
+}
+
+/// Reads every block of `src` into `block` and `f`, checking for Ctrl-C
+/// between blocks.
 fn each_block(
     src: &mut dyn ChunkSource,
+    block: &mut Block,
     mut f: impl FnMut(&Block) -> sigstream::Result<()>,
 ) -> sigstream::Result<u64> {
-    /// About 4 MiB of `f32` per block.
-    const BLOCK_VALUES: usize = 1 << 20;
-    let channels = src.info().channels;
-    let frames = (BLOCK_VALUES / channels.max(1)).clamp(256, 1 << 16);
-    let mut block = Block::new(channels, frames);
     let mut total = 0u64;
     loop {
         check_signals()?;
-        let n = src.read_block(&mut block)?;
+        let n = src.read_block(block)?;
         if n == 0 {
             return Ok(total);
         }
         total += n as u64;
-        f(&block)?;
+        f(block)?;
     }
 }
 
@@ -755,7 +783,7 @@ fn check_signals() -> sigstream::Result<()> {
 }
 
 /// The exception that interrupted the run, if one did; else `e`.
-fn interrupted_or(_py: Python<'_>, e: PyErr) -> PyErr {
+fn interrupted_or(e: PyErr) -> PyErr {
     PENDING.with(|p| p.borrow_mut().take()).unwrap_or(e)
 }
 
@@ -828,13 +856,14 @@ fn psd<'py>(
         },
     };
     let result = with_source(py, x, sample_rate, options, |src| {
+        let mut block = spectral_block(src.info(), nperseg)?;
         let gpu = gpu_for(backend)?;
         let stream = Stream::of(src.info());
         let mut welch = Welch::for_stream(config, stream, gpu.as_ref())?;
-        each_block(src, |b| welch.push(b))?;
+        each_block(src, &mut block, |b| welch.push(b))?;
         welch.finish()
     })
-    .map_err(|e| interrupted_or(py, e))?;
+    .map_err(interrupted_or)?;
     let values = PyArray2::from_vec2(py, &result.values)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     Ok((PyArray1::from_vec(py, result.frequencies), values))
@@ -875,13 +904,14 @@ fn spectrogram<'py>(
         },
     };
     let (axis, rate, frames, channels, values) = with_source(py, x, sample_rate, options, |src| {
-        let gpu = gpu_for(backend)?;
         let info = src.info().clone();
+        let mut block = spectral_block(&info, nfft)?;
+        let gpu = gpu_for(backend)?;
         let stream = Stream::of(&info);
         let mut stft = Stft::for_stream(config, stream, gpu.as_ref())?;
         let axis = stft.axis();
         let mut values: Vec<f32> = Vec::new();
-        each_block(src, |b| {
+        each_block(src, &mut block, |b| {
             stft.push(b, |rows| {
                 values.extend_from_slice(rows.values);
                 Ok(())
@@ -895,7 +925,7 @@ fn spectrogram<'py>(
             values,
         ))
     })
-    .map_err(|e| interrupted_or(py, e))?;
+    .map_err(interrupted_or)?;
     let freqs: Vec<f64> = (0..axis.bins).map(|k| axis.frequency(k)).collect();
     let times: Vec<f64> = (0..frames)
         .map(|k| (k as f64 * config.hop as f64 + (config.nfft / 2) as f64) / rate)
@@ -947,7 +977,7 @@ fn fft(
         }
         written.commit()
     })
-    .map_err(|e| interrupted_or(py, e))
+    .map_err(interrupted_or)
 }
 
 /// Runs `process`'s job (filter, reference, detection, snippets, outputs)
@@ -963,72 +993,26 @@ fn detect(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, Option<EventStream>)> {
     let name = PathBuf::from("<array>");
-    let mut opts = ProcessOptions::from_pairs(std::slice::from_ref(&name), options)
-        .map_err(|e| raise(py, e))?;
-    opts.run.backend.probe_in_process = true;
-    opts.run.quiet = true;
-    let mut observer = PyObserver {
-        progress,
-        total: None,
-        input: PathBuf::new(),
-        raised: None,
-        detector_failed: Arc::default(),
-    };
-    type Outcome = (serde_json::Value, Option<sigstream::process::EventTable>);
-    let run = |source: Box<dyn ChunkSource + '_>,
-               observer: &mut PyObserver|
-     -> sigstream::Result<Outcome> {
+    let (opts, mut observer) = front(py, std::slice::from_ref(&name), options, progress)?;
+    let result = with_source(py, x, sample_rate, Vec::new(), |source| {
         let prepared = opts.prepare()?;
-        let (entry, _, table) = prepared.process_source(&name, source, observer)?;
-        Ok((serde_json::Value::Object(entry), table))
-    };
-    let mut result = None;
-    macro_rules! arrays {
-        ($($t:ty),*) => {
-            $(
-                if result.is_none() {
-                    if let Ok(a) = x.cast::<PyArray1<$t>>() {
-                        let a = a.readonly();
-                        let data = a.as_slice()?;
-                        result = Some(py.detach(|| {
-                            run(Box::new(MemorySource::new(data, 1, sample_rate)?), &mut observer)
-                        }));
-                    } else if let Ok(a) = x.cast::<PyArray2<$t>>() {
-                        let a = a.readonly();
-                        let channels = a.shape()[1];
-                        let data = a.as_slice()?;
-                        result = Some(py.detach(|| {
-                            run(
-                                Box::new(MemorySource::new(data, channels, sample_rate)?),
-                                &mut observer,
-                            )
-                        }));
-                    }
-                }
-            )*
-        };
-    }
-    arrays!(f32, f64, i8, i16, i32, u8, u16);
-    let Some(result) = result else {
-        return Err(PyTypeError::new_err(format!(
-            "x: a C-contiguous numpy array of shape (frames,) or (frames, channels) of float32, float64 or (u)int8/16, int32; got {}",
-            x.get_type().name()?
-        )));
-    };
+        let (entry, _, table) = prepared
+            .process_source(&name, Box::new(source), &mut observer)
+            .map_err(|e| match e {
+                // About the array, which is no file: a bad option for it.
+                Error::Format { path, msg } if path == name => Error::Usage {
+                    msg: format!("the array: {msg}"),
+                },
+                e => e,
+            })?;
+        Ok((entry, table))
+    });
     if let Some(e) = observer.raised.take() {
         return Err(e);
     }
-    let (entry, table) = result
-        .map_err(|e| match e {
-            // About the array, which is no file: a bad option for it.
-            Error::Format { path, msg } if path == name => Error::Usage {
-                msg: format!("the array: {msg}"),
-            },
-            e => e,
-        })
-        .map_err(|e| raise(py, e))?;
+    let (entry, table) = result?;
     Ok((
-        entry.to_string(),
+        serde_json::Value::Object(entry).to_string(),
         table.map(|t| EventStream {
             table: std::sync::Mutex::new(Some(t)),
         }),

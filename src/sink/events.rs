@@ -318,17 +318,71 @@ enum TableWriter {
     Parquet(parquet::arrow::ArrowWriter<BufWriter<Output>>),
 }
 
+/// The rows of the next record batch: events and their snippet flags,
+/// timed by the current segment's clock; what [`TableEvents`] writes and
+/// [`EventBatches`] keeps, [`BATCH_ROWS`] at a time.
+#[derive(Debug)]
+struct Rows {
+    schema: SchemaRef,
+    clock: EventClock,
+    snippet_column: bool,
+    events: Vec<Event>,
+    padded: Vec<Option<bool>>,
+}
+
+impl Rows {
+    fn new(clock: EventClock, snippet_column: bool) -> Self {
+        Rows {
+            schema: schema(&clock, snippet_column),
+            clock,
+            snippet_column,
+            events: Vec::new(),
+            padded: Vec::new(),
+        }
+    }
+
+    /// Holds one row; true when a batch is full.
+    fn push(&mut self, e: &Event, padded: Option<bool>) -> bool {
+        if self.events.capacity() == 0 {
+            self.events.reserve_exact(BATCH_ROWS);
+            self.padded.reserve_exact(BATCH_ROWS);
+        }
+        self.events.push(*e);
+        self.padded.push(padded);
+        self.events.len() >= BATCH_ROWS
+    }
+
+    /// The rows held as one batch (none when there are none), and the
+    /// rows cleared.
+    fn take(&mut self) -> Result<Option<RecordBatch>> {
+        if self.events.is_empty() {
+            return Ok(None);
+        }
+        let padded = self.snippet_column.then_some(&self.padded[..]);
+        let batch = build(self.schema.clone(), &self.events, &self.clock, padded)?;
+        self.events.clear();
+        self.padded.clear();
+        Ok(Some(batch))
+    }
+
+    /// Times the rows that follow by `clock` (take the rows held first).
+    fn set_clock(&mut self, clock: EventClock) {
+        debug_assert_eq!(
+            schema(&clock, self.snippet_column),
+            self.schema,
+            "same columns"
+        );
+        self.clock = clock;
+    }
+}
+
 /// Writes events as an Arrow IPC file or Parquet, [`BATCH_ROWS`] at a time
 /// (see the module docs).
 pub struct TableEvents {
     writer: TableWriter,
     format: EventsFormat,
-    schema: SchemaRef,
-    clock: EventClock,
-    snippet_column: bool,
-    /// The events not yet written, and their snippet flags.
-    events: Vec<Event>,
-    padded: Vec<Option<bool>>,
+    /// The events not yet written.
+    rows: Rows,
     /// The target, for messages.
     target: PathBuf,
     /// A failure to write the events held when the clock changed, returned
@@ -341,7 +395,7 @@ impl std::fmt::Debug for TableEvents {
         f.debug_struct("TableEvents")
             .field("format", &self.format)
             .field("target", &self.target)
-            .field("held", &self.events.len())
+            .field("held", &self.rows.events.len())
             .finish_non_exhaustive()
     }
 }
@@ -387,11 +441,7 @@ impl TableEvents {
         Ok(TableEvents {
             writer,
             format,
-            schema,
-            clock,
-            snippet_column,
-            events: Vec::new(),
-            padded: Vec::new(),
+            rows: Rows::new(clock, snippet_column),
             target: path.to_path_buf(),
             failed: None,
         })
@@ -402,24 +452,17 @@ impl TableEvents {
     /// If that fails, the next event or [`TableEvents::commit`] returns the
     /// error.
     pub fn set_clock(&mut self, clock: EventClock) {
-        debug_assert_eq!(
-            schema(&clock, self.snippet_column),
-            self.schema,
-            "same columns"
-        );
         if let Err(e) = self.flush() {
             self.failed.get_or_insert(e);
         }
-        self.clock = clock;
+        self.rows.set_clock(clock);
     }
 
     /// Writes the events held as one record batch.
     fn flush(&mut self) -> Result<()> {
-        if self.events.is_empty() {
+        let Some(batch) = self.rows.take()? else {
             return Ok(());
-        }
-        let padded = self.snippet_column.then_some(&self.padded[..]);
-        let batch = build(self.schema.clone(), &self.events, &self.clock, padded)?;
+        };
         match &mut self.writer {
             TableWriter::Arrow(w) => w.write(&batch).map_err(|e| arrow_error(&self.target, e))?,
             TableWriter::Parquet(w) => {
@@ -429,8 +472,6 @@ impl TableEvents {
                 w.flush().map_err(|e| parquet_error(&self.target, e))?;
             }
         }
-        self.events.clear();
-        self.padded.clear();
         Ok(())
     }
 
@@ -438,13 +479,7 @@ impl TableEvents {
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
-        if self.events.capacity() == 0 {
-            self.events.reserve_exact(BATCH_ROWS);
-            self.padded.reserve_exact(BATCH_ROWS);
-        }
-        self.events.push(*e);
-        self.padded.push(padded);
-        if self.events.len() >= BATCH_ROWS {
+        if self.rows.push(e, padded) {
             self.flush()?;
         }
         Ok(())
@@ -505,11 +540,7 @@ fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
 /// for them in memory.
 #[derive(Debug)]
 pub struct EventBatches {
-    schema: SchemaRef,
-    clock: EventClock,
-    snippet_column: bool,
-    events: Vec<Event>,
-    padded: Vec<Option<bool>>,
+    rows: Rows,
     batches: Vec<RecordBatch>,
 }
 
@@ -517,11 +548,7 @@ impl EventBatches {
     /// An empty table with the CSV's columns for `clock`.
     pub fn new(clock: EventClock, snippet_column: bool) -> Self {
         EventBatches {
-            schema: schema(&clock, snippet_column),
-            clock,
-            snippet_column,
-            events: Vec::new(),
-            padded: Vec::new(),
+            rows: Rows::new(clock, snippet_column),
             batches: Vec::new(),
         }
     }
@@ -532,26 +559,17 @@ impl EventBatches {
     /// As [`record_batch`], for the events held.
     pub fn set_clock(&mut self, clock: EventClock) -> Result<()> {
         self.flush()?;
-        self.clock = clock;
+        self.rows.set_clock(clock);
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        let padded = self.snippet_column.then_some(&self.padded[..]);
-        let batch = build(self.schema.clone(), &self.events, &self.clock, padded)?;
-        self.batches.push(batch);
-        self.events.clear();
-        self.padded.clear();
+        self.batches.extend(self.rows.take()?);
         Ok(())
     }
 
     fn push(&mut self, e: &Event, padded: Option<bool>) -> Result<()> {
-        self.events.push(*e);
-        self.padded.push(padded);
-        if self.events.len() >= BATCH_ROWS {
+        if self.rows.push(e, padded) {
             self.flush()?;
         }
         Ok(())
@@ -563,7 +581,7 @@ impl EventBatches {
     /// As [`record_batch`], for the events held.
     pub fn finish(mut self) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         self.flush()?;
-        Ok((self.schema, self.batches))
+        Ok((self.rows.schema, self.batches))
     }
 }
 

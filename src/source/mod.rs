@@ -443,6 +443,24 @@ pub trait ChunkSource: Send {
     }
 }
 
+/// A source lent for a while: whoever borrows it reads it as its own (a
+/// front that owns an array source and hands it to
+/// [`crate::process::Prepared::process_source`]).
+impl<S: ChunkSource + ?Sized> ChunkSource for &mut S {
+    fn info(&self) -> &SignalInfo {
+        (**self).info()
+    }
+    fn read_block(&mut self, block: &mut Block) -> Result<usize> {
+        (**self).read_block(block)
+    }
+    fn seekable(&self) -> bool {
+        (**self).seekable()
+    }
+    fn seek(&mut self, frame: u64) -> Result<()> {
+        (**self).seek(frame)
+    }
+}
+
 /// An opened input: one stream of frames, or a miniSEED file that may hold
 /// several contiguous spans (segments between gaps).
 #[derive(Debug)]
