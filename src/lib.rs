@@ -82,6 +82,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod process;
 pub mod report;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod spectral;

@@ -309,6 +309,15 @@ pub struct ProcessOptions {
     /// Network events of --coincidence-sum as CSV (`-`: standard output).
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub network_events: Option<PathBuf>,
+    /// Process one shard, samples START to END (exclusive), for a scheduler
+    /// (the Python package's Dask and Ray drivers use it): read with the
+    /// halo the stages need, write samples START..END of the filtered
+    /// signal in place into --output (created for the whole input if it is
+    /// not there), and report the events that start in the shard (cut at
+    /// sync points). The shards' events in order, and their slices, are
+    /// the whole run's. See the README's "Shards".
+    #[arg(long, value_name = "START:END", help_heading = "Outputs")]
+    pub range: Option<crate::shard::SampleRange>,
     /// Snippets: the output signal around each event's peak, as an .npy of
     /// shape (events, PRE+POST, channels), float32 (complex64 for I/Q), in
     /// the order of the events CSV; zero-padded past the signal's ends
@@ -1560,6 +1569,54 @@ impl SignalSink for Appending<'_> {
     }
 }
 
+/// Plans the shard `range` of `input` (`--range`), refusing what cannot be
+/// cut into shards (see [`crate::shard`]).
+fn shard_plan(
+    args: &ProcessOptions,
+    planned: &Planned,
+    spans: &Spans<'_>,
+    info: &SignalInfo,
+    range: crate::shard::SampleRange,
+) -> Result<crate::shard::ShardPlan> {
+    let refuse = |what: &str, why: &str| Err(Error::usage(format!("--range with {what}: {why}")));
+    if planned.zero_phase.is_some() {
+        return refuse(
+            "--zero-phase",
+            "its backward pass starts at the file's end and runs through all of it",
+        );
+    }
+    if args.network_events.is_some() {
+        return refuse(
+            "--network-events",
+            "coincidence groups all channels' triggers over a window a shard boundary may split; run it on the merged events",
+        );
+    }
+    if args.custom_detector.is_some() {
+        return refuse(
+            "a custom detector",
+            "its events cannot be cut at sync points",
+        );
+    }
+    if let (Some(on), Some(off)) = (args.on_noise, args.off_noise)
+        && off > on
+    {
+        return refuse(
+            "--off-noise above --on-noise",
+            "an event then lasts until a later run above the off level, so no quiet stretch ends it",
+        );
+    }
+    if matches!(spans, Spans::Segmented(_)) || info.frames.is_none() {
+        return refuse(
+            "this input",
+            "a shard seeks to its start: give a file of fixed-size frames (not standard input, miniSEED or FLAC)",
+        );
+    }
+    let frames = info.frames.expect("checked");
+    let mut job = planned.job.clone();
+    job.complex = info.complex;
+    crate::shard::plan(&job, info.channels, frames, range)
+}
+
 /// Processes one input with all its outputs; returns its report entry.
 #[expect(
     clippy::too_many_arguments,
@@ -1637,13 +1694,31 @@ fn process_one<'s>(
         }
         planned.job.detector = Some(DetectorChoice::Custom(custom.0.clone()));
     }
+    let shard = match args.range {
+        Some(range) => {
+            Some(shard_plan(args, &planned, &spans, &info, range).map_err(about_input(input))?)
+        }
+        None => None,
+    };
+    let make_processor = |job: Job| {
+        let p = make_processor(job);
+        match &shard {
+            Some(plan) => p.with_shard(plan.clone()),
+            None => p,
+        }
+    };
     let mut processor = make_processor(planned.job.clone());
     let signal_path = args.output.as_ref().map(|o| args.output_path(o, input));
     let events_path = args.events.as_ref().map(|o| args.output_path(o, input));
     let out_rate = output_rate(info.sample_rate, args.decimate);
     let mut signal = signal_path
         .as_ref()
-        .map(|p| open_signal_sink(p, info.channels, info.complex, out_rate))
+        .map(|p| match &shard {
+            Some(plan) => {
+                crate::shard::open_shared_output(p, info.channels, info.complex, out_rate, plan)
+            }
+            None => open_signal_sink(p, info.channels, info.complex, out_rate),
+        })
         .transpose()?;
     let mut csv = events_path
         .as_ref()
@@ -1864,7 +1939,12 @@ fn process_one<'s>(
         entry.insert("segments".into(), json!(rec.span_summaries()));
         entry.insert("skipped_segments".into(), json!(skipped));
     }
-    let detector = match &job.detector {
+    let choice = match &job.detector {
+        Some(DetectorChoice::Ranged { inner, .. }) => Some(&**inner),
+        other => other.as_ref(),
+    };
+    let detector = match choice {
+        Some(DetectorChoice::Ranged { .. }) => unreachable!("a shard's detectors are not nested"),
         Some(DetectorChoice::Builtin(spec)) => json!(spec),
         Some(DetectorChoice::PerChannel(specs)) => {
             let mut about = json!(specs.first());
@@ -1943,6 +2023,17 @@ fn process_one<'s>(
                     "channels": spec.channels,
                     "rows": stats.events,
                     "dtype": if info.complex { "complex64" } else { "float32" },
+                }),
+                None => Value::Null,
+            },
+        ),
+        (
+            "range",
+            match &shard {
+                Some(plan) => json!({
+                    "start": plan.range.start,
+                    "end": plan.range.end,
+                    "read_start": plan.read_start,
                 }),
                 None => Value::Null,
             },

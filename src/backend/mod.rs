@@ -39,6 +39,18 @@ pub enum DetectorChoice {
     /// a list whose length is not the number of detected channels (the
     /// complex channels of an I/Q stream).
     PerChannel(Arc<[DetectorSpec]>),
+    /// Built-in detectors (a [`DetectorChoice::Builtin`] or
+    /// [`DetectorChoice::PerChannel`] choice) for one shard of a longer
+    /// stream ([`crate::shard`]): `origin` is the stream index of the
+    /// shard's first sample, `sync` its bounds.
+    Ranged {
+        /// The detectors.
+        inner: Arc<DetectorChoice>,
+        /// Stream index of the shard's first sample.
+        origin: u64,
+        /// The shard's bounds, shared by its channels.
+        sync: crate::detect::RangeSync,
+    },
 }
 
 impl std::fmt::Debug for DetectorChoice {
@@ -47,6 +59,16 @@ impl std::fmt::Debug for DetectorChoice {
             DetectorChoice::Builtin(spec) => spec.fmt(f),
             DetectorChoice::Custom(_) => f.write_str("Custom"),
             DetectorChoice::PerChannel(specs) => f.debug_tuple("PerChannel").field(specs).finish(),
+            DetectorChoice::Ranged {
+                inner,
+                origin,
+                sync,
+            } => f
+                .debug_struct("Ranged")
+                .field("inner", inner)
+                .field("origin", origin)
+                .field("sync", sync)
+                .finish(),
         }
     }
 }
@@ -78,6 +100,19 @@ impl DetectorChoice {
                     specs.len()
                 ),
             },
+            DetectorChoice::Ranged {
+                inner,
+                origin,
+                sync,
+            } => {
+                let specs = inner.specs();
+                let spec = if specs.len() == 1 {
+                    &specs[0]
+                } else {
+                    &specs[channel]
+                };
+                spec.build_ranged(*origin, sync.clone())
+            }
         }
     }
 
@@ -90,6 +125,7 @@ impl DetectorChoice {
     /// channels.
     pub fn check_channels(&self, channels: usize) -> Result<()> {
         match self {
+            DetectorChoice::Ranged { inner, .. } => inner.check_channels(channels),
             DetectorChoice::PerChannel(specs) if specs.len() != channels => {
                 Err(Error::usage(format!(
                     "per-channel detectors: {} given for {channels} detected channels; give one per channel",
@@ -112,7 +148,8 @@ impl DetectorChoice {
                 spec.dead().is_none() && spec.polarity() == Polarity::Both
             }
             DetectorChoice::Custom(_) => true,
-            DetectorChoice::PerChannel(_) => false,
+            // A shard's triggers follow its sync points on the host.
+            DetectorChoice::PerChannel(_) | DetectorChoice::Ranged { .. } => false,
         }
     }
 
@@ -122,6 +159,7 @@ impl DetectorChoice {
             DetectorChoice::Builtin(spec) => std::slice::from_ref(spec),
             DetectorChoice::Custom(_) => &[],
             DetectorChoice::PerChannel(specs) => specs,
+            DetectorChoice::Ranged { inner, .. } => inner.specs(),
         }
     }
 
@@ -169,6 +207,11 @@ pub struct Job {
     pub conv_mode: ConvMode,
     /// The detector, if any.
     pub detector: Option<DetectorChoice>,
+    /// Stream position of the first sample: a shard's read start
+    /// ([`crate::shard`]), 0 otherwise. The IIR filter's restart grid
+    /// ([`crate::filter::iir::Restarts`]) and the detectors' sample counts
+    /// are kept in stream positions.
+    pub origin: u64,
     /// Forces the FIR method (benchmarks and tests); `None` lets the backend
     /// choose.
     pub fir_method: Option<cpu::fir::FirMethod>,

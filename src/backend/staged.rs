@@ -219,7 +219,14 @@ impl StagedProcessor {
             }
             None => Vec::new(),
         };
-        let iir = job.iir.clone().map(|sos| SosBank::new(sos, channels));
+        let iir = job.iir.clone().map(|sos| {
+            let restarts = sos.restarts();
+            let bank = SosBank::new(sos, channels);
+            match restarts {
+                Some(r) => bank.with_restarts(r, job.origin),
+                None => bank,
+            }
+        });
         let reference = job
             .reference
             .map(|r| CommonReference::new(r, channels, inner_cap));

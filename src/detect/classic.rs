@@ -63,6 +63,14 @@ impl ClassicStaLta {
         }
     }
 
+    /// The same detector, its sample count starting at `origin` (the
+    /// stream index of its first sample, for a shard of a longer stream):
+    /// no warm-up unless `origin` is 0.
+    pub(super) fn starting_at(mut self, origin: u64) -> Self {
+        self.seen = origin;
+        self
+    }
+
     fn block(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>) {
         let n = samples.len();
         let r = self.ring.len();

@@ -118,7 +118,11 @@ pub mod snippet;
 mod threshold;
 mod trigger;
 
-pub use trigger::Trigger;
+pub use trigger::{RangeSync, Trigger};
+
+/// Long windows of halo before a shard's recursive STA/LTA is trusted
+/// ([`DetectorSpec::converge`]).
+pub const RECURSIVE_HALO_LTAS: u64 = 50;
 
 /// Samples per sub-block inside the built-in detectors: the size of their
 /// scratch buffers, allocated once at construction, so `process` never
@@ -493,24 +497,80 @@ impl DetectorSpec {
     /// # Panics
     /// If [`DetectorSpec::validate`] fails: validate user input first.
     pub fn build_for_channel(&self, channel: usize) -> Box<dyn Detector> {
+        self.build_in(channel, None)
+    }
+
+    /// A fresh detector for one shard of a longer stream
+    /// ([`crate::shard`]): its trigger reports the events between the
+    /// shard's sync points only, and its sample count starts at `origin`,
+    /// the stream index of the shard's first sample, so that the classic
+    /// STA/LTA resynchronises its sums at the same absolute sample counts
+    /// as a run over the whole stream (and the warm-up applies at the
+    /// stream's start only).
+    ///
+    /// # Panics
+    /// As [`DetectorSpec::build_for_channel`], and if `off > on`
+    /// ([`DetectorSpec::syncs`] is false).
+    pub fn build_ranged(&self, origin: u64, sync: RangeSync) -> Box<dyn Detector> {
+        self.build_in(0, Some((origin, sync)))
+    }
+
+    fn build_in(&self, channel: usize, range: Option<(u64, RangeSync)>) -> Box<dyn Detector> {
         if let Err(msg) = self.validate() {
             panic!("invalid detector parameters: {msg}");
         }
         let (on, off, max_len) = self.levels();
-        let trigger = Trigger::new(on, off, max_len)
+        let mut trigger = Trigger::new(on, off, max_len)
             .with_channel(channel)
             .with_dead(self.dead().unwrap_or(0));
+        let mut origin = 0;
+        if let Some((o, sync)) = range {
+            trigger = trigger.with_sync(sync);
+            origin = o;
+        }
         match *self {
             Self::Threshold { polarity, .. } => {
                 Box::new(threshold::Threshold::new(trigger, polarity))
             }
             Self::ClassicStaLta { nsta, nlta, .. } => {
-                Box::new(classic::ClassicStaLta::new(nsta, nlta, trigger))
+                Box::new(classic::ClassicStaLta::new(nsta, nlta, trigger).starting_at(origin))
             }
             Self::RecursiveStaLta { nsta, nlta, .. } => {
-                Box::new(recursive::RecursiveStaLta::new(nsta, nlta, trigger))
+                Box::new(recursive::RecursiveStaLta::new(nsta, nlta, trigger).starting_at(origin))
             }
         }
+    }
+
+    /// Whether a shard's events can be cut at sync points: `off <= on`.
+    /// With `off > on` an event lasts until a later run `>= off`, however
+    /// long the quiet before it, so no stretch of data closes it.
+    pub fn syncs(&self) -> bool {
+        let (on, off, _) = self.levels();
+        // Levels are finite (validated).
+        off <= on
+    }
+
+    /// Samples a shard's detector must see before its cft equals a run
+    /// over the whole stream from the same input ([`crate::shard`]):
+    /// - threshold: none (the cft is the sample);
+    /// - classic STA/LTA: the long window, then up to one resync period
+    ///   (`nlta + BLOCK`), after which its sums are recomputed from the
+    ///   window alone and are the whole run's, bit for bit;
+    /// - recursive STA/LTA: [`RECURSIVE_HALO_LTAS`] long windows. Its memory
+    ///   never ends; a difference in its state shrinks by `1 − 1/nlta` per
+    ///   sample, so after `k·nlta` samples by `e^−k`: at 50 windows,
+    ///   `2·10^−22`, far below one f64 rounding (`1.1·10^−16`), after which
+    ///   the two recursions round alike and in practice agree bit for bit
+    ///   (not a proof: the tests check events equal).
+    ///
+    /// Plus `max(dead, 1)` samples: the quiet stretch before a sync point.
+    pub fn converge(&self) -> u64 {
+        let lead = match *self {
+            DetectorSpec::Threshold { .. } => 0,
+            DetectorSpec::ClassicStaLta { nlta, .. } => 2 * nlta as u64 + BLOCK as u64,
+            DetectorSpec::RecursiveStaLta { nlta, .. } => RECURSIVE_HALO_LTAS * nlta as u64,
+        };
+        lead + self.dead().unwrap_or(0).max(1)
     }
 
     /// The trigger parameters shared by every variant.

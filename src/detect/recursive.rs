@@ -53,6 +53,14 @@ impl RecursiveStaLta {
         }
     }
 
+    /// The same detector, its sample count starting at `origin` (the
+    /// stream index of its first sample, for a shard of a longer stream):
+    /// no warm-up unless `origin` is 0.
+    pub(super) fn starting_at(mut self, origin: u64) -> Self {
+        self.seen = origin;
+        self
+    }
+
     fn block(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>) {
         let buf = &mut self.buf[..samples.len()];
         let any_bad = squares_into(buf, samples);

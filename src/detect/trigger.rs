@@ -72,6 +72,49 @@ pub struct Trigger {
     quiet_until: u64,
     /// Index after the last value pushed, once something was pushed.
     next: Option<u64>,
+    /// A shard's bounds ([`Trigger::with_sync`]): which events it reports.
+    sync: Option<Box<SyncState>>,
+}
+
+/// Where a shard of a longer stream starts and ends for one channel, in
+/// the trigger's indices: the **sync points** (see [`crate::shard`]).
+///
+/// A sync point for a target `t` is the first index `p >= t` such that the
+/// `quiet` values before it, `cft[p − quiet .. p)`, are all below `off`
+/// (or NaN), with `quiet = max(dead, 1)` and `off <= on`. Whatever happened
+/// before, a trigger is idle there, with nothing held: an open event ended
+/// at the first of those values, its dead window (`dead` after an onset that
+/// came before them) has passed, and no run `>= on` goes on. So two
+/// triggers fed the same cft from `p − quiet` on report the same events
+/// from `p` on, whatever they saw before: a shard reports the events whose
+/// onset lies in `[p(start), p(end))`, and its neighbour, computing the same
+/// point from the same values, reports the rest.
+#[derive(Debug, Clone)]
+pub struct RangeSync {
+    /// The first index whose cft equals the whole stream's (the shard's
+    /// halo has converged): values before it count as loud.
+    pub exact_from: u64,
+    /// The shard's first index (`None`: the stream's start, a sync point
+    /// by definition).
+    pub start: Option<u64>,
+    /// The index after the shard (`None`: the stream's end).
+    pub end: Option<u64>,
+    /// Channels whose end sync point has been found, shared by a shard's
+    /// triggers: the run stops reading once all have.
+    pub done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A [`RangeSync`] as a trigger follows it.
+#[derive(Debug, Clone)]
+struct SyncState {
+    bounds: RangeSync,
+    /// `max(dead, 1)`.
+    quiet: u64,
+    /// The first index of the current run of quiet values (one past the
+    /// last loud one).
+    quiet_from: u64,
+    /// The sync points found: of the start, of the end.
+    found: [Option<u64>; 2],
 }
 
 /// An event whose end has not been seen yet.
@@ -121,6 +164,107 @@ impl Trigger {
             held: None,
             quiet_until: 0,
             next: None,
+            sync: None,
+        }
+    }
+
+    /// The same trigger for a shard of a longer stream: it reports only the
+    /// events whose onset lies between the sync points of `bounds`.
+    ///
+    /// # Panics
+    /// If `off > on`: an event then lasts until a run `>= off` that may come
+    /// any time later, and no stretch of quiet values ends it (the shard
+    /// planner refuses such levels).
+    #[must_use]
+    pub fn with_sync(mut self, bounds: RangeSync) -> Self {
+        assert!(
+            self.off <= self.on,
+            "sync points need off <= on (off {} > on {})",
+            self.off,
+            self.on
+        );
+        let quiet = self.dead.max(1);
+        let start = bounds.start;
+        self.sync = Some(Box::new(SyncState {
+            quiet_from: bounds.exact_from,
+            found: [if start.is_none() { Some(0) } else { None }, None],
+            bounds,
+            quiet,
+        }));
+        self
+    }
+
+    /// The sync point of the shard's end, once found.
+    pub fn sync_end(&self) -> Option<u64> {
+        self.sync.as_ref().and_then(|s| s.found[1])
+    }
+
+    /// Looks for the pending sync point in `cft` (at `offset ..`).
+    fn track(&mut self, cft: &[f64], offset: u64) {
+        let Some(s) = self.sync.as_deref_mut() else {
+            return;
+        };
+        let off = self.off;
+        let end = offset + cft.len() as u64;
+        let mut i = offset;
+        while i < end {
+            let (k, target) = match (s.found, s.bounds.start, s.bounds.end) {
+                ([None, _], Some(t), _) => (0, t),
+                ([Some(_), None], _, Some(t)) => (1, t),
+                _ => return,
+            };
+            // Only the `quiet` values before the target matter; values
+            // skipped, and those before the exact ones, count as loud.
+            let scan_from = target.saturating_sub(s.quiet).max(s.bounds.exact_from);
+            if i < scan_from {
+                s.quiet_from = s.quiet_from.max(scan_from);
+                i = scan_from;
+                continue;
+            }
+            let mut hit = None;
+            for (j, &c) in cft[(i - offset) as usize..].iter().enumerate() {
+                let index = i + j as u64;
+                if c >= off {
+                    s.quiet_from = index + 1;
+                } else if index + 1 >= target && index + 1 - s.quiet_from >= s.quiet {
+                    hit = Some(index + 1);
+                    break;
+                }
+            }
+            let Some(p) = hit else {
+                return;
+            };
+            s.found[k] = Some(p);
+            // p(t) is non-decreasing in t: an end target at or before the
+            // start's point has that point too.
+            if k == 0 && s.bounds.end.is_some_and(|e| p >= e) {
+                s.found[1] = Some(p);
+            }
+            if s.found[1].is_some() {
+                s.bounds
+                    .done
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            i = p;
+        }
+    }
+
+    /// As [`Trigger::track`] for `len` quiet values at `offset`.
+    fn track_quiet(&mut self, offset: u64, len: u64) {
+        let Some(s) = self.sync.as_deref() else {
+            return;
+        };
+        if s.found[1].is_some() || (s.found[0].is_some() && s.bounds.end.is_none()) {
+            return;
+        }
+        // Rare (a GPU gap): pushed as NaN values in pieces.
+        let nan = [f64::NAN; 256];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(nan.len() as u64);
+            self.track(&nan[..n as usize], offset + at);
+            at += n;
         }
     }
 
@@ -177,6 +321,7 @@ impl Trigger {
             "trigger fed out of order: expected index {:?}, got {offset}",
             self.next
         );
+        self.track(cft, offset);
         let mut i = 0;
         while i < cft.len() {
             i = if let Some(open) = self.open {
@@ -219,6 +364,7 @@ impl Trigger {
             "trigger fed out of order: expected index {:?}, got {offset}",
             self.next
         );
+        self.track_quiet(offset, len);
         if let Some(mut open) = self.open {
             if open.above_off {
                 // The first value of the gap ends the run >= off.
@@ -428,6 +574,15 @@ impl Trigger {
     }
 
     fn emit(&self, open: Open, end: u64, events: &mut Vec<Event>) {
+        if let Some(s) = self.sync.as_deref() {
+            // Not found yet: the point lies past what was pushed, so after
+            // this onset (an event is emitted after its onset was pushed).
+            let after_start = s.found[0].is_some_and(|p| open.start >= p);
+            let before_end = s.found[1].is_none_or(|p| open.start < p);
+            if !(after_start && before_end) {
+                return;
+            }
+        }
         events.push(Event {
             channel: self.channel,
             start: open.start,
@@ -475,5 +630,106 @@ mod tests {
         t.push(&[5.0, 0.0], 12, &mut events);
         t.push_below(14, 100, &mut events);
         assert_eq!(spans(&events), [(0, 12, 12)]);
+    }
+
+    /// Whole-stream events against the union of shards' events: each shard
+    /// starts its trigger fresh, `halo` values before its range (or at 0),
+    /// with the values before `exact_from` replaced by garbage (what a
+    /// shard's unconverged stages would give), and reports the events
+    /// between its sync points.
+    #[expect(clippy::too_many_arguments, reason = "the property's parameters")]
+    fn sharded(
+        cft: &[f64],
+        on: f64,
+        off: f64,
+        dead: u64,
+        max_len: Option<u64>,
+        cuts: &[u64],
+        halo: u64,
+        via_gaps: bool,
+    ) -> (Vec<Event>, Vec<Event>) {
+        let make = || Trigger::new(on, off, max_len).with_dead(dead);
+        let mut whole = Vec::new();
+        let mut t = make();
+        t.push(cft, 0, &mut whole);
+        t.finish(&mut whole);
+        let n = cft.len() as u64;
+        let mut bounds = vec![0];
+        bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < n));
+        bounds.sort_unstable();
+        bounds.dedup();
+        bounds.push(n);
+        let mut union = Vec::new();
+        for w in bounds.windows(2) {
+            let (start, end) = (w[0], w[1]);
+            let quiet = dead.max(1);
+            let read = start.saturating_sub(halo + quiet);
+            let exact_from = if read == 0 { 0 } else { read + halo };
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut t = make().with_sync(RangeSync {
+                exact_from,
+                start: (start > 0).then_some(start),
+                end: (end < n).then_some(end),
+                done: done.clone(),
+            });
+            // Unconverged values: garbage that sometimes triggers.
+            let mut piece: Vec<f64> = cft[read as usize..].to_vec();
+            for (k, v) in piece.iter_mut().enumerate() {
+                if (read + k as u64) < exact_from {
+                    *v = if k % 7 < 3 { on * 2.0 } else { 0.0 };
+                }
+            }
+            let mut got = Vec::new();
+            let mut at = 0;
+            for chunk in piece.chunks(13) {
+                let offset = read + at;
+                if via_gaps && chunk.iter().all(|&c| c < on.min(off)) {
+                    t.push_below(offset, chunk.len() as u64, &mut got);
+                } else {
+                    t.push(chunk, offset, &mut got);
+                }
+                at += chunk.len() as u64;
+                if done.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+                    break;
+                }
+            }
+            t.finish(&mut got);
+            union.extend(got);
+        }
+        (whole, union)
+    }
+
+    proptest::proptest! {
+        /// Shards cut anywhere (inside events, dead windows and `max_len`
+        /// cuts included) report together exactly the whole stream's
+        /// events, each once.
+        #[test]
+        fn shards_report_the_whole_streams_events(
+            values in proptest::collection::vec(0u8..6, 1..400),
+            cuts in proptest::collection::vec(0u64..400, 0..6),
+            dead in 0u64..12,
+            off_steps in 0u8..3,
+            max_len in proptest::option::of(1u64..20),
+            halo in 0u64..30,
+            via_gaps: bool,
+        ) {
+            let cft: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+            let on = 3.0;
+            let off = on - f64::from(off_steps);
+            let (whole, union) = sharded(&cft, on, off, dead, max_len, &cuts, halo, via_gaps);
+            proptest::prop_assert_eq!(whole, union);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "off <= on")]
+    fn sync_points_need_off_at_most_on() {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _ = Trigger::new(1.0, 2.0, None).with_sync(RangeSync {
+            exact_from: 0,
+            start: None,
+            end: Some(10),
+            done,
+        });
     }
 }

@@ -154,6 +154,8 @@ pub struct StreamProcessor {
     config: StreamConfig,
     job: Job,
     backend: Arc<dyn Backend>,
+    /// One shard of the stream ([`crate::shard`]), or all of it.
+    shard: Option<crate::shard::ShardPlan>,
 }
 
 impl std::fmt::Debug for StreamProcessor {
@@ -162,6 +164,7 @@ impl std::fmt::Debug for StreamProcessor {
             .field("config", &self.config)
             .field("job", &self.job)
             .field("backend", &self.backend.name())
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -173,7 +176,20 @@ impl StreamProcessor {
             config,
             job,
             backend: Arc::new(CpuBackend),
+            shard: None,
         }
+    }
+
+    /// Processes only the shard `plan` of the stream
+    /// ([`crate::shard::plan`]): reads from its halo's start, stops once its
+    /// output slice and its events are complete, and reports events in the
+    /// stream's indices. The signal sink receives the output from
+    /// [`crate::shard::ShardPlan::read_start`] on (the shard's shared output
+    /// keeps its slice).
+    #[must_use]
+    pub fn with_shard(mut self, plan: crate::shard::ShardPlan) -> Self {
+        self.shard = Some(plan);
+        self
     }
 
     /// Runs on `backend` instead.
@@ -245,10 +261,30 @@ impl StreamProcessor {
         let threads = self.config.threads.max(1);
         let mut signal = sinks.signal.take();
         let has_signal = signal.is_some();
-        let job = Job {
+        let mut job = Job {
             discard_signal: self.job.discard_signal || !has_signal,
             complex: info.complex,
             ..self.job.clone()
+        };
+        // A shard: its detectors follow its sync points, and it reads from
+        // its halo's start.
+        let mut synced = None;
+        if let Some(shard) = &self.shard {
+            let (ranged, done) = shard.job(&job);
+            job = ranged;
+            synced = Some(done);
+            if !source.seekable() {
+                return Err(Error::usage(format!(
+                    "{}: --range starts reading inside the input; this one is read in order only (standard input, miniSEED, FLAC)",
+                    info.path.display()
+                )));
+            }
+            source.seek(shard.read_start)?;
+        }
+        let lanes = if job.detector.is_some() {
+            info.signal_channels()
+        } else {
+            0
         };
         // Complex signals and decimation run through the stages around the
         // backend's filter (the backend's own path otherwise).
@@ -301,7 +337,9 @@ impl StreamProcessor {
             row: Vec::new(),
             dedup: job.dedup.map(crate::detect::dedup::Dedup::new),
             decided: Vec::new(),
+            base: self.shard.as_ref().map_or(0, |s| s.read_start),
         };
+        let shard = self.shard.as_ref();
 
         std::thread::scope(|s| -> Result<()> {
             let (in_pool, out_pool) = (&in_pool, &out_pool);
@@ -366,6 +404,12 @@ impl StreamProcessor {
                             total_frames: info.frames,
                         })?;
                     }
+                    if let (Some(shard), Some(done)) = (shard, &synced) {
+                        let found = done.load(std::sync::atomic::Ordering::Relaxed);
+                        if shard.complete(stats.samples, lanes, found) {
+                            break;
+                        }
+                    }
                 }
                 if stats.samples < taps as u64 {
                     return Err(too_short(stats.samples));
@@ -427,6 +471,9 @@ struct EventOrder<'a> {
     dedup: Option<crate::detect::dedup::Dedup>,
     /// The de-duplication's decisions, reused.
     decided: Vec<(Event, bool)>,
+    /// Stream index of the first sample read (a shard's; 0 otherwise):
+    /// added to the events' indices as they are written.
+    base: u64,
 }
 
 impl EventOrder<'_> {
@@ -488,6 +535,18 @@ impl EventOrder<'_> {
         if !keep {
             return Ok(());
         }
+        let shifted;
+        let e = if self.base == 0 {
+            e
+        } else {
+            shifted = Event {
+                start: e.start + self.base,
+                end: e.end + self.base,
+                peak_index: e.peak_index + self.base,
+                ..*e
+            };
+            &shifted
+        };
         if let Some(sink) = self.sink.as_deref_mut() {
             match padded {
                 Some(p) => sink.event_with_snippet(e, p)?,

@@ -13,7 +13,7 @@ mod commit;
 pub mod events;
 pub mod network;
 pub mod plot;
-mod signal;
+pub(crate) mod signal;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -118,6 +118,11 @@ impl AtomicFile {
     /// The target path.
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// The temporary file's path.
+    pub fn path(&self) -> &Path {
+        self.tmp().path()
     }
 
     /// Flushes the data to disk and renames the file to its target, under

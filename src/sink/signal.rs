@@ -130,11 +130,13 @@ impl SignalSink for FileSink {
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
-        let header = match self.format {
-            SignalFormat::Npy => npy_header(self.frames, self.channels, self.complex),
-            SignalFormat::Wav => wav_header(self.frames, self.channels, self.sample_rate),
-            SignalFormat::Raw => Vec::new(),
-        };
+        let header = header(
+            self.format,
+            self.frames,
+            self.channels,
+            self.complex,
+            self.sample_rate,
+        );
         let target = self.file.target().to_path_buf();
         // Standard output is always raw (`-` has no extension): no header.
         if !header.is_empty()
@@ -150,17 +152,42 @@ impl SignalSink for FileSink {
 
 /// Interleaves a block's channels into little-endian f32 bytes.
 fn interleave_le(block: &Block, out: &mut [u8]) {
+    interleave_frames_le(block, 0..block.frames(), out);
+}
+
+/// Interleaves frames `frames` of a block's channels into little-endian
+/// f32 bytes (`out` holds exactly those frames).
+pub(crate) fn interleave_frames_le(block: &Block, frames: std::ops::Range<usize>, out: &mut [u8]) {
     let c = block.channels();
     if c == 1 {
-        for (o, v) in out.chunks_exact_mut(4).zip(block.channel(0)) {
+        for (o, v) in out.chunks_exact_mut(4).zip(&block.channel(0)[frames]) {
             o.copy_from_slice(&v.to_le_bytes());
         }
         return;
     }
     for ch in 0..c {
-        for (frame, v) in out.chunks_exact_mut(4 * c).zip(block.channel(ch)) {
+        let values = &block.channel(ch)[frames.clone()];
+        for (frame, v) in out.chunks_exact_mut(4 * c).zip(values) {
             frame[4 * ch..4 * ch + 4].copy_from_slice(&v.to_le_bytes());
         }
+    }
+}
+
+/// The complete header of an output of `frames` frames in `format` (empty
+/// for raw): what [`open_signal_sink`]'s writer puts in front when it
+/// finishes, for a writer that knows the length up front
+/// ([`crate::shard`]'s shared output).
+pub(crate) fn header(
+    format: SignalFormat,
+    frames: u64,
+    channels: usize,
+    complex: bool,
+    sample_rate: Option<f64>,
+) -> Vec<u8> {
+    match format {
+        SignalFormat::Npy => npy_header(frames, channels, complex),
+        SignalFormat::Wav => wav_header(frames, channels, sample_rate),
+        SignalFormat::Raw => Vec::new(),
     }
 }
 

@@ -322,7 +322,7 @@ fn grid_outputs(max_input: usize, grid: usize) -> usize {
 }
 
 /// The grid step of a kernel of `taps` taps computed with `method`.
-fn grid_of(taps: usize, method: FirMethod) -> usize {
+pub(crate) fn grid_of(taps: usize, method: FirMethod) -> usize {
     match method {
         FirMethod::Direct => 1,
         FirMethod::OverlapSave { nfft } => 2 * (nfft.saturating_sub(taps) + 1),

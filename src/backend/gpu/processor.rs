@@ -98,6 +98,7 @@ fn unsupported(d: &DetectorChoice) -> Error {
         DetectorChoice::Builtin(spec) if spec.dead().is_some() => "a detector with a dead time",
         DetectorChoice::Builtin(_) => "the threshold detector with --polarity pos or neg",
         DetectorChoice::Custom(_) => "this detector",
+        DetectorChoice::Ranged { .. } => "a shard's detectors",
     };
     Error::usage(format!(
         "{what} runs on the CPU backend only (the GPU kernels compute |y| and replay the trigger without dead time); use --backend cpu"
@@ -212,7 +213,9 @@ impl GpuProcessor {
                 (0..channels).map(|c| custom.build_for(c)).collect(),
                 0,
             ),
-            Some(d @ DetectorChoice::PerChannel(_)) => return Err(unsupported(d)),
+            Some(d @ (DetectorChoice::PerChannel(_) | DetectorChoice::Ranged { .. })) => {
+                return Err(unsupported(d));
+            }
             None => (None, Vec::new(), 0),
         };
         let read_signal = !job.discard_signal || !custom.is_empty();
