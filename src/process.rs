@@ -1390,6 +1390,55 @@ impl ProcessOptions {
         Ok(w.options)
     }
 
+    /// The length of `input` in samples, as these options read it (`None`
+    /// for a stream, or a miniSEED file split at its gaps): what a driver
+    /// cuts into shards ([`crate::shard::SampleRange::split`]).
+    ///
+    /// # Errors
+    /// Anything about opening the input (named).
+    pub fn input_frames(&self, input: &Path) -> Result<Option<u64>> {
+        let opts = self.input.source_options()?;
+        Ok(match source::open_input(input, &opts)? {
+            Input::Stream(s) => s.info().frames,
+            Input::Segmented(_) => None,
+        })
+    }
+
+    /// Creates `output`, the filtered output of `input` that shards
+    /// (`--range`) write into, with its header for the whole input
+    /// ([`crate::shard::create_output`]); a driver calls it before its
+    /// shards run. Does nothing if a file is there.
+    ///
+    /// # Errors
+    /// Anything about opening the input (named), or making the file; and
+    /// options a shard refuses (`--decimate`).
+    pub fn create_shared_output(&self, input: &Path, output: &Path) -> Result<()> {
+        if self.decimate.is_some_and(|n| n > 1) {
+            return Err(Error::usage(
+                "--range with --decimate: the decimated grid follows the stream's start; decimate the merged output",
+            ));
+        }
+        let opts = self.input.source_options()?;
+        let Input::Stream(s) = source::open_input(input, &opts)? else {
+            return Err(Error::format(
+                input,
+                "a shard seeks to its start: give a file of fixed-size frames (not standard input, miniSEED or FLAC)",
+            ));
+        };
+        let info = s.info();
+        let frames = info
+            .frames
+            .ok_or_else(|| Error::format(input, "a stream has no length to cut into shards"))?;
+        crate::shard::create_output(
+            output,
+            info.channels,
+            info.complex,
+            info.sample_rate,
+            frames,
+        )
+        .map(|_| ())
+    }
+
     /// Checks everything that needs no input file and opens the backend.
     ///
     /// # Errors
@@ -1606,12 +1655,21 @@ fn shard_plan(
         );
     }
     if matches!(spans, Spans::Segmented(_)) || info.frames.is_none() {
-        return refuse(
-            "this input",
-            "a shard seeks to its start: give a file of fixed-size frames (not standard input, miniSEED or FLAC)",
-        );
+        return Err(Error::format(
+            &info.path,
+            "--range: a shard seeks to its start: give a file of fixed-size frames (not standard input, miniSEED or FLAC)",
+        ));
     }
     let frames = info.frames.expect("checked");
+    if range.end > frames {
+        return Err(Error::format(
+            &info.path,
+            format!(
+                "--range {}:{}: the input has {frames} samples",
+                range.start, range.end
+            ),
+        ));
+    }
     let mut job = planned.job.clone();
     job.complex = info.complex;
     crate::shard::plan(&job, info.channels, frames, range)
@@ -1695,9 +1753,7 @@ fn process_one<'s>(
         planned.job.detector = Some(DetectorChoice::Custom(custom.0.clone()));
     }
     let shard = match args.range {
-        Some(range) => {
-            Some(shard_plan(args, &planned, &spans, &info, range).map_err(about_input(input))?)
-        }
+        Some(range) => Some(shard_plan(args, &planned, &spans, &info, range)?),
         None => None,
     };
     let make_processor = |job: Job| {

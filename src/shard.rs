@@ -337,23 +337,8 @@ pub fn open_shared_output(
     sample_rate: Option<f64>,
     plan: &ShardPlan,
 ) -> Result<Box<dyn SignalSink>> {
-    let format = SignalFormat::from_path(path);
-    if crate::sink::is_stream_target(path) {
-        return Err(Error::usage(format!(
-            "{}: --range writes its slice in place, into a regular file",
-            path.display()
-        )));
-    }
-    if complex && format == SignalFormat::Wav {
-        return Err(Error::usage(format!(
-            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32",
-            path.display()
-        )));
-    }
-    let head = header(format, plan.frames, channels, complex, sample_rate);
+    let (head, size) = create_output(path, channels, complex, sample_rate, plan.frames)?;
     let frame_bytes = 4 * channels as u64;
-    let size = head.len() as u64 + plan.frames * frame_bytes;
-    create_shared(path, &head, size)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -382,6 +367,41 @@ pub fn open_shared_output(
         next: plan.read_start,
         bytes: Vec::new(),
     }))
+}
+
+/// Creates the output shared by the shards of a stream of `frames` samples
+/// on `channels` planes at `path` (format from its extension: `.npy`,
+/// `.wav`, raw), with its header for the whole length and room for every
+/// sample, unless a file is there already (a driver calls it before the
+/// shards run; each shard calls it too). Returns the header and the size.
+///
+/// # Errors
+/// [`Error::Usage`] for a stream target or a complex signal to WAV;
+/// [`Error::Open`]/[`Error::Io`] when the file cannot be made.
+pub fn create_output(
+    path: &Path,
+    channels: usize,
+    complex: bool,
+    sample_rate: Option<f64>,
+    frames: u64,
+) -> Result<(Vec<u8>, u64)> {
+    let format = SignalFormat::from_path(path);
+    if crate::sink::is_stream_target(path) {
+        return Err(Error::usage(format!(
+            "{}: --range writes its slice in place, into a regular file",
+            path.display()
+        )));
+    }
+    if complex && format == SignalFormat::Wav {
+        return Err(Error::usage(format!(
+            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32",
+            path.display()
+        )));
+    }
+    let head = header(format, frames, channels, complex, sample_rate);
+    let size = head.len() as u64 + frames * 4 * channels as u64;
+    create_shared(path, &head, size)?;
+    Ok((head, size))
 }
 
 /// Creates `path` holding `head` and `size` bytes in all, unless a file is

@@ -1019,6 +1019,36 @@ fn detect(
     ))
 }
 
+/// The length in samples of `input` as `options` read it (`None` for a
+/// stream or a miniSEED file split at gaps): what a driver cuts into shards.
+#[pyfunction]
+fn input_frames(
+    py: Python<'_>,
+    input: PathBuf,
+    options: Vec<(String, String)>,
+) -> PyResult<Option<u64>> {
+    let inputs = [input];
+    let opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
+    py.detach(|| opts.input_frames(&inputs[0]))
+        .map_err(|e| raise(py, e))
+}
+
+/// Creates `output`, the filtered output of `input` its shards write into
+/// (the header for the whole input, room for every sample), as a driver
+/// does before its shards run.
+#[pyfunction]
+fn create_shared_output(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    options: Vec<(String, String)>,
+) -> PyResult<()> {
+    let inputs = [input];
+    let opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
+    py.detach(|| opts.create_shared_output(&inputs[0], &output))
+        .map_err(|e| raise(py, e))
+}
+
 /// The native module.
 #[pymodule]
 fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1031,6 +1061,8 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spectrogram, m)?)?;
     m.add_function(wrap_pyfunction!(fft, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
+    m.add_function(wrap_pyfunction!(input_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(create_shared_output, m)?)?;
     m.add_class::<Chunks>()?;
     m.add_class::<MappedWindow>()?;
     m.add_class::<EventStream>()?;

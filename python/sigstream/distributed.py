@@ -1,0 +1,242 @@
+"""sigstream beyond one machine: a recording, or an archive of them, cut
+into shards that run as tasks on Dask distributed or on Ray.
+
+Each input is cut into ``shards_per_file`` sample ranges. A shard is one
+task, ``sigstream process INPUT --range START:END`` in a worker
+(:meth:`sigstream.StreamProcessor.process_file` with ``range=``): it reads
+its range plus the halo its stages need (computed by the library), writes
+its slice of the filtered signal into one shared output file with
+positioned writes, and returns its events, which start between its sync
+points. The driver creates the output (its header, for the whole input)
+before the shards run, gathers the events, sorts them as a single run does
+(by start, channel and end) and renames the output into place once every
+shard has succeeded; if one fails, the output is removed and the error
+raised. The result equals a single-machine run: the same events, and a
+byte-identical output (see the README's "Shards" for how, and what a shard
+refuses).
+
+On a real cluster the inputs and the output must be on storage that every
+worker sees (a shared filesystem); the events travel back to the driver as
+Arrow tables. Nothing here schedules: Dask or Ray places the tasks.
+
+>>> from dask.distributed import Client, LocalCluster
+>>> import sigstream.distributed
+>>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+>>> [r] = sigstream.distributed.process(["rec.f32"], client=client,
+...         dtype="f32", sample_rate=100, lowpass=10, detect="sta-lta",
+...         sta_seconds=1, lta_seconds=10, on=3.5, off=1, output="out.npy")
+>>> r.events.num_rows, r.seconds
+"""
+
+import os
+import time
+import uuid
+
+from . import StreamProcessor, _pairs, _sigstream
+from ._errors import OptionError
+
+__all__ = ["Shard", "ShardedResult", "plan", "process"]
+
+#: The options that read an input (they decide its length).
+_INPUT_OPTIONS = ("dtype", "endian", "header_bytes", "channels", "sample_rate",
+                  "start_time", "select", "gaps", "columns")
+
+#: What a StreamProcessor takes, not process_file.
+_RUN_OPTIONS = ("chunk_size", "backend", "threads", "memory_limit_mb", "gpu_adapter")
+
+
+class Shard:
+    """One task: samples ``start`` to ``end`` (exclusive) of ``path``, the
+    ``index``-th of its input."""
+
+    __slots__ = ("path", "index", "start", "end")
+
+    def __init__(self, path, index, start, end):
+        self.path, self.index, self.start, self.end = path, index, start, end
+
+    def __repr__(self):
+        return f"Shard({self.path!r}, {self.index}, {self.start}:{self.end})"
+
+
+class ShardedResult:
+    """One input's result: ``events`` (a ``pyarrow.Table`` with the events
+    file's columns, in a single run's order; ``None`` without detection),
+    ``output`` (the filtered signal's path, or ``None``), ``samples``,
+    ``seconds`` (wall time, from submitting the first shard to the last
+    result), and ``shards``: per shard, a dict with ``start``, ``end``,
+    ``read_start`` (where its halo began), ``samples`` read, ``seconds`` and
+    ``events``."""
+
+    def __init__(self, path, events, output, samples, seconds, shards):
+        self.path = path
+        self.events = events
+        self.output = output
+        self.samples = samples
+        self.seconds = seconds
+        self.shards = shards
+
+    def __repr__(self):
+        n = None if self.events is None else self.events.num_rows
+        return (f"ShardedResult({self.path!r}, shards={len(self.shards)}, "
+                f"events={n}, seconds={self.seconds:.3f})")
+
+
+def plan(paths, shards_per_file, **options):
+    """The shards of ``paths``: each input's samples cut into
+    ``shards_per_file`` ranges of nearly equal length (fewer for a short
+    input), read with ``options``' input options (``dtype``, ``channels``,
+    ...). Raises :class:`sigstream.OptionError` for an input that cannot be
+    cut (a stream, a miniSEED file split at gaps)."""
+    if shards_per_file < 1:
+        raise OptionError(f"shards_per_file {shards_per_file}: at least 1")
+    read = _pairs({k: v for k, v in options.items() if k in _INPUT_OPTIONS})
+    shards = []
+    for path in paths:
+        path = os.fspath(path)
+        frames = _sigstream.input_frames(path, read)
+        if frames is None:
+            raise OptionError(
+                f"{path}: has no length to cut into shards (a stream, or miniSEED split at gaps)")
+        n = max(1, min(shards_per_file, frames))
+        shards.extend(Shard(path, k, frames * k // n, frames * (k + 1) // n)
+                      for k in range(n) if frames * k // n < frames * (k + 1) // n)
+    return shards
+
+
+def _run_shard(path, start, end, output, run, options):
+    """A worker's task: one shard, its events as a pyarrow Table."""
+    result = StreamProcessor(**run).process_file(
+        path, range=f"{start}:{end}", output=output, **options)
+    entry = result.report
+    return {
+        "events": result.events,
+        "start": start,
+        "end": end,
+        "read_start": entry["range"]["read_start"],
+        "samples": result.samples,
+        "seconds": result.seconds,
+        "events_found": result.events_found,
+    }
+
+
+def _output_for(output, path, many):
+    if output is None:
+        return None
+    output = os.fspath(output)
+    if many and "{stem}" not in output:
+        raise OptionError(
+            f"output {output!r}: several inputs need one output each: put {{stem}} in the name")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return output.replace("{stem}", stem)
+
+
+def _partial_name(final):
+    """A temporary name beside ``final``, with its extension (which says the
+    format)."""
+    head, tail = os.path.split(final)
+    stem, ext = os.path.splitext(tail)
+    return os.path.join(head, f".{stem}.sigstream-shards-{uuid.uuid4().hex[:12]}{ext}")
+
+
+def _submitter(client, ray):
+    """``submit(args) -> handle`` and ``gather(handles) -> results`` for the
+    engine asked for."""
+    if ray:
+        import ray as ray_mod
+
+        if not ray_mod.is_initialized():
+            raise OptionError("ray=True: call ray.init() first")
+        task = ray_mod.remote(_run_shard)
+        return (lambda args: task.remote(*args)), ray_mod.get
+    if client is None:
+        raise OptionError("give client= (a dask.distributed.Client), or ray=True")
+    return (lambda args: client.submit(_run_shard, *args, pure=False)), client.gather
+
+
+def _cores(client, ray):
+    if ray:
+        import ray as ray_mod
+
+        return max(1, int(ray_mod.cluster_resources().get("CPU", 1)))
+    return max(1, sum(client.nthreads().values()))
+
+
+def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
+            threads=1, backend="cpu", chunk_size=None, memory_limit_mb=None,
+            **options):
+    """Processes ``paths`` (a path or a list) as ``sigstream process`` does,
+    each input cut into ``shards_per_file`` shards (default: the cluster's
+    cores) that run as tasks on Dask (``client=``, a
+    ``dask.distributed.Client``) or Ray (``ray=True``, after
+    ``ray.init()``). Returns a :class:`ShardedResult` per input.
+
+    ``options`` are :meth:`sigstream.StreamProcessor.process_file`'s
+    keywords (the CLI's options). ``output``: the filtered signal's path
+    (``.npy``, ``.wav`` or raw; with several inputs, a name with ``{stem}``),
+    written by the shards in place and renamed into place when all have
+    succeeded. ``threads`` (default 1: one task per core), ``backend`` and
+    ``chunk_size`` apply to each shard. ``events=`` is not taken: the events
+    come back as the result's table (``result.events.to_pandas()``, or
+    pyarrow's writers).
+
+    Raises the first shard's error (and leaves no output) if one fails.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    for name in ("events", "report", "snippets", "network_events", "range", "output_dir"):
+        if options.get(name) is not None:
+            raise OptionError(
+                f"{name}: not for sharded runs (events come back as the result's table; "
+                "ranges are the driver's)")
+    submit, gather = _submitter(client, ray)
+    if shards_per_file is None:
+        shards_per_file = _cores(client, ray)
+    run = {"chunk_size": chunk_size, "backend": backend, "threads": threads,
+           "memory_limit_mb": memory_limit_mb}
+    # Checked before anything runs, as the CLI checks them.
+    StreamProcessor(**run)
+    shards = plan(paths, shards_per_file, **options)
+    outputs = {}
+    try:
+        for path in paths:
+            final = _output_for(output, path, len(paths) > 1)
+            if final is None:
+                continue
+            for p in paths:
+                if os.path.exists(final) and os.path.samefile(final, p):
+                    raise OptionError(f"{final}: is an input; an output never overwrites an input")
+            partial = _partial_name(final)
+            outputs[path] = (partial, final)
+            _sigstream.create_shared_output(path, partial, _pairs(
+                {k: v for k, v in options.items() if k in _INPUT_OPTIONS or k == "decimate"}))
+        started = time.perf_counter()
+        handles = [submit((s.path, s.start, s.end, outputs.get(s.path, (None,))[0], run, options))
+                   for s in shards]
+        done = gather(handles)
+        seconds = time.perf_counter() - started
+        for partial, final in outputs.values():
+            os.replace(partial, final)
+        outputs = {}
+    finally:
+        for partial, _ in outputs.values():
+            try:
+                os.remove(partial)
+            except FileNotFoundError:
+                pass
+    results = []
+    for path in paths:
+        mine = [r for s, r in zip(shards, done) if s.path == path]
+        tables = [r["events"] for r in mine if r["events"] is not None]
+        events = None
+        if tables:
+            import pyarrow as pa
+
+            events = pa.concat_tables(tables).sort_by(
+                [("start", "ascending"), ("channel", "ascending"), ("end", "ascending")])
+        for r in mine:
+            del r["events"]
+        final = _output_for(output, path, len(paths) > 1)
+        results.append(ShardedResult(path, events, final,
+                                     sum(r["end"] - r["start"] for r in mine), seconds, mine))
+    return results
