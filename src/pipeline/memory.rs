@@ -115,6 +115,20 @@ impl<T: MemorySample> ChunkSource for MemorySource<'_, T> {
         self.pos += frames * c;
         Ok(frames)
     }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, frame: u64) -> Result<()> {
+        let c = self.info.channels;
+        self.pos = usize::try_from(frame)
+            .ok()
+            .and_then(|f| f.checked_mul(c))
+            .filter(|&p| p <= self.data.len())
+            .ok_or_else(|| Error::usage(format!("seek to frame {frame}: past the array's end")))?;
+        Ok(())
+    }
 }
 
 /// Convolves `signal` (one channel) with `kernel` like
@@ -147,6 +161,11 @@ pub fn convolve_array<T: MemorySample>(
         conv_mode: mode,
         ..Job::default()
     };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = signal.len() as u64;
+    if mode == ConvMode::Same && threads > 1 && n >= PARALLEL_MIN_SAMPLES {
+        return convolve_sharded(signal, &job, chunk_size, threads);
+    }
     let config = StreamConfig {
         chunk_size,
         ..StreamConfig::default()
@@ -162,6 +181,107 @@ pub fn convolve_array<T: MemorySample>(
         },
     )?;
     Ok(out)
+}
+
+/// Arrays from this many samples up are convolved (`same` mode) as shards
+/// on every core: below it, starting the threads costs more than it saves.
+const PARALLEL_MIN_SAMPLES: u64 = 1 << 20;
+
+/// [`convolve_array`] in `same` mode as one shard per core
+/// ([`crate::shard`]): each thread runs the chunk engine over its range of
+/// the array, with the halo the filter needs and its FFT blocks where a
+/// single run puts them, into its own slice of the result, so the result
+/// is the single run's, bit for bit. Each shard's engine plans its chunk
+/// within its share of the default memory budget.
+fn convolve_sharded<T: MemorySample>(
+    signal: &[T],
+    job: &Job,
+    chunk_size: Option<usize>,
+    shards: usize,
+) -> Result<Vec<f32>> {
+    use crate::shard::{SampleRange, ShardPlan, plan};
+    let n = signal.len() as u64;
+    let plans: Vec<ShardPlan> = SampleRange::split(n, shards)
+        .into_iter()
+        .map(|r| plan(job, 1, n, r))
+        .collect::<Result<_>>()?;
+    let config = StreamConfig {
+        chunk_size,
+        threads: 1,
+        memory_limit: super::DEFAULT_MEMORY_LIMIT / plans.len() as u64,
+        ..StreamConfig::default()
+    };
+    // Zeroed by the allocator (fresh pages from the OS for a large array,
+    // touched first by the shard that writes them).
+    let mut out = vec![0.0f32; signal.len()];
+    huge_pages(&mut out);
+    let mut slices = Vec::with_capacity(plans.len());
+    let mut rest = out.as_mut_slice();
+    for p in &plans {
+        let (mine, after) = rest.split_at_mut((p.range.end - p.range.start) as usize);
+        slices.push(mine);
+        rest = after;
+    }
+    std::thread::scope(|s| -> Result<()> {
+        let runs: Vec<_> = plans
+            .into_iter()
+            .zip(slices)
+            .map(|(plan, slice)| {
+                let (job, config) = (job.clone(), config.clone());
+                s.spawn(move || -> Result<()> {
+                    let mut source = MemorySource::new(signal, 1, None)?;
+                    let sink = SliceSink {
+                        out: slice,
+                        range: plan.range,
+                        next: plan.read_start,
+                    };
+                    StreamProcessor::new(config, job)
+                        .with_shard(plan)
+                        .process_source(
+                            &mut source,
+                            Sinks {
+                                signal: Some(Box::new(sink)),
+                                ..Sinks::default()
+                            },
+                        )
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        runs.into_iter().try_for_each(|r| {
+            r.join().map_err(|_| Error::Runtime {
+                msg: "a convolution thread panicked".into(),
+            })?
+        })
+    })?;
+    Ok(out)
+}
+
+/// One shard's slice of [`convolve_sharded`]'s result: keeps the frames of
+/// its range, drops its halo and lookahead.
+struct SliceSink<'a> {
+    out: &'a mut [f32],
+    range: crate::shard::SampleRange,
+    /// Stream index of the next frame to arrive.
+    next: u64,
+}
+
+impl crate::sink::SignalSink for SliceSink<'_> {
+    fn write(&mut self, block: &Block) -> Result<()> {
+        let first = self.next;
+        self.next += block.frames() as u64;
+        let (from, to) = (first.max(self.range.start), self.next.min(self.range.end));
+        if from < to {
+            let values = &block.channel(0)[(from - first) as usize..(to - first) as usize];
+            let at = (from - self.range.start) as usize;
+            self.out[at..at + values.len()].copy_from_slice(values);
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Asks Linux to back a large output buffer with transparent huge pages
@@ -191,4 +311,46 @@ fn huge_pages(buffer: &mut Vec<f32>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = buffer;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long array (past [`PARALLEL_MIN_SAMPLES`]): `same` runs as shards
+    /// on every core, `full` as one run; `same` is a slice of `full`,
+    /// computed by the same blocks, so it must equal that slice bit for bit.
+    #[test]
+    fn sharded_same_equals_the_single_runs_full_slice() {
+        let n = (PARALLEL_MIN_SAMPLES as usize) * 2 + 12_345;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let x: Vec<f32> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        // Direct (31 taps) and overlap-save (1025 taps).
+        for taps in [31usize, 1025] {
+            let k: Vec<f32> = (0..taps)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 50.0)
+                .collect();
+            let full = convolve_array(&x, &k, ConvMode::Full, None).unwrap();
+            let same = convolve_array(&x, &k, ConvMode::Same, None).unwrap();
+            let skip = (taps - 1) / 2;
+            assert_eq!(same.len(), n);
+            if let Some(i) = (0..n).find(|&i| same[i].to_bits() != full[skip + i].to_bits()) {
+                panic!(
+                    "{taps} taps: sample {i} differs: {} against {}",
+                    same[i],
+                    full[skip + i]
+                );
+            }
+            // And with a small chunk size.
+            let small = convolve_array(&x, &k, ConvMode::Same, Some(10_000)).unwrap();
+            assert!(small == same, "{taps} taps: chunk size 10,000");
+        }
+    }
 }
