@@ -49,6 +49,8 @@ pub struct MemorySource<'a, T: MemorySample = f32> {
     data: &'a [T],
     pos: usize,
     info: SignalInfo,
+    /// Whether it offers [`ChunkSource::seek`] ([`MemorySource::with_seek`]).
+    seekable: bool,
 }
 
 impl<'a, T: MemorySample> MemorySource<'a, T> {
@@ -77,6 +79,7 @@ impl<'a, T: MemorySample> MemorySource<'a, T> {
         Ok(MemorySource {
             data,
             pos: 0,
+            seekable: false,
             info: SignalInfo {
                 path: PathBuf::from("<memory>"),
                 format: Format::Raw,
@@ -94,6 +97,16 @@ impl<'a, T: MemorySample> MemorySource<'a, T> {
                 segment: None,
             },
         })
+    }
+
+    /// The same source, seekable: a shard of it ([`crate::shard`]) starts
+    /// reading inside it. Off by default, so that a front's array is read
+    /// as a stream is (its noise levels from its first chunks, as the
+    /// README says of arrays), not reopened by name.
+    #[must_use]
+    pub fn with_seek(mut self, seekable: bool) -> Self {
+        self.seekable = seekable;
+        self
     }
 }
 
@@ -117,10 +130,13 @@ impl<T: MemorySample> ChunkSource for MemorySource<'_, T> {
     }
 
     fn seekable(&self) -> bool {
-        true
+        self.seekable
     }
 
     fn seek(&mut self, frame: u64) -> Result<()> {
+        if !self.seekable {
+            return Err(Error::usage("this array is read in order only"));
+        }
         let c = self.info.channels;
         self.pos = usize::try_from(frame)
             .ok()
@@ -229,7 +245,7 @@ fn convolve_sharded<T: MemorySample>(
             .map(|(plan, slice)| {
                 let (job, config) = (job.clone(), config.clone());
                 s.spawn(move || -> Result<()> {
-                    let mut source = MemorySource::new(signal, 1, None)?;
+                    let mut source = MemorySource::new(signal, 1, None)?.with_seek(true);
                     let sink = SliceSink {
                         out: slice,
                         range: plan.range,
