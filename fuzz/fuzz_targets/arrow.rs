@@ -53,7 +53,11 @@ fuzz_target!(|bytes: &[u8]| {
         other_capacity(planned, bytes.len() / 4)
     });
     if print() {
-        eprintln!("planned: {}\nsmall:   {}", planned.summary(), small.summary());
+        eprintln!(
+            "planned: {}\nsmall:   {}",
+            planned.summary(),
+            small.summary()
+        );
     }
     assert_eq!(planned, small, "the block size changed the outcome");
     let Outcome::Read { samples, .. } = &planned else {
@@ -68,7 +72,10 @@ fuzz_target!(|bytes: &[u8]| {
     let mut at = mid as usize;
     loop {
         let n = src.read_block(&mut block).expect("read before");
-        assert_eq!(block.start, at as u64, "a block starts where the seek put it");
+        assert_eq!(
+            block.start, at as u64,
+            "a block starts where the seek put it"
+        );
         if n == 0 {
             break;
         }

@@ -206,6 +206,9 @@ struct Input {
     snippets: Option<(Num, Num, bool)>,
     /// `--dedup-samples N --dedup-radius R`.
     dedup: Option<(Num, u8)>,
+    /// `--range`: the file cut in two shards at this point (modulo its
+    /// length), whose events together must be the whole run's.
+    split: Option<u32>,
 }
 
 /// The windowed-sinc options besides `--taps`.
@@ -405,20 +408,19 @@ fn run(input: &Input, data: &[u8]) {
         ..Job::default()
     };
     let job_has_no_filter = job.kernel.is_none();
+    let whole_job = job.clone();
     let snippet_row = job
         .snippets
         .as_ref()
         .map(|s| s.row_values(info.signal_channels(), info.complex));
-    let processor = StreamProcessor::new(
-        StreamConfig {
-            chunk_size: input.chunk_size.map(Num::usize),
-            memory_limit: limit.bytes,
-            strict_memory_limit: limit.strict,
-            threads: 1 + input.threads.usize() % 2,
-            ..StreamConfig::default()
-        },
-        job,
-    );
+    let run_config = StreamConfig {
+        chunk_size: input.chunk_size.map(Num::usize),
+        memory_limit: limit.bytes,
+        strict_memory_limit: limit.strict,
+        threads: 1 + input.threads.usize() % 2,
+        ..StreamConfig::default()
+    };
+    let processor = StreamProcessor::new(run_config.clone(), job);
     let mut events: Vec<Event> = Vec::new();
     let mut snippets: Vec<f32> = Vec::new();
     let sinks = Sinks {
@@ -479,9 +481,97 @@ fn run(input: &Input, data: &[u8]) {
             co.finish(&mut groups);
             assert!(groups.windows(2).all(|w| w[0].start <= w[1].start));
         }
+        if let (Some(cut), Some(frames)) = (input.split, info.frames) {
+            shards_equal_whole(
+                &path,
+                &opts,
+                &info,
+                &whole_job,
+                &run_config,
+                frames,
+                cut,
+                &events,
+            );
+        }
     }
     if let Some((stft, welch)) = config {
         spectra(&path, &opts, &info, input.chunk_size, limit, stft, welch);
+    }
+}
+
+/// `--range`: two shards of the file, cut at `cut` (modulo its length),
+/// report together exactly the whole run's events (sorted as it sorts
+/// them). The recursive STA/LTA is left out: its halo makes its state
+/// agree to far below rounding, not by construction.
+#[expect(clippy::too_many_arguments, reason = "the run's parts")]
+fn shards_equal_whole(
+    path: &std::path::Path,
+    opts: &SourceOptions,
+    info: &SignalInfo,
+    job: &Job,
+    config: &StreamConfig,
+    frames: u64,
+    cut: u32,
+    whole: &[Event],
+) {
+    use sigstream::shard::{SampleRange, plan};
+    if frames < 2
+        || job.detector.as_ref().is_some_and(|d| {
+            d.specs()
+                .iter()
+                .any(|s| matches!(s, DetectorSpec::RecursiveStaLta { .. }))
+        })
+    {
+        return;
+    }
+    let m = 1 + u64::from(cut) % (frames - 1);
+    let mut union = Vec::new();
+    for range in [
+        SampleRange { start: 0, end: m },
+        SampleRange {
+            start: m,
+            end: frames,
+        },
+    ] {
+        // What a shard refuses (decimation, snippets, ...) is refused for
+        // both; a budget the shard's plan does not fit fails the same way.
+        let Ok(shard) = plan(job, info.channels, frames, range) else {
+            return;
+        };
+        let mut events: Vec<Event> = Vec::new();
+        let sinks = Sinks {
+            events: Some(&mut events),
+            ..Sinks::default()
+        };
+        if StreamProcessor::new(config.clone(), job.clone())
+            .with_shard(shard)
+            .process_file(path, opts, sinks)
+            .is_err()
+        {
+            return;
+        }
+        union.extend(events);
+    }
+    union.sort_by_key(|e| (e.start, e.channel, e.end));
+    assert_eq!(union.len(), whole.len(), "shards' event count");
+    for (a, b) in union.iter().zip(whole) {
+        assert_eq!(
+            (
+                a.channel,
+                a.start,
+                a.end,
+                a.peak_index,
+                a.peak_value.to_bits()
+            ),
+            (
+                b.channel,
+                b.start,
+                b.end,
+                b.peak_index,
+                b.peak_value.to_bits()
+            ),
+            "a shard's event against the whole run's"
+        );
     }
 }
 
