@@ -39,11 +39,13 @@ def recording(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dask_client():
+def dask_client(tmp_path_factory):
     from dask.distributed import Client, LocalCluster
 
+    # The workers' scratch space in the test's temporary directory.
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=None,
+                           local_directory=str(tmp_path_factory.mktemp("dask")))
     client = Client(cluster)
     yield client
     client.close()
@@ -51,10 +53,13 @@ def dask_client():
 
 
 @pytest.fixture(scope="module")
-def ray_session():
+def ray_session(tmp_path_factory):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray's session files (logs, sockets) in the test's temporary directory,
+    # not left in /tmp/ray.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))
     yield ray
     ray.shutdown()
 
