@@ -40,16 +40,18 @@ def recording(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dask_client(tmp_path_factory):
+    import dask
     from dask.distributed import Client, LocalCluster
 
-    # The workers' scratch space in the test's temporary directory.
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None,
-                           local_directory=str(tmp_path_factory.mktemp("dask")))
-    client = Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    # Dask's scratch space in the test's temporary directory.
+    scratch = str(tmp_path_factory.mktemp("dask"))
+    with dask.config.set({"temporary-directory": scratch}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, local_directory=scratch)
+        client = Client(cluster)
+        yield client
+        client.close()
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
