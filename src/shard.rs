@@ -10,9 +10,8 @@
 //! ```text
 //!  file  |------------------------|-----------------------|--------------|
 //!        0                        S                       E              N
-//!  shard [S, E) reads:   |<-halo->|<------ its range ---->|<- until the ->|
-//!                         lead     output slice [S, E)      sync point p(E)
-//!                                  written in place
+//!  shard          |<--- halo ---->|<----- its range ----->|<- to p(E) -->|
+//!                 read_start       writes its slice [S, E) in place
 //!  events: onset in [p(S), p(E))   the previous shard ends at p(S), the
 //!                                  next starts there: same p, same data
 //! ```
