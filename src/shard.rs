@@ -74,7 +74,7 @@ use crate::filter::iir::Sos;
 use crate::io_at::PositionalIo;
 use crate::pool::Block;
 use crate::sink::SignalSink;
-use crate::sink::signal::{SignalFormat, header, interleave_frames_le};
+use crate::sink::signal::{SignalFormat, check_complex, header, interleave_frames_le};
 
 /// A range of sample indices `[start, end)` of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -391,12 +391,7 @@ pub fn create_output(
             path.display()
         )));
     }
-    if complex && format == SignalFormat::Wav {
-        return Err(Error::usage(format!(
-            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32",
-            path.display()
-        )));
-    }
+    check_complex(path, format, complex)?;
     let head = header(format, frames, channels, complex, sample_rate);
     let size = head.len() as u64 + frames * 4 * channels as u64;
     create_shared(path, &head, size)?;

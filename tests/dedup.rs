@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use cli::{assert_refused, sigstream, stderr};
+use cli::{assert_refused, sigstream, stderr, write_npy};
 use common::Rng;
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
@@ -27,18 +27,6 @@ fn ok(dir: &Path, args: &[&str]) -> Output {
         stderr(&out)
     );
     out
-}
-
-fn write_npy(path: &Path, frames: usize, channels: usize, data: &[f32]) {
-    use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[frames as u64, channels as u64])
-        .writer(std::fs::File::create(path).unwrap())
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
 }
 
 /// channel, start, peak index, peak value of each row of an events CSV.

@@ -18,7 +18,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use cli::{assert_refused, sigstream, stderr};
+use cli::{assert_refused, sigstream, stderr, write_npy};
 use common::Rng;
 
 /// `Φ⁻¹(3/4)`: a normal distribution's MAD per unit of standard deviation
@@ -48,23 +48,6 @@ const SIGMA_REL_TOL: f64 = 0.15;
 const GPU_SIGNAL_REL_TOL: f64 = 1e-5;
 
 // ------------------------------------------------------------- helpers
-
-/// Writes `data` (frames × channels, interleaved) as a C-order float32 .npy.
-fn write_npy(path: &Path, frames: usize, channels: usize, data: &[f32]) {
-    assert_eq!(data.len(), frames * channels);
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({frames}, {channels}), }}");
-    // Magic (6) + version (2) + length (2) + header + '\n', a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
-}
 
 /// Reads a float32 .npy: its shape and data.
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {

@@ -15,7 +15,7 @@ mod common;
 
 use std::path::Path;
 
-use cli::{assert_refused, sigstream, stderr};
+use cli::{assert_refused, sigstream, stderr, write_npy};
 
 const FRAMES: usize = 300_000;
 const CHANNELS: usize = 3;
@@ -27,18 +27,6 @@ fn run(dir: &Path, args: &[&str]) {
         "sigstream {args:?} failed: {}",
         stderr(&out)
     );
-}
-
-fn write_npy(path: &Path, frames: usize, channels: usize, data: &[f32]) {
-    use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[frames as u64, channels as u64])
-        .writer(std::fs::File::create(path).unwrap())
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
 }
 
 /// Noise with bursts on every channel, spikes of both signs, and one loud
@@ -159,128 +147,48 @@ fn shards_equal_whole(dir: &Path, name: &str, opts: &[&str]) -> usize {
 fn shards_merge_into_the_whole_run() {
     let dir = tempfile::tempdir().unwrap();
     write_npy(&dir.path().join("in.npy"), FRAMES, CHANNELS, &signal());
-    let cases: [(&str, &[&str]); 6] = [
+    // Each pipeline's options, as on the command line.
+    let cases = [
+        // Overlap-save FIR (301 taps), negative spikes with a dead time.
         (
-            // Overlap-save FIR (301 taps), negative spikes with a dead time.
             "fir-fft",
-            &[
-                "--sample-rate",
-                "10000",
-                "--lowpass",
-                "2000",
-                "--taps",
-                "301",
-                "--detect",
-                "threshold",
-                "--on",
-                "6",
-                "--off",
-                "2",
-                "--polarity",
-                "neg",
-                "--dead-samples",
-                "40",
-            ],
+            "--sample-rate 10000 --lowpass 2000 --taps 301 --detect threshold --on 6 --off 2 \
+             --polarity neg --dead-samples 40",
         ),
+        // Direct FIR, classic STA/LTA (its resync schedule).
         (
-            // Direct FIR, classic STA/LTA (its resync schedule).
             "classic",
-            &[
-                "--moving-average",
-                "5",
-                "--detect",
-                "sta-lta",
-                "--sta",
-                "20",
-                "--lta",
-                "400",
-                "--on",
-                "2.5",
-                "--off",
-                "1.2",
-                "--dead-samples",
-                "300",
-            ],
+            "--moving-average 5 --detect sta-lta --sta 20 --lta 400 --on 2.5 --off 1.2 \
+             --dead-samples 300",
         ),
+        // Recursive STA/LTA: its halo is 50 long windows.
         (
-            // Recursive STA/LTA: its halo is 50 long windows.
             "recursive",
-            &[
-                "--sample-rate",
-                "10000",
-                "--lowpass",
-                "3000",
-                "--detect",
-                "recursive-sta-lta",
-                "--sta",
-                "10",
-                "--lta",
-                "200",
-                "--on",
-                "3",
-                "--off",
-                "1.5",
-                "--max-len",
-                "500",
-            ],
+            "--sample-rate 10000 --lowpass 3000 --detect recursive-sta-lta --sta 10 --lta 200 \
+             --on 3 --off 1.5 --max-len 500",
         ),
+        // The spike pipeline: IIR, median reference, per-channel MAD noise
+        // levels, negative threshold, dead time.
         (
-            // The spike pipeline: IIR, median reference, per-channel MAD
-            // noise levels, negative threshold, dead time.
             "spikes",
-            &[
-                "--sample-rate",
-                "30000",
-                "--iir",
-                "butter",
-                "--bandpass",
-                "300:6000",
-                "--reference",
-                "median",
-                "--detect",
-                "threshold",
-                "--on-noise",
-                "5",
-                "--polarity",
-                "neg",
-                "--dead-samples",
-                "30",
-            ],
+            "--sample-rate 30000 --iir butter --bandpass 300:6000 --reference median \
+             --detect threshold --on-noise 5 --polarity neg --dead-samples 30",
         ),
+        // A low corner: a long IIR warm-up, restarts every 262,144 samples.
         (
-            // A low corner: a long IIR halo.
             "iir-slow",
-            &[
-                "--sample-rate",
-                "100",
-                "--iir",
-                "cheby1",
-                "--order",
-                "6",
-                "--highpass",
-                "0.5",
-                "--detect",
-                "threshold",
-                "--on",
-                "20",
-            ],
+            "--sample-rate 100 --iir cheby1 --order 6 --highpass 0.5 --detect threshold --on 20",
         ),
-        // The filtered output alone: no detection, the shard stops after
-        // its slice and the FIR's lookahead.
+        // The filtered output alone: no detection, the shard stops after its
+        // slice and the FIR's lookahead.
         (
             "no-detect",
-            &[
-                "--sample-rate",
-                "10000",
-                "--highpass",
-                "100",
-                "--taps",
-                "1001",
-            ],
+            "--sample-rate 10000 --highpass 100 --taps 1001",
         ),
     ];
     for (name, opts) in cases {
-        let events = shards_equal_whole(dir.path(), name, opts);
+        let opts: Vec<&str> = opts.split_whitespace().collect();
+        let events = shards_equal_whole(dir.path(), name, &opts);
         if name != "no-detect" {
             // Trivially equal empty event lists would prove nothing.
             assert!(events > 20, "{name}: only {events} events");
@@ -326,80 +234,35 @@ fn what_a_shard_cannot_do_is_refused() {
     let d = dir.path();
     write_npy(&d.join("in.npy"), 1000, 2, &vec![0.5; 2000]);
     let base = ["process", "in.npy", "--output", "o.npy"];
-    let refused = |extra: &[&str], subject: &str, phrase: &str| {
+    let refused = |extra: &str, subject: &str, phrase: &str| {
         let mut args = base.to_vec();
-        args.extend_from_slice(extra);
+        args.extend(extra.split_whitespace());
         let out = sigstream(d, &args);
         assert_refused(&out, subject, phrase, &format!("{extra:?}"));
         assert!(!d.join("o.npy").exists(), "{extra:?}: no output");
     };
-    refused(
-        &["--range", "0:1001"],
-        "in.npy",
-        "the input has 1000 samples",
-    );
-    refused(
-        &[
-            "--range",
-            "0:10",
-            "--iir",
-            "butter",
-            "--lowpass",
-            "10",
-            "--sample-rate",
-            "100",
-            "--zero-phase",
-        ],
-        "",
-        "--range with --zero-phase",
-    );
-    refused(
-        &["--range", "0:10", "--decimate", "2"],
-        "",
-        "--range with --decimate",
-    );
-    refused(
-        &[
-            "--range",
-            "0:10",
-            "--detect",
-            "threshold",
-            "--on",
-            "1",
-            "--off",
-            "2",
-        ],
-        "",
-        "--range with --off above --on",
-    );
-    refused(
-        &[
-            "--range",
-            "0:10",
-            "--moving-average",
-            "3",
-            "--conv-mode",
-            "full",
-        ],
-        "",
-        "--range with --conv-mode full or valid",
-    );
-    refused(
-        &[
-            "--range",
-            "0:10",
-            "--detect",
-            "threshold",
-            "--on",
-            "1",
-            "--snippets",
-            "s.npy",
-            "--snippet-samples",
-            "2:2",
-        ],
-        "",
-        "--range with --snippets",
-    );
+    refused("--range 0:1001", "in.npy", "the input has 1000 samples");
+    for (extra, phrase) in [
+        (
+            "--iir butter --lowpass 10 --sample-rate 100 --zero-phase",
+            "--range with --zero-phase",
+        ),
+        ("--decimate 2", "--range with --decimate"),
+        (
+            "--detect threshold --on 1 --off 2",
+            "--range with --off above --on",
+        ),
+        (
+            "--moving-average 3 --conv-mode full",
+            "--range with --conv-mode full or valid",
+        ),
+        (
+            "--detect threshold --on 1 --snippets s.npy --snippet-samples 2:2",
+            "--range with --snippets",
+        ),
+    ] {
+        refused(&format!("--range 0:10 {extra}"), "", phrase);
+    }
     for bad in ["5:5", "9:3", "x:3", "7"] {
         let mut args = base.to_vec();
         args.extend_from_slice(&["--range", bad]);

@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use cli::{assert_refused, sigstream, stderr};
+use cli::{assert_refused, sigstream, stderr, write_npy};
 use common::Rng;
 use num_complex::Complex;
 
@@ -28,20 +28,6 @@ fn ok(dir: &Path, args: &[&str]) -> Output {
         stderr(&out)
     );
     out
-}
-
-/// Writes frames × channels (interleaved) as a C-order float32 .npy.
-fn write_npy(path: &Path, frames: usize, channels: usize, data: &[f32]) {
-    use npyz::WriterBuilder;
-    assert_eq!(data.len(), frames * channels);
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[frames as u64, channels as u64])
-        .writer(std::fs::File::create(path).unwrap())
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
 }
 
 /// An .npy read back: its shape, its descr, and its values as `f32`

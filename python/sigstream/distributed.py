@@ -197,10 +197,10 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
     # Checked before anything runs, as the CLI checks them.
     StreamProcessor(**run)
     shards = plan(paths, shards_per_file, **options)
+    finals = {path: _output_for(output, path, len(paths) > 1) for path in paths}
     outputs = {}
     try:
-        for path in paths:
-            final = _output_for(output, path, len(paths) > 1)
+        for path, final in finals.items():
             if final is None:
                 continue
             for p in paths:
@@ -236,7 +236,6 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
                 [("start", "ascending"), ("channel", "ascending"), ("end", "ascending")])
         for r in mine:
             del r["events"]
-        final = _output_for(output, path, len(paths) > 1)
-        results.append(ShardedResult(path, events, final,
+        results.append(ShardedResult(path, events, finals[path],
                                      sum(r["end"] - r["start"] for r in mine), seconds, mine))
     return results

@@ -725,6 +725,33 @@ mod tests {
         }
     }
 
+    /// A channel whose noise level is NaN gets NaN levels: nothing
+    /// triggers, and a shard of it must not refuse (or panic) for want of
+    /// `off <= on`.
+    #[test]
+    fn nan_levels_sync_and_report_nothing() {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut t = Trigger::new(f64::NAN, f64::NAN, None).with_sync(RangeSync {
+            exact_from: 0,
+            start: Some(5),
+            end: Some(20),
+            done: done.clone(),
+        });
+        let mut events = Vec::new();
+        t.push(
+            &[1.0, 9.0, 0.0, 9.0, 9.0, 1.0, 2.0, 3.0, 9.0, 9.0],
+            0,
+            &mut events,
+        );
+        t.push(&[9.0; 20], 10, &mut events);
+        t.finish(&mut events);
+        assert!(events.is_empty());
+        // Every value is quiet against a NaN `off`: the end's point is the
+        // end target itself.
+        assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(t.sync_end(), Some(20));
+    }
+
     #[test]
     #[should_panic(expected = "off <= on")]
     fn sync_points_need_off_at_most_on() {

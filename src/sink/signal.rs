@@ -65,12 +65,7 @@ pub fn open_signal_sink(
     sample_rate: Option<f64>,
 ) -> Result<Box<dyn SignalSink>> {
     let format = SignalFormat::from_path(path);
-    if complex && format == SignalFormat::Wav {
-        return Err(Error::usage(format!(
-            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32 (e.g. .cf32)",
-            path.display()
-        )));
-    }
+    check_complex(path, format, complex)?;
     // Checked before opening: opening a FIFO for writing waits for its reader.
     if format != SignalFormat::Raw && super::is_stream_target(path) {
         return Err(Error::usage(format!(
@@ -189,6 +184,17 @@ pub(crate) fn header(
         SignalFormat::Wav => wav_header(frames, channels, sample_rate),
         SignalFormat::Raw => Vec::new(),
     }
+}
+
+/// Refuses a complex signal to WAV, which has no complex samples.
+pub(crate) fn check_complex(path: &Path, format: SignalFormat, complex: bool) -> Result<()> {
+    if complex && format == SignalFormat::Wav {
+        return Err(Error::usage(format!(
+            "{}: the signal is complex (I/Q) and WAV has no complex samples; write .npy (complex64) or raw cf32 (e.g. .cf32)",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Bytes reserved for the npy header: magic, version 1.0, header length and a

@@ -103,3 +103,18 @@ pub fn sigstream_bounded(dir: &Path, args: &[&str]) -> Output {
     .output()
     .expect("sigstream runs")
 }
+
+/// Writes `data` (frames × channels, interleaved) as a C-order float32
+/// `.npy`, through npyz.
+pub fn write_npy(path: &Path, frames: usize, channels: usize, data: &[f32]) {
+    use npyz::WriterBuilder;
+    assert_eq!(data.len(), frames * channels);
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[frames as u64, channels as u64])
+        .writer(std::fs::File::create(path).unwrap())
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
