@@ -355,5 +355,11 @@ fn e2e(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fft, fir, detect, transfer, e2e);
+criterion_group! {
+    name = benches;
+    // No plots: criterion draws them with system fonts, and panics on a
+    // machine that has none (a fresh server); the figures are the numbers.
+    config = Criterion::default().without_plots();
+    targets = fft, fir, detect, transfer, e2e
+}
 criterion_main!(benches);

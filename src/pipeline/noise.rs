@@ -106,13 +106,21 @@ pub fn warmup(job: &Job) -> usize {
     (job.taps() - 1).saturating_add(iir)
 }
 
-/// Bytes [`estimate`] holds: one channel's values (as `f32` and `f64`),
-/// the input block of `block` frames of `channels` channels, and the
-/// planned processor with its output block (`footprint`).
-pub fn bytes(plan: &NoiseChunks, channels: usize, block: usize, footprint: &Footprint) -> u64 {
+/// Bytes [`estimate`] holds: one channel's values (as `f32` and `f64`)
+/// per thread reducing them (`threads`), the input block of `block` frames
+/// of `channels` channels, and the planned processor with its output block
+/// (`footprint`).
+pub fn bytes(
+    plan: &NoiseChunks,
+    channels: usize,
+    block: usize,
+    threads: usize,
+    footprint: &Footprint,
+) -> u64 {
     let values = (plan.chunks as u64)
         .saturating_mul(plan.chunk_samples as u64)
-        .saturating_mul(F32_BYTES + 8);
+        .saturating_mul(F32_BYTES + 8)
+        .saturating_mul(reducers(threads, channels) as u64);
     let frames = |n: usize| {
         (n as u64)
             .saturating_mul(channels as u64)
@@ -122,6 +130,12 @@ pub fn bytes(plan: &NoiseChunks, channels: usize, block: usize, footprint: &Foot
         .saturating_add(frames(block))
         .saturating_add(frames(footprint.output_frames))
         .saturating_add(footprint.bytes)
+}
+
+/// Threads reducing channels to their MAD: `threads`, at most one per
+/// channel.
+fn reducers(threads: usize, channels: usize) -> usize {
+    threads.clamp(1, channels.max(1))
 }
 
 /// Estimates each channel's noise of `job`'s output (its detector left
@@ -176,7 +190,7 @@ pub fn estimate(
     // smallest chunk) whose buffers fit the limit.
     let need = |b: usize| {
         let footprint = staged.footprint(&noise_job, channels, b, threads);
-        BASELINE_BYTES.saturating_add(bytes(plan, channels, b, &footprint))
+        BASELINE_BYTES.saturating_add(bytes(plan, channels, b, threads, &footprint))
     };
     let mut block = block.max(1);
     while block > MIN_CHUNK_FRAMES && need(block) > memory_limit {
@@ -240,25 +254,56 @@ pub fn estimate(
         }
         store(&output)?;
     }
-    // Each channel alone: its chunks' values, then their MAD.
+    // Each channel alone: its chunks' values, then their MAD; channels
+    // shared among `threads` reducers (each channel's MAD is its own, so
+    // the levels do not depend on the thread count).
     let per_channel = positions.len() * len;
-    let mut values = vec![0.0f32; per_channel];
-    let mut raw = vec![0u8; len * F32_BYTES as usize];
-    let mut scratch = Vec::with_capacity(per_channel);
-    let mut levels = Vec::with_capacity(channels);
-    for c in 0..channels {
-        for k in 0..positions.len() {
+    let chunks = positions.len();
+    let reduce = |c: usize, values: &mut Vec<f32>, scratch: &mut Vec<f64>| -> Result<f64> {
+        let raw: &mut [u8] = bytemuck::cast_slice_mut(values.as_mut_slice());
+        for k in 0..chunks {
             let at = ((k * channels + c) * len) as u64 * F32_BYTES;
-            file.read_exact_at(&mut raw, at)
+            let part = &mut raw[k * len * F32_BYTES as usize..(k + 1) * len * F32_BYTES as usize];
+            file.read_exact_at(part, at)
                 .map_err(|e| Error::io(&scratch_name, e))?;
-            for (v, b) in values[k * len..(k + 1) * len]
-                .iter_mut()
-                .zip(raw.chunks_exact(4))
-            {
-                *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
         }
-        levels.push(mad_with(&values, &mut scratch));
+        for v in values.iter_mut() {
+            *v = f32::from_le_bytes(v.to_ne_bytes());
+        }
+        Ok(mad_with(values, scratch))
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> Result<Vec<(usize, f64)>> {
+        let mut values = vec![0.0f32; per_channel];
+        let mut scratch = Vec::with_capacity(per_channel);
+        let mut done = Vec::new();
+        loop {
+            let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if c >= channels {
+                return Ok(done);
+            }
+            done.push((c, reduce(c, &mut values, &mut scratch)?));
+        }
+    };
+    let mut levels = vec![f64::NAN; channels];
+    let parts: Vec<Result<Vec<(usize, f64)>>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..reducers(threads, channels))
+            .map(|_| scope.spawn(worker))
+            .collect();
+        let mut parts = vec![worker()];
+        parts.extend(helpers.into_iter().map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::Runtime {
+                    msg: "a noise-estimate thread panicked".into(),
+                })
+            })
+        }));
+        parts
+    });
+    for part in parts {
+        for (c, level) in part? {
+            levels[c] = level;
+        }
     }
     Ok(NoiseLevels {
         levels,
