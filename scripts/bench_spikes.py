@@ -45,7 +45,8 @@ ru_maxrss, via scripts/bench_mseed.py's `timed`):
 - sigstream: `process REC --dtype i16 --channels 385 --sample-rate 30000
   --iir butter --order 5 --bandpass 300:6000 --zero-phase --reference median
   --detect threshold --polarity neg --on-noise 5 --dead-time 0.001
-  --snippets SNIP.npy --snippet-samples 30:60 --events EV.csv` (SIGSTREAM_OPTS
+  --snippets SNIP.npy --snippet-samples 30:60 --events EV.csv
+  --memory-limit 64` (SIGSTREAM_OPTS
   below; --no-zero-phase drops --zero-phase, --no-snippets the snippets);
   spike times are the events CSV's `peak_index`, channels its `channel`.
   Forward-only, the causal Butterworth leaves 0.35-0.55 of the trough
@@ -136,6 +137,10 @@ SIGSTREAM_OPTS = [
     "--dead-time", "{dead}",
     "--snippets", "{snip}", "--snippet-samples", f"{TBEFORE}:{TAFTER}",
     "--events", "{ev}",
+    # Room for the zero-phase filter to stream (385 channels x its 2,456-
+    # sample warm-up and a block: ~30 MB); under the default 24 MiB it goes
+    # through a scratch file instead. SpikeInterface peaks at ~345 MiB.
+    "--memory-limit", "64",
 ]
 
 SI_RUN = r"""

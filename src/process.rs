@@ -31,7 +31,7 @@ use crate::filter::{
 };
 use crate::options::{InputArgs, RunArgs, memory_limit, threads};
 use crate::pipeline::noise::{self, NoiseLevels};
-use crate::pipeline::zerophase::{self, Pad};
+use crate::pipeline::zerophase::{self, Pad, StreamPlan};
 use crate::pipeline::{Progress, Sinks, Stats, StreamConfig, StreamProcessor};
 use crate::report::{describe_input, outputs};
 use crate::sink::events::EventBatches;
@@ -1011,14 +1011,14 @@ impl ProcessOptions {
 
 /// What [`ProcessArgs::job`] plans for one input.
 struct Planned {
-    /// The job the pipeline runs (without a zero-phase filter: that runs
-    /// before, see [`zerophase`]).
+    /// The job the pipeline runs (without a zero-phase filter: that feeds
+    /// it, or runs before, see [`zerophase`]).
     job: Job,
     /// A designed FIR filter's length and window, for the report.
     fir: Option<FirPlan>,
     /// The IIR filter, for the report.
     iir_about: Option<Value>,
-    /// The IIR filter run forwards and backwards before the pipeline.
+    /// The IIR filter run forwards and backwards ahead of the pipeline.
     zero_phase: Option<Sos>,
 }
 
@@ -1044,21 +1044,53 @@ fn estimate_noise<'s>(
     args: &ProcessOptions,
     processor: &StreamProcessor,
     source: &mut Box<dyn ChunkSource + 's>,
-    zero_phased: Option<&zerophase::Filtered>,
+    zero_phased: &ZeroPhased<'_>,
     span_info: &SignalInfo,
     (input, opts): (&Path, &SourceOptions),
     dir: PathBuf,
 ) -> Result<NoiseLevels> {
     let plan = args.noise_chunks();
+    let plan_chunks = &plan;
     let config = processor.config();
     let block = config.chunk_size.unwrap_or(NOISE_BLOCK);
     let job = processor.job();
-    let limit = memory_limit(args.run.memory_limit)?;
+    let mut limit = memory_limit(args.run.memory_limit)?;
     let threads = config.threads;
     if source.seekable() {
-        let mut second = match zero_phased {
-            Some(filtered) => filtered.source(span_info)?,
-            None => source::open(input, opts)?,
+        let mut second: Box<dyn ChunkSource> = match zero_phased {
+            ZeroPhased::Scratch(filtered) => filtered.source(span_info)?,
+            ZeroPhased::Streaming {
+                sos,
+                pad,
+                plan,
+                bytes,
+            } => {
+                // A second stream of the zero-phase result, over a second
+                // reader of the input, sought to each chunk; in blocks as
+                // long as a chunk when they fit (one block per chunk, not
+                // two), since restarts at the same distance (`warm`) give
+                // the same values up to 10^-20 wherever they are.
+                let chunk = StreamPlan {
+                    grid: plan
+                        .grid
+                        .max(plan_chunks.chunk_samples.saturating_add(job.taps())),
+                    ..*plan
+                };
+                let channels = span_info.channels;
+                let fits = chunk.bytes(sos, channels) <= zero_phase_room(config);
+                let plan = if fits { chunk } else { *plan };
+                limit.bytes = limit
+                    .bytes
+                    .saturating_sub(plan.bytes(sos, channels).max(*bytes));
+                Box::new(zerophase::Streaming::new(
+                    source::open(input, opts)?,
+                    sos,
+                    *pad,
+                    plan,
+                    threads,
+                )?)
+            }
+            ZeroPhased::No => source::open(input, opts)?,
         };
         if second.seekable() {
             return noise::estimate(
@@ -1089,6 +1121,29 @@ fn estimate_noise<'s>(
         true,
         limit.bytes,
     )
+}
+
+/// How the zero-phase filter runs for one input, if it does.
+enum ZeroPhased<'a> {
+    /// No zero-phase filter.
+    No,
+    /// As a stream ([`zerophase::Streaming`]) that holds `bytes`.
+    Streaming {
+        sos: &'a Sos,
+        pad: Pad,
+        plan: zerophase::StreamPlan,
+        bytes: u64,
+    },
+    /// Done, through a scratch file.
+    Scratch(zerophase::Filtered),
+}
+
+/// Bytes of the memory limit the streaming zero-phase filter may take:
+/// half of what is left after the process's baseline (the pipeline it
+/// feeds plans within the rest).
+fn zero_phase_room(config: &StreamConfig) -> u64 {
+    use crate::pipeline::budget::BASELINE_BYTES;
+    config.memory_limit.saturating_sub(BASELINE_BYTES) / 2
 }
 
 /// Frames per block of the noise estimate's reads without --chunk-size.
@@ -1845,25 +1900,40 @@ fn process_one<'s>(
         }
         let mut source = spans.source(i);
         let mut scratch_bytes = 0;
-        let mut zero_phased = None;
+        let mut zero_phased = ZeroPhased::No;
         if let Some(sos) = &planned.zero_phase {
-            let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
             let pad = match args.pad {
                 PadArg::Odd => Pad::Odd,
                 PadArg::None => Pad::None,
             };
-            let window = zero_phase_window(
-                processor.config(),
-                sos,
-                span_info.channels,
-                args.run.memory_limit.is_some(),
-            )?;
-            let pool = stage_pool(processor.config().threads)?;
-            let filtered =
-                zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_ref())?;
-            scratch_bytes = filtered.scratch_bytes();
-            source = filtered.source(&span_info)?;
-            zero_phased = Some(filtered);
+            let threads = processor.config().threads;
+            let room = zero_phase_room(processor.config());
+            if let Some(plan) = zerophase::StreamPlan::fit(sos, span_info.channels, room) {
+                // As a stream, feeding the pipeline (which plans within the
+                // rest of the limit).
+                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, threads)?);
+                zero_phased = ZeroPhased::Streaming {
+                    sos,
+                    pad,
+                    plan,
+                    bytes: plan.bytes(sos, span_info.channels),
+                };
+            } else {
+                // Through a scratch file, before the pipeline.
+                let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
+                let window = zero_phase_window(
+                    processor.config(),
+                    sos,
+                    span_info.channels,
+                    args.run.memory_limit.is_some(),
+                )?;
+                let pool = stage_pool(threads)?;
+                let filtered =
+                    zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_ref())?;
+                scratch_bytes = filtered.scratch_bytes();
+                source = filtered.source(&span_info)?;
+                zero_phased = ZeroPhased::Scratch(filtered);
+            }
         }
         stats_scratch = stats_scratch.max(scratch_bytes);
         if let Some(k) = args.on_noise
@@ -1873,7 +1943,7 @@ fn process_one<'s>(
                 args,
                 &processor,
                 &mut source,
-                zero_phased.as_ref(),
+                &zero_phased,
                 &span_info,
                 (input, opts),
                 scratch_dir(signal_path.as_deref(), events_path.as_deref()),
@@ -1907,7 +1977,11 @@ fn process_one<'s>(
         if let Some(c) = collected.as_mut() {
             tee.0.push(c);
         }
-        let part = processor.process_source(
+        let runner = match &zero_phased {
+            ZeroPhased::Streaming { bytes, .. } => processor.clone().reserving(*bytes),
+            _ => processor.clone(),
+        };
+        let part = runner.process_source(
             source.as_mut(),
             Sinks {
                 signal: signal

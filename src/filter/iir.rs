@@ -499,6 +499,92 @@ impl SosBank {
         output.set_frames(n);
     }
 
+    /// Sets every channel's state to rest (zero), as a fresh bank.
+    pub fn reset(&mut self) {
+        for g in &mut self.groups {
+            g.iter_mut().for_each(|z| *z = [[0.0; LANES]; 2]);
+        }
+    }
+
+    /// Filters frames `frames` of every channel back to front, in place:
+    /// `planes` holds the channels one after another, `stride` frames
+    /// apart; frame `i` is filtered after frame `i + 1`, carrying the
+    /// state. The outputs of frames below `keep` replace their inputs; those
+    /// of the frames from `keep` on (a warm-up) are dropped. A step at a
+    /// time through buffers on the stack: nothing allocated. With `pool`,
+    /// groups of [`LANES`] channels run in parallel; the result is the same
+    /// either way.
+    ///
+    /// # Panics
+    /// If `planes` does not hold the bank's channels at `stride`, or
+    /// `frames` runs past `stride` (a caller's bug).
+    pub fn process_reversed(
+        &mut self,
+        planes: &mut [f32],
+        stride: usize,
+        frames: std::ops::Range<usize>,
+        keep: usize,
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        use rayon::prelude::*;
+        assert!(
+            planes.len() >= self.channels * stride,
+            "one plane per channel"
+        );
+        assert!(frames.end <= stride, "frames within the planes");
+        let channels = self.channels;
+        let sections = self.sos.sections();
+        let planes = &mut planes[..channels * stride];
+        let run = |(g, (state, group)): (usize, (&mut GroupState, &mut [f32]))| {
+            let lanes = (channels - g * LANES).min(LANES);
+            let mut xs = [[0.0f32; STEP]; LANES];
+            let mut ys = [[0.0f32; STEP]; LANES];
+            let mut end = frames.end;
+            while end > frames.start {
+                let start = end.saturating_sub(STEP).max(frames.start);
+                let len = end - start;
+                for (l, x) in xs.iter_mut().enumerate().take(lanes) {
+                    let plane = &group[l * stride + start..l * stride + end];
+                    for (v, &p) in x[..len].iter_mut().zip(plane.iter().rev()) {
+                        *v = p;
+                    }
+                }
+                {
+                    let ins: [&[f32]; LANES] = std::array::from_fn(|l| &xs[l][..len]);
+                    let mut outs: [&mut [f32]; LANES] = Default::default();
+                    for (o, y) in outs.iter_mut().zip(ys.iter_mut()) {
+                        *o = &mut y[..len];
+                    }
+                    filter_group(sections, state, &ins[..lanes], &mut outs[..lanes]);
+                }
+                // Frames `start..end` came out as `ys[..len]`, last first.
+                let upto = keep.clamp(start, end);
+                for (l, y) in ys.iter().enumerate().take(lanes) {
+                    let plane = &mut group[l * stride + start..l * stride + upto];
+                    for (p, &v) in plane.iter_mut().zip(y[end - upto..len].iter().rev()) {
+                        *p = v;
+                    }
+                }
+                end = start;
+            }
+        };
+        match pool {
+            Some(pool) if self.groups.len() > 1 => pool.install(|| {
+                self.groups
+                    .par_iter_mut()
+                    .zip(planes.par_chunks_mut(LANES * stride))
+                    .enumerate()
+                    .for_each(run)
+            }),
+            _ => self
+                .groups
+                .iter_mut()
+                .zip(planes.chunks_mut(LANES * stride))
+                .enumerate()
+                .for_each(run),
+        }
+    }
+
     /// Filters frames `frames` of every channel of `input` into the same
     /// frames of `output`, carrying the running state.
     fn run_main(

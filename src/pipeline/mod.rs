@@ -150,6 +150,7 @@ impl std::fmt::Debug for Sinks<'_> {
 
 /// Runs a [`Job`] over files or streams, chunk by chunk (the seed's
 /// `StreamProcessor`).
+#[derive(Clone)]
 pub struct StreamProcessor {
     config: StreamConfig,
     job: Job,
@@ -189,6 +190,15 @@ impl StreamProcessor {
     #[must_use]
     pub fn with_shard(mut self, plan: crate::shard::ShardPlan) -> Self {
         self.shard = Some(plan);
+        self
+    }
+
+    /// The same processor with `bytes` of its memory limit left to
+    /// something that runs beside it (the streaming zero-phase filter that
+    /// feeds it): it plans its chunks within the rest.
+    #[must_use]
+    pub fn reserving(mut self, bytes: u64) -> Self {
+        self.config.memory_limit = self.config.memory_limit.saturating_sub(bytes);
         self
     }
 
