@@ -137,7 +137,7 @@ SIGSTREAM_OPTS = [
     "--dead-time", "{dead}",
     "--snippets", "{snip}", "--snippet-samples", f"{TBEFORE}:{TAFTER}",
     "--events", "{ev}",
-    # Room for the zero-phase filter to stream (385 channels x its 2,456-
+    # Room for the zero-phase filter to stream (385 channels x its 2,476-
     # sample warm-up and a block: ~30 MB); under the default 24 MiB it goes
     # through a scratch file instead. SpikeInterface peaks at ~345 MiB.
     "--memory-limit", "64",

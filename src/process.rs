@@ -1890,6 +1890,7 @@ fn process_one<'s>(
     let mut done = 0u64;
     let mut skipped = 0usize;
     let mut stats_scratch = 0u64;
+    let mut stream_plan: Option<StreamPlan> = None;
     let taps = processor.job().taps() as u64;
     for i in 0..spans.count() {
         let span_info = spans.info(i);
@@ -1912,6 +1913,7 @@ fn process_one<'s>(
                 // As a stream, feeding the pipeline (which plans within the
                 // rest of the limit).
                 source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, threads)?);
+                stream_plan = Some(plan);
                 zero_phased = ZeroPhased::Streaming {
                     sos,
                     pad,
@@ -2111,6 +2113,10 @@ fn process_one<'s>(
                             PadArg::None => "none",
                         });
                         about["scratch_bytes"] = json!(stats_scratch);
+                        // The stream's blocks and restart warm-up (null:
+                        // through the scratch file).
+                        about["stream_block"] = json!(stream_plan.map(|p| p.grid));
+                        about["stream_warm"] = json!(stream_plan.map(|p| p.warm));
                     }
                     about
                 }

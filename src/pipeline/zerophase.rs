@@ -512,16 +512,18 @@ impl StreamPlan {
     }
 
     /// Bytes [`Streaming`] holds: the forward results of a block, its
-    /// warm-up and the right pad, the input block read, and the two
-    /// filter states.
+    /// warm-up and the right pad, the input block read (and one as large
+    /// for a seek's warm-up), and the two filter states.
     pub fn bytes(&self, sos: &Sos, channels: usize) -> u64 {
         let frames = (self.grid as u64)
             .saturating_add(self.warm as u64)
             .saturating_add(sos.padlen() as u64 + 1)
-            .saturating_add(self.read as u64);
+            .saturating_add(2 * self.read as u64);
+        // The first and last `padlen + 1` frames kept for the pads, and
+        // the left pad's extension and results (`2·padlen + 1` each).
         let ends = (sos.padlen() as u64 + 1)
             .saturating_mul(channels as u64)
-            .saturating_mul(2 * F32_BYTES);
+            .saturating_mul(6 * F32_BYTES);
         frames
             .saturating_mul(channels as u64)
             .saturating_mul(F32_BYTES)
@@ -572,6 +574,8 @@ pub struct Streaming<'s> {
     served: usize,
     /// The input block, and its frames not yet filtered forwards.
     block: Option<Block>,
+    /// Where a seek's warm-up results go (dropped): a block as large.
+    sink: Option<Block>,
     pending: std::ops::Range<usize>,
     /// The input's first `padlen + 1` frames (for the left pad), then its
     /// last `padlen + 1` (a ring, oldest first; for the right pad).
@@ -647,6 +651,7 @@ impl<'s> Streaming<'s> {
             ready: 0,
             served: 0,
             block: None,
+            sink: None,
             pending: 0..0,
             head: Vec::new(),
             tail: Vec::new(),
@@ -750,9 +755,16 @@ impl<'s> Streaming<'s> {
             // Straight into the buffer, after the dropped warm-up.
             let drop = self.skip.min(take);
             if drop > 0 {
-                let mut sink = vec![vec![0.0f32; drop]; channels];
+                let sink = self
+                    .sink
+                    .get_or_insert_with(|| Block::new(channels, self.plan.read));
+                let stride = sink.capacity();
                 let heads: Vec<&[f32]> = ins.iter().map(|x| &x[..drop]).collect();
-                let mut outs: Vec<&mut [f32]> = sink.iter_mut().map(|o| &mut o[..]).collect();
+                let mut outs: Vec<&mut [f32]> = sink
+                    .planes_mut()
+                    .chunks_exact_mut(stride)
+                    .map(|o| &mut o[..drop])
+                    .collect();
                 self.forward.process(&heads, &mut outs, self.pool.as_ref());
                 self.skip -= drop;
             }
