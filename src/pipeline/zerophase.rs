@@ -1228,8 +1228,8 @@ mod tests {
             roomy.grid,
             (4 * warm).max(4096).next_power_of_two().min(MAX_GRID)
         );
-        let plan = StreamPlan::fit(&sos, 385, 4 << 20).unwrap();
-        assert!(plan.bytes(&sos, 385) <= 4 << 20 && plan.grid.is_power_of_two());
+        let plan = StreamPlan::fit(&sos, 385, 8 << 20).unwrap();
+        assert!(plan.bytes(&sos, 385) <= 8 << 20 && plan.grid.is_power_of_two());
         assert!(plan.grid < roomy.grid, "a smaller block in less room");
         assert_eq!(
             StreamPlan::fit(&sos, 385, 64 << 10),
