@@ -1911,8 +1911,13 @@ fn process_one<'s>(
             let room = zero_phase_room(processor.config());
             if let Some(plan) = zerophase::StreamPlan::fit(sos, span_info.channels, room) {
                 // As a stream, feeding the pipeline (which plans within the
-                // rest of the limit).
-                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, threads)?);
+                // rest of the limit). It filters in the pipeline's reader
+                // thread, beside the pipeline's own stages: half the
+                // threads each (on 2 cores, the stream on one thread: the
+                // spike benchmark's streaming pass took 1.75 s so, 1.95 s
+                // with both threads on each side).
+                let share = (threads / 2).max(1);
+                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, share)?);
                 stream_plan = Some(plan);
                 zero_phased = ZeroPhased::Streaming {
                     sos,
