@@ -1269,14 +1269,7 @@ fn stage_pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
     if threads <= 1 {
         return Ok(None);
     }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("sigstream-zerophase-{i}"))
-        .build()
-        .map(Some)
-        .map_err(|e| Error::Runtime {
-            msg: format!("cannot start {threads} worker threads: {e}"),
-        })
+    crate::pipeline::worker_pool(threads, "zerophase").map(Some)
 }
 
 /// An input's stem for output names (`stdin` for `-`).

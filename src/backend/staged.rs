@@ -238,15 +238,10 @@ impl StagedProcessor {
         let parallel_mid = iir.is_some() || reference.is_some();
         let parallel = !decimators.is_empty() || parallel_mid;
         let pool = if threads > 1 && channels > 1 && parallel {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads.min(channels))
-                    .thread_name(|i| format!("sigstream-stage-{i}"))
-                    .build()
-                    .map_err(|e| Error::Runtime {
-                        msg: format!("cannot start {threads} worker threads: {e}"),
-                    })?,
-            )
+            Some(crate::pipeline::worker_pool(
+                threads.min(channels),
+                "stage",
+            )?)
         } else {
             None
         };

@@ -526,7 +526,6 @@ impl SosBank {
         keep: usize,
         pool: Option<&rayon::ThreadPool>,
     ) {
-        use rayon::prelude::*;
         assert!(
             planes.len() >= self.channels * stride,
             "one plane per channel"
@@ -568,21 +567,7 @@ impl SosBank {
                 end = start;
             }
         };
-        match pool {
-            Some(pool) if self.groups.len() > 1 => pool.install(|| {
-                self.groups
-                    .par_iter_mut()
-                    .zip(planes.par_chunks_mut(LANES * stride))
-                    .enumerate()
-                    .for_each(run)
-            }),
-            _ => self
-                .groups
-                .iter_mut()
-                .zip(planes.chunks_mut(LANES * stride))
-                .enumerate()
-                .for_each(run),
-        }
+        each_group(&mut self.groups, planes, stride, pool, run);
     }
 
     /// Filters frames `frames` of every channel of `input` into the same
@@ -594,7 +579,6 @@ impl SosBank {
         frames: std::ops::Range<usize>,
         pool: Option<&rayon::ThreadPool>,
     ) {
-        use rayon::prelude::*;
         let channels = self.channels;
         let stride = output.capacity();
         let sections = self.sos.sections();
@@ -612,21 +596,7 @@ impl SosBank {
             filter_group(sections, state, &xs[..lanes], &mut ys[..lanes]);
         };
         let planes = output.planes_mut();
-        match pool {
-            Some(pool) if self.groups.len() > 1 => pool.install(|| {
-                self.groups
-                    .par_iter_mut()
-                    .zip(planes.par_chunks_mut(LANES * stride))
-                    .enumerate()
-                    .for_each(run)
-            }),
-            _ => self
-                .groups
-                .iter_mut()
-                .zip(planes.chunks_mut(LANES * stride))
-                .enumerate()
-                .for_each(run),
-        }
+        each_group(&mut self.groups, planes, stride, pool, run);
     }
 
     /// Runs the fresh states of the restarts over frames `frames` of
@@ -669,6 +639,33 @@ impl SosBank {
             }
             _ => fresh.iter_mut().enumerate().for_each(run),
         }
+    }
+}
+
+/// Runs `run` on each group of [`LANES`] channels with its state and its
+/// planes (`stride` frames each) of `planes`, in parallel on `pool`'s
+/// threads when given.
+fn each_group(
+    groups: &mut [GroupState],
+    planes: &mut [f32],
+    stride: usize,
+    pool: Option<&rayon::ThreadPool>,
+    run: impl Fn((usize, (&mut GroupState, &mut [f32]))) + Send + Sync,
+) {
+    use rayon::prelude::*;
+    match pool {
+        Some(pool) if groups.len() > 1 => pool.install(|| {
+            groups
+                .par_iter_mut()
+                .zip(planes.par_chunks_mut(LANES * stride))
+                .enumerate()
+                .for_each(run)
+        }),
+        _ => groups
+            .iter_mut()
+            .zip(planes.chunks_mut(LANES * stride))
+            .enumerate()
+            .for_each(run),
     }
 }
 
@@ -797,7 +794,7 @@ fn filter_lanes<const N: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `sosfilt` written out plainly, one channel, for comparison.
@@ -817,7 +814,8 @@ mod tests {
             .collect()
     }
 
-    fn butter2() -> Sos {
+    /// `scipy.signal.butter(2, [0.1, 0.3], 'bandpass', output='sos')`.
+    pub(crate) fn butter2() -> Sos {
         // scipy.signal.butter(2, [0.1, 0.3], 'bandpass', output='sos')
         Sos::new(vec![
             [

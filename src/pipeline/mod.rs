@@ -148,6 +148,21 @@ impl std::fmt::Debug for Sinks<'_> {
     }
 }
 
+/// A pool of `threads` worker threads named `sigstream-{name}-{i}`, for a
+/// stage that splits its channels.
+///
+/// # Errors
+/// [`Error::Runtime`] when the threads cannot be started.
+pub(crate) fn worker_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("sigstream-{name}-{i}"))
+        .build()
+        .map_err(|e| Error::Runtime {
+            msg: format!("cannot start {threads} worker threads: {e}"),
+        })
+}
+
 /// Runs a [`Job`] over files or streams, chunk by chunk (the seed's
 /// `StreamProcessor`).
 #[derive(Clone)]

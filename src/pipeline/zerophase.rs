@@ -177,16 +177,7 @@ pub fn filtfilt(
             if n == 0 {
                 break;
             }
-            // `tail` holds the last `keep` samples seen, oldest first.
-            for (c, last) in tail.iter_mut().enumerate() {
-                let x = block.channel(c);
-                if n >= keep {
-                    last.copy_from_slice(&x[n - keep..]);
-                } else {
-                    last.rotate_left(n);
-                    last[keep - n..].copy_from_slice(x);
-                }
-            }
+            keep_last(&mut tail, &block);
             seen += n as u64;
             let mut from = 0;
             if !started {
@@ -304,6 +295,23 @@ pub fn filtfilt(
         channels,
         dir: dir.to_path_buf(),
     })
+}
+
+/// Keeps in each of `tail` (one per channel, of equal lengths) the last
+/// samples seen, oldest first: those of `block`'s channel after the older
+/// ones still there.
+fn keep_last(tail: &mut [Vec<f32>], block: &Block) {
+    let n = block.frames();
+    for (c, last) in tail.iter_mut().enumerate() {
+        let keep = last.len();
+        let x = block.channel(c);
+        if n >= keep {
+            last.copy_from_slice(&x[n - keep..]);
+        } else {
+            last.rotate_left(n);
+            last[keep - n..].copy_from_slice(x);
+        }
+    }
 }
 
 /// One odd-extension sample, `2·end − x`, as scipy's `odd_ext` computes
@@ -619,15 +627,7 @@ impl<'s> Streaming<'s> {
         let info = input.info().clone();
         let channels = info.channels;
         let pool = if threads > 1 && channels > crate::filter::iir::LANES {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("sigstream-zerophase-{i}"))
-                    .build()
-                    .map_err(|e| Error::Runtime {
-                        msg: format!("cannot start {threads} worker threads: {e}"),
-                    })?,
-            )
+            Some(crate::pipeline::worker_pool(threads, "zerophase")?)
         } else {
             None
         };
@@ -689,15 +689,7 @@ impl<'s> Streaming<'s> {
                 if self.tail.is_empty() {
                     self.tail = vec![vec![0.0; keep]; channels];
                 }
-                for (c, last) in self.tail.iter_mut().enumerate() {
-                    let x = block.channel(c);
-                    if n >= keep {
-                        last.copy_from_slice(&x[n - keep..]);
-                    } else {
-                        last.rotate_left(n);
-                        last[keep - n..].copy_from_slice(x);
-                    }
-                }
+                keep_last(&mut self.tail, block);
                 self.seen += n as u64;
                 self.pending = 0..n;
             }
@@ -979,28 +971,13 @@ impl ChunkSource for Streaming<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::iir::tests::butter2;
     use crate::pipeline::memory::MemorySource;
 
     /// `f32` storage of the forward result between the passes and of the
     /// output (about 1e-7 of the scale each), against an all-`f64`
     /// reference; the restarts add 1e-20.
     const REL_TOL: f64 = 1e-6;
-
-    fn butter2() -> Sos {
-        // scipy.signal.butter(2, [0.1, 0.3], 'bandpass', output='sos')
-        Sos::new(vec![
-            [
-                0.06745527388907191,
-                0.13491054777814382,
-                0.06745527388907191,
-                1.0,
-                -1.0246612719312358,
-                0.5441183540527813,
-            ],
-            [1.0, -2.0, 1.0, 1.0, -1.6489176331890314, 0.7586614107417984],
-        ])
-        .unwrap()
-    }
 
     fn sosfilt64(sos: &Sos, x: &[f64], zi: Option<f64>) -> Vec<f64> {
         let mut z: Vec<[f64; 2]> = match zi {
