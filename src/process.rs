@@ -1056,6 +1056,7 @@ fn estimate_noise<'s>(
     let job = processor.job();
     let mut limit = memory_limit(args.run.memory_limit)?;
     let threads = config.threads;
+    let mut zero_phase_warm = 0;
     if source.seekable() {
         let mut second: Box<dyn ChunkSource> = match zero_phased {
             ZeroPhased::Scratch(filtered) => filtered.source(span_info)?,
@@ -1068,17 +1069,27 @@ fn estimate_noise<'s>(
                 // A second stream of the zero-phase result, over a second
                 // reader of the input, sought to each chunk; in blocks as
                 // long as a chunk when they fit (one block per chunk, not
-                // two), since restarts at the same distance (`warm`) give
-                // the same values up to 10^-20 wherever they are.
+                // two). Its restarts forget the state to the noise
+                // estimate's own level (1e-7 of the scale,
+                // `noise::settle_len`, as its other filters' warm-ups do)
+                // rather than the stream's 1e-20: the values are the
+                // stream's up to that, wherever the restarts fall.
+                let warm = noise::settle_len(sos).min(plan.warm);
+                zero_phase_warm = warm;
                 let chunk = StreamPlan {
                     grid: plan
                         .grid
                         .max(plan_chunks.chunk_samples.saturating_add(job.taps())),
+                    warm,
                     ..*plan
                 };
                 let channels = span_info.channels;
                 let fits = chunk.bytes(sos, channels) <= zero_phase_room(config);
-                let plan = if fits { chunk } else { *plan };
+                let plan = if fits {
+                    chunk
+                } else {
+                    StreamPlan { warm, ..*plan }
+                };
                 limit.bytes = limit
                     .bytes
                     .saturating_sub(plan.bytes(sos, channels).max(*bytes));
@@ -1093,7 +1104,7 @@ fn estimate_noise<'s>(
             ZeroPhased::No => source::open(input, opts)?,
         };
         if second.seekable() {
-            return noise::estimate(
+            let mut levels = noise::estimate(
                 second.as_mut(),
                 job,
                 processor.backend(),
@@ -1103,7 +1114,10 @@ fn estimate_noise<'s>(
                 &dir,
                 false,
                 limit.bytes,
-            );
+            )?;
+            // The zero-phase stream's warm-up, before (and after) each chunk.
+            levels.warmup += zero_phase_warm;
+            return Ok(levels);
         }
     }
     let frames = (plan.chunks as u64).saturating_mul(plan.chunk_samples as u64);

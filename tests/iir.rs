@@ -347,3 +347,91 @@ fn zero_phase_streams_or_spools_to_the_same_result() {
     let err = rel_err(&streamed, &spooled);
     assert!(err < SAME_TOL, "stream against scratch: {err:e}");
 }
+
+/// After `--zero-phase`, each channel's noise is the MAD of the zero-phase
+/// output itself at the reported chunks (read through a second stream,
+/// sought to each chunk): computed here from the `-o` output.
+#[test]
+fn noise_after_zero_phase_is_that_of_its_output() {
+    /// The noise stream forgets its start to 1e-7 of the scale (its
+    /// warm-up), then one `f32` rounding: the MAD moves by as much.
+    const NOISE_REL_TOL: f64 = 1e-6;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("zp.npy");
+    let report = dir.path().join("r.json");
+    let run = sigstream(
+        &root(),
+        &[
+            "process",
+            "tests/fixtures/iir/x.npy",
+            "--sample-rate",
+            "100",
+            "--iir",
+            "butter",
+            "--order",
+            "4",
+            "--bandpass",
+            "1:20",
+            "--zero-phase",
+            "--detect",
+            "threshold",
+            "--on-noise",
+            "4",
+            "--noise-chunks",
+            "3",
+            "--noise-chunk-samples",
+            "500",
+            "-q",
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let input = &r["inputs"][0];
+    assert!(
+        input["filter"]["stream_block"].is_u64(),
+        "streamed: {input}"
+    );
+    let noise = &input["noise"];
+    let positions: Vec<usize> = noise["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(positions, [0, 1250, 2500], "{noise}");
+    assert!(
+        noise["warmup"].as_u64().unwrap() > 0,
+        "the stream's warm-up: {noise}"
+    );
+    let (shape, y) = read_npy(&out);
+    let channels = shape[1] as usize;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    for c in 0..channels {
+        let mut values: Vec<f64> = positions
+            .iter()
+            .flat_map(|&p| (p..p + 500).map(|i| f64::from(y[i * channels + c])))
+            .collect();
+        let m = median(&mut values.clone());
+        let mut dev: Vec<f64> = values.iter_mut().map(|v| (*v - m).abs()).collect();
+        let want = median(&mut dev) / 0.674_489_750_196_081_7;
+        let got = noise["levels"][c].as_f64().unwrap();
+        let err = (got - want).abs() / want;
+        assert!(
+            err < NOISE_REL_TOL,
+            "channel {c}: {got} against {want} ({err:e})"
+        );
+    }
+}
