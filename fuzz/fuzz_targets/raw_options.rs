@@ -32,7 +32,7 @@ use sigstream::filter::{ConvMode, FilterSpec, FirDesign, WindowKind};
 use sigstream::pipeline::budget::{Limit, check_kernel, plan_blocks};
 use sigstream::pipeline::{InputShape, Sinks, StreamConfig, StreamProcessor, check_threads};
 use sigstream::pool::Block;
-use sigstream::source::{self, Dtype, Endian, SignalInfo, SourceOptions};
+use sigstream::source::{self, ChunkSource, Dtype, Endian, SignalInfo, SourceOptions};
 use sigstream::spectral::{
     Detrend, Scale, Scaling, Stft, StftConfig, Welch, WelchConfig, Window, state_bytes,
 };
@@ -209,6 +209,9 @@ struct Input {
     /// `--range`: the file cut in two shards at this point (modulo its
     /// length), whose events together must be the whole run's.
     split: Option<u32>,
+    /// `--zero-phase` with the IIR above (`--pad odd` when true), streamed
+    /// ([`zero_phase`]); then a seek to this frame (modulo the length).
+    zero_phase: Option<(bool, u32)>,
 }
 
 /// The windowed-sinc options besides `--taps`.
@@ -496,6 +499,90 @@ fn run(input: &Input, data: &[u8]) {
     }
     if let Some((stft, welch)) = config {
         spectra(&path, &opts, &info, input.chunk_size, limit, stft, welch);
+    }
+    if let (Some((odd, seek)), Some(sos)) = (input.zero_phase, whole_job.iir.as_ref()) {
+        zero_phase(&path, &opts, sos, odd, seek, limit, run_config.threads);
+    }
+}
+
+/// `--zero-phase` as a stream (`zerophase::Streaming`, planned within the
+/// limit as the CLI plans it): it ends with every frame or a clear error,
+/// never a panic, and a seek gives the stream's frames from there (within
+/// 1e-5 of the largest, where every value is finite: the seek's forward
+/// pass starts from rest a settling length before).
+fn zero_phase(
+    path: &std::path::Path,
+    opts: &SourceOptions,
+    sos: &Sos,
+    odd: bool,
+    seek: u32,
+    limit: Limit,
+    threads: usize,
+) {
+    use sigstream::pipeline::budget::BASELINE_BYTES;
+    use sigstream::pipeline::zerophase::{Pad, StreamPlan, Streaming};
+    let pad = if odd { Pad::Odd } else { Pad::None };
+    let read_all = |z: &mut Streaming<'_>, channels: usize, read: usize| {
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); channels];
+        let mut block = Block::new(channels, read);
+        loop {
+            match z.read_block(&mut block) {
+                Ok(0) => return Some(out),
+                Ok(_) => {
+                    for (c, o) in out.iter_mut().enumerate() {
+                        o.extend_from_slice(block.channel(c));
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let Ok(source) = source::open(path, opts) else {
+        return;
+    };
+    let info = source.info().clone();
+    let room = limit.bytes.saturating_sub(BASELINE_BYTES) / 2;
+    let Some(plan) = StreamPlan::fit(sos, info.channels, room) else {
+        return;
+    };
+    let Ok(mut z) = Streaming::new(source, sos, pad, plan, threads) else {
+        return;
+    };
+    let Some(whole) = read_all(&mut z, info.channels, plan.read) else {
+        return;
+    };
+    let frames = whole.first().map_or(0, Vec::len);
+    if let Some(n) = info.frames {
+        assert_eq!(frames as u64, n, "zero phase: every frame");
+    }
+    let Ok(source) = source::open(path, opts) else {
+        return;
+    };
+    let Ok(mut z) = Streaming::new(source, sos, pad, plan, threads) else {
+        return;
+    };
+    if !z.seekable() {
+        return;
+    }
+    let from = seek as usize % (frames + 1);
+    z.seek(from as u64).expect("a seekable stream seeks");
+    let Some(tail) = read_all(&mut z, info.channels, plan.read) else {
+        return;
+    };
+    for (c, (got, all)) in tail.iter().zip(&whole).enumerate() {
+        assert_eq!(got.len(), frames - from, "zero phase: frames after a seek");
+        let want = &all[from..];
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if !scale.is_finite() || got.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let err = f64::from((g - w).abs());
+            assert!(
+                err <= 1e-5 * f64::from(scale) + f64::from(f32::MIN_POSITIVE),
+                "zero phase: seek {from}, channel {c}, frame {i}: {g} against {w}"
+            );
+        }
     }
 }
 
