@@ -148,6 +148,12 @@ pub fn iirfilter(family: Family, order: usize, band: Band, fs: f64) -> Result<Ve
     zpk2sos(z, p, k)
 }
 
+/// The smallest ripple or attenuation designed, dB. Below about 1e-15 dB,
+/// `10^(dB/10) − 1` rounds to 0 in `f64` and the prototypes' poles become
+/// infinite (scipy then returns NaN sections); a micro-decibel is already
+/// far below anything a filter can be told apart by.
+pub const MIN_DB: f64 = 1e-6;
+
 /// The checks of [`iirfilter`], with messages that name the CLI options.
 fn check(family: Family, order: usize, band: Band, fs: f64) -> Result<()> {
     if order == 0 || order > MAX_ORDER {
@@ -161,11 +167,11 @@ fn check(family: Family, order: usize, band: Band, fs: f64) -> Result<()> {
         )));
     }
     let db = |opt: &str, what: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
+        if v.is_finite() && v >= MIN_DB {
             Ok(())
         } else {
             Err(Error::usage(format!(
-                "{opt} {v}: the {what} of a {} filter must be a finite number of dB above 0",
+                "{opt} {v}: the {what} of a {} filter must be a finite number of dB, at least {MIN_DB:e}",
                 family.name()
             )))
         }
@@ -1167,6 +1173,13 @@ fn zpk2sos(mut z: Vec<C>, mut p: Vec<C>, k: f64) -> Result<Vec<[f64; 6]>> {
 
     let mut sos = vec![[0.0; 6]; n_sections];
     for si in (0..n_sections).rev() {
+        if p.is_empty() {
+            // Poles that are not conjugate pairs or real (a degenerate
+            // design): scipy's pairing fails too.
+            return Err(Error::usage(
+                "IIR design: the poles do not pair into sections (a degenerate design)",
+            ));
+        }
         let p1 = p.remove(idx_worst(&p));
         if is_real(&p1) && count_real(&p) == 0 {
             // The last real pole.
@@ -1384,7 +1397,16 @@ mod tests {
     #[test]
     fn bad_ripple_or_attenuation() {
         let band = Band::Lowpass(10.0);
-        for v in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        // 1.4e-309 dB: a subnormal ripple, whose prototype poles were
+        // infinite and whose pairing panicked (found by fuzzing).
+        for v in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            1.40111131160909e-309,
+            1e-7,
+        ] {
             let msg = usage_error(Family::Cheby1 { rp: v }, 4, band, 100.0);
             assert!(msg.starts_with(&format!("--ripple {v}:")), "{msg}");
             let msg = usage_error(Family::Cheby2 { rs: v }, 4, band, 100.0);
