@@ -1050,7 +1050,6 @@ fn estimate_noise<'s>(
     dir: PathBuf,
 ) -> Result<NoiseLevels> {
     let plan = args.noise_chunks();
-    let plan_chunks = &plan;
     let config = processor.config();
     let block = config.chunk_size.unwrap_or(NOISE_BLOCK);
     let job = processor.job();
@@ -1063,8 +1062,7 @@ fn estimate_noise<'s>(
             ZeroPhased::Streaming {
                 sos,
                 pad,
-                plan,
-                bytes,
+                plan: stream,
             } => {
                 // A second stream of the zero-phase result, over a second
                 // reader of the input, sought to each chunk; in blocks as
@@ -1074,30 +1072,29 @@ fn estimate_noise<'s>(
                 // `noise::settle_len`, as its other filters' warm-ups do)
                 // rather than the stream's 1e-20: the values are the
                 // stream's up to that, wherever the restarts fall.
-                let warm = noise::settle_len(sos).min(plan.warm);
+                let warm = noise::settle_len(sos).min(stream.warm);
                 zero_phase_warm = warm;
                 let chunk = StreamPlan {
-                    grid: plan
+                    grid: stream
                         .grid
-                        .max(plan_chunks.chunk_samples.saturating_add(job.taps())),
+                        .max(plan.chunk_samples.saturating_add(job.taps())),
                     warm,
-                    ..*plan
+                    ..*stream
                 };
                 let channels = span_info.channels;
                 let fits = chunk.bytes(sos, channels) <= zero_phase_room(config);
-                let plan = if fits {
+                let stream = if fits {
                     chunk
                 } else {
-                    StreamPlan { warm, ..*plan }
+                    StreamPlan { warm, ..*stream }
                 };
-                limit.bytes = limit
-                    .bytes
-                    .saturating_sub(plan.bytes(sos, channels).max(*bytes));
+                // The main stream allocates on its first read, after this.
+                limit.bytes = limit.bytes.saturating_sub(stream.bytes(sos, channels));
                 Box::new(zerophase::Streaming::new(
                     source::open(input, opts)?,
                     sos,
                     *pad,
-                    plan,
+                    stream,
                     threads,
                 )?)
             }
@@ -1141,12 +1138,12 @@ fn estimate_noise<'s>(
 enum ZeroPhased<'a> {
     /// No zero-phase filter.
     No,
-    /// As a stream ([`zerophase::Streaming`]) that holds `bytes`.
+    /// As a stream ([`zerophase::Streaming`]), which holds
+    /// [`StreamPlan::bytes`].
     Streaming {
         sos: &'a Sos,
         pad: Pad,
-        plan: zerophase::StreamPlan,
-        bytes: u64,
+        plan: StreamPlan,
     },
     /// Done, through a scratch file.
     Scratch(zerophase::Filtered),
@@ -1926,12 +1923,7 @@ fn process_one<'s>(
                 let share = (threads / 2).max(1);
                 source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, share)?);
                 stream_plan = Some(plan);
-                zero_phased = ZeroPhased::Streaming {
-                    sos,
-                    pad,
-                    plan,
-                    bytes: plan.bytes(sos, span_info.channels),
-                };
+                zero_phased = ZeroPhased::Streaming { sos, pad, plan };
             } else {
                 // Through a scratch file, before the pipeline.
                 let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
@@ -1992,7 +1984,9 @@ fn process_one<'s>(
             tee.0.push(c);
         }
         let runner = match &zero_phased {
-            ZeroPhased::Streaming { bytes, .. } => processor.clone().reserving(*bytes),
+            ZeroPhased::Streaming { sos, plan, .. } => processor
+                .clone()
+                .reserving(plan.bytes(sos, span_info.channels)),
             _ => processor.clone(),
         };
         let part = runner.process_source(

@@ -14,16 +14,15 @@
 #[path = "common/cli.rs"]
 mod cli;
 mod common;
+#[path = "common/reference.rs"]
+mod reference;
 
 use std::path::Path;
 use std::process::Output;
 
 use cli::{assert_refused, sigstream, stderr, write_npy};
 use common::Rng;
-
-/// `Φ⁻¹(3/4)`: a normal distribution's MAD per unit of standard deviation
-/// (SpikeInterface's constant; `scipy.stats.norm.ppf(0.75)`).
-const MAD_SCALE: f64 = 0.6744897501960817;
+use reference::mad_by_sort;
 
 /// Relative to the level: how far a noise level estimated after an IIR
 /// filter may lie from the MAD of the streamed output at the same frames.
@@ -121,25 +120,6 @@ fn sigstream_fed(dir: &Path, args: &[&str], stdin: Option<&Vec<f32>>) -> Output 
     let out = child.wait_with_output().expect("sigstream runs");
     feeder.join().expect("the feeder does not panic");
     out
-}
-
-/// NumPy's median by a full sort in f64: the middle value, or the mean of
-/// the two middle ones for an even count.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// `median(|v − median(v)|) / MAD_SCALE`, in f64.
-fn mad(values: &[f32]) -> f64 {
-    let v: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
-    let m = median(v.clone());
-    median(v.iter().map(|x| (x - m).abs()).collect()) / MAD_SCALE
 }
 
 /// The documented chunk starts (`NoiseChunks::positions`): none for 0
@@ -374,7 +354,7 @@ fn noise_levels_are_the_mad_of_the_output_at_the_documented_chunks() {
     let levels = exact_array(&report, "levels");
     assert_eq!(levels.len(), 3);
     for (c, &level) in levels.iter().enumerate() {
-        let want = mad(&chunk_values(&y, 3, c, &positions, 1000));
+        let want = mad_by_sort(&chunk_values(&y, 3, c, &positions, 1000));
         assert_eq!(level, want, "channel {c}: noise level vs MAD of its chunks");
         let rel = (level / scales[c] - 1.0).abs();
         assert!(
@@ -420,7 +400,7 @@ fn noise_levels_are_the_mad_of_the_output_at_the_documented_chunks() {
     assert_eq!(positions[1], 1055);
     let levels = exact_array(&report, "levels");
     for (c, &level) in levels.iter().enumerate() {
-        let want = mad(&chunk_values(short, 3, c, &positions, 1000));
+        let want = mad_by_sort(&chunk_values(short, 3, c, &positions, 1000));
         assert_eq!(level, want, "short recording, channel {c}");
     }
 }
@@ -472,7 +452,7 @@ fn noise_after_an_iir_and_a_median_reference_is_the_mad_of_the_output() {
     let (_, y) = read_npy(&d.join("y.npy"));
     let levels = exact_array(&report, "levels");
     for (c, &level) in levels.iter().enumerate() {
-        let want = mad(&chunk_values(&y, 4, c, &positions, 1000));
+        let want = mad_by_sort(&chunk_values(&y, 4, c, &positions, 1000));
         let rel = (level - want).abs() / want;
         assert!(
             rel <= NOISE_REL_TOL,
@@ -480,7 +460,7 @@ fn noise_after_an_iir_and_a_median_reference_is_the_mad_of_the_output() {
         );
         // The tolerance is far finer than what the filter and the
         // reference change.
-        let raw = mad(&chunk_values(&x, 4, c, &positions, 1000));
+        let raw = mad_by_sort(&chunk_values(&x, 4, c, &positions, 1000));
         assert!(
             (level - raw).abs() / raw > 1000.0 * NOISE_REL_TOL,
             "channel {c}: the level is that of the filtered signal ({level} vs raw {raw})"
@@ -560,7 +540,7 @@ fn noise_from_stdin_comes_from_the_first_frames_and_nothing_is_lost() {
             let first = &channel(&y, 3, c)[..4000];
             assert_eq!(
                 level,
-                mad(first),
+                mad_by_sort(first),
                 "{tag}: channel {c}: MAD of the first 4000 frames"
             );
             want.extend(reference_events(

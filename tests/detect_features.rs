@@ -10,6 +10,8 @@
 //!   `tests/fixtures/coincidence.json` (`tests/fixtures/make_coincidence.py`).
 
 mod common;
+#[path = "common/reference.rs"]
+mod reference;
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use common::{Rng, noisy_signal};
 use proptest::prelude::*;
 use sigstream::backend::{DetectorChoice, Job};
 use sigstream::detect::coincidence::{Coincidence, NetworkEvent};
-use sigstream::detect::noise::{MAD_SCALE, NoiseChunks, mad, mad_with};
+use sigstream::detect::noise::{NoiseChunks, mad, mad_with};
 use sigstream::detect::{
     DetectorKind, DetectorOptions, DetectorSpec, Event, Polarity, Trigger, WindowLen,
 };
@@ -665,27 +667,6 @@ fn gpu_support_is_the_plain_builtin_detectors() {
 // ---------------------------------------------------------------------------
 // Noise levels.
 
-/// `np.median` by full sort (f64), the reference for `mad`.
-fn median_sorted(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn mad_sorted(x: &[f32]) -> f64 {
-    let v: Vec<f64> = x
-        .iter()
-        .filter(|v| v.is_finite())
-        .map(|&v| f64::from(v))
-        .collect();
-    let med = median_sorted(v.clone());
-    median_sorted(v.iter().map(|a| (a - med).abs()).collect()) / MAD_SCALE
-}
-
 #[test]
 fn mad_matches_numpy() {
     // Printed by (numpy 1.x/2.x, f64 after f32 like our input):
@@ -731,7 +712,7 @@ fn mad_matches_a_full_sort_and_ignores_non_finite_samples() {
                 }
             })
             .collect();
-        let want = mad_sorted(&x);
+        let want = reference::mad_by_sort(&x);
         assert_eq!(
             mad_with(&x, &mut scratch).to_bits(),
             want.to_bits(),

@@ -8,6 +8,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/reference.rs"]
+mod reference;
 
 use std::path::{Path, PathBuf};
 
@@ -410,23 +412,12 @@ fn noise_after_zero_phase_is_that_of_its_output() {
     );
     let (shape, y) = read_npy(&out);
     let channels = shape[1] as usize;
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
     for c in 0..channels {
-        let mut values: Vec<f64> = positions
+        let values: Vec<f32> = positions
             .iter()
-            .flat_map(|&p| (p..p + 500).map(|i| f64::from(y[i * channels + c])))
+            .flat_map(|&p| (p..p + 500).map(|i| y[i * channels + c]))
             .collect();
-        let m = median(&mut values.clone());
-        let mut dev: Vec<f64> = values.iter_mut().map(|v| (*v - m).abs()).collect();
-        let want = median(&mut dev) / 0.674_489_750_196_081_7;
+        let want = reference::mad_by_sort(&values);
         let got = noise["levels"][c].as_f64().unwrap();
         let err = (got - want).abs() / want;
         assert!(
