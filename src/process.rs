@@ -1276,11 +1276,11 @@ fn zero_phase_window(
 }
 
 /// Threads for stages that split channels (none for one thread).
-fn stage_pool(threads: usize) -> Result<Option<rayon::ThreadPool>> {
+fn stage_pool(threads: usize) -> Result<Option<std::sync::Arc<rayon::ThreadPool>>> {
     if threads <= 1 {
         return Ok(None);
     }
-    crate::pipeline::worker_pool(threads, "zerophase").map(Some)
+    crate::pipeline::worker_pool(threads).map(Some)
 }
 
 /// An input's stem for output names (`stdin` for `-`).
@@ -1916,12 +1916,9 @@ fn process_one<'s>(
             if let Some(plan) = zerophase::StreamPlan::fit(sos, span_info.channels, room) {
                 // As a stream, feeding the pipeline (which plans within the
                 // rest of the limit). It filters in the pipeline's reader
-                // thread, beside the pipeline's own stages: half the
-                // threads each (on 2 cores, the stream on one thread: the
-                // spike benchmark's streaming pass took 1.75 s so, 1.95 s
-                // with both threads on each side).
-                let share = (threads / 2).max(1);
-                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, share)?);
+                // thread, beside the pipeline's own stages, on the same
+                // worker threads as they (`pipeline::worker_pool`).
+                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, threads)?);
                 stream_plan = Some(plan);
                 zero_phased = ZeroPhased::Streaming { sos, pad, plan };
             } else {
@@ -1935,7 +1932,7 @@ fn process_one<'s>(
                 )?;
                 let pool = stage_pool(threads)?;
                 let filtered =
-                    zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_ref())?;
+                    zerophase::filtfilt(source.as_mut(), sos, pad, &dir, window, pool.as_deref())?;
                 scratch_bytes = filtered.scratch_bytes();
                 source = filtered.source(&span_info)?;
                 zero_phased = ZeroPhased::Scratch(filtered);

@@ -146,7 +146,8 @@ pub struct StagedProcessor {
     scratch_events: Vec<Event>,
     /// The IIR sections over every plane.
     iir: Option<SosBank>,
-    /// The output of the IIR sections and the common reference.
+    /// The output of the IIR sections and the common reference when a
+    /// decimator follows them (else they write into the output block).
     stage_mid: Block,
     /// The common reference, applied in place after the filters.
     reference: Option<CommonReference>,
@@ -161,7 +162,7 @@ pub struct StagedProcessor {
     inner_done: bool,
     out_capacity: usize,
     /// Threads for the decimators (several planes, several threads).
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// The windows around the events (`--snippets`).
     snippets: Option<Snippets>,
 }
@@ -238,10 +239,7 @@ impl StagedProcessor {
         let parallel_mid = iir.is_some() || reference.is_some();
         let parallel = !decimators.is_empty() || parallel_mid;
         let pool = if threads > 1 && channels > 1 && parallel {
-            Some(crate::pipeline::worker_pool(
-                threads.min(channels),
-                "stage",
-            )?)
+            Some(crate::pipeline::worker_pool(threads.min(channels))?)
         } else {
             None
         };
@@ -260,7 +258,16 @@ impl StagedProcessor {
             fir_re,
             fir_im,
             scratch_events: Vec::new(),
-            stage_mid: Block::new(channels, if parallel_mid { inner_cap } else { 0 }),
+            // Without decimation the IIR and the reference write straight
+            // into the output block ([`StagedProcessor::step`]).
+            stage_mid: Block::new(
+                channels,
+                if parallel_mid && !decimators.is_empty() {
+                    inner_cap
+                } else {
+                    0
+                },
+            ),
             iir,
             reference,
             decimators,
@@ -311,7 +318,8 @@ impl StagedProcessor {
         if job.reference.is_some() {
             bytes = bytes.saturating_add(CommonReference::bytes(channels, inner_cap));
         }
-        if job.iir.is_some() || job.reference.is_some() {
+        let decimates = job.decimate.is_some_and(|n| n > 1);
+        if (job.iir.is_some() || job.reference.is_some()) && decimates {
             bytes = bytes.saturating_add(block(inner_cap));
         }
         let out = output_capacity(job, inner_cap);
@@ -375,30 +383,38 @@ impl StagedProcessor {
             (None, Some(x)) => Some(x),
             (None, None) => None,
         };
-        // 1b. The IIR sections, then the common reference (in place).
+        // 1b. The IIR sections, then the common reference: into `output`
+        // itself when nothing comes after them (no decimation), else into
+        // the middle stage; the reference in place after the IIR, or from
+        // its input straight to where it goes (no copy first).
+        let direct = self.decimators.is_empty();
+        let mut in_output = false;
         let filtered: Option<&Block> = match filtered {
             Some(y) if self.iir.is_some() || self.reference.is_some() => {
-                let mid = &mut self.stage_mid;
-                match self.iir.as_mut() {
-                    Some(bank) => bank.process_block(y, mid, self.pool.as_ref()),
-                    None => {
-                        mid.start = y.start;
-                        for c in 0..y.channels() {
-                            mid.channel_capacity_mut(c)[..y.frames()].copy_from_slice(y.channel(c));
+                let pool = self.pool.as_deref();
+                let dst: &mut Block = if direct {
+                    &mut *output
+                } else {
+                    &mut self.stage_mid
+                };
+                match (self.iir.as_mut(), self.reference.as_mut()) {
+                    (Some(bank), reference) => {
+                        bank.process_block(y, dst, pool);
+                        if let Some(r) = reference {
+                            r.apply(dst, pool);
                         }
-                        mid.set_frames(y.frames());
                     }
+                    (None, Some(r)) => r.apply_into(y, dst, pool),
+                    (None, None) => unreachable!("guarded: an IIR or a reference"),
                 }
-                if let Some(r) = self.reference.as_mut() {
-                    r.apply(mid, self.pool.as_ref());
-                }
-                Some(&self.stage_mid)
+                in_output = direct;
+                (!direct).then_some(&self.stage_mid)
             }
             other => other,
         };
         // 2. Decimation, or the filtered block as it is.
-        output.start = self.emitted;
         let frames = match filtered {
+            _ if in_output => output.frames(),
             None => 0,
             Some(y) if !self.decimators.is_empty() => {
                 let stride = output.capacity();
@@ -433,6 +449,7 @@ impl StagedProcessor {
                 y.frames()
             }
         };
+        output.start = self.emitted;
         output.set_frames(frames);
         self.emitted += frames as u64;
         // 3. Detection on what is output, and the windows around events.

@@ -148,19 +148,45 @@ impl std::fmt::Debug for Sinks<'_> {
     }
 }
 
-/// A pool of `threads` worker threads named `sigstream-{name}-{i}`, for a
-/// stage that splits its channels.
+/// The process's pool of `threads` worker threads (named
+/// `sigstream-worker-{i}`), for stages that split their channels or frames.
+///
+/// Why one pool for all: a pipeline runs stages on two threads at once
+/// (the reader's zero-phase stream, the compute thread's reference and
+/// IIR), each splitting its work. With a pool each, a 2-core machine
+/// either ran 4 workers (their spinning and switching cost more than they
+/// gave) or gave each side one core, and the side with less work left its
+/// core idle (the spike pipeline ran at 150 % of 2 cores). Sharing one
+/// pool, both sides' tasks go to the same `threads` workers, whichever
+/// side has work. Every user with the same count shares it while any of
+/// them holds it; a new one is built after they are all gone.
 ///
 /// # Errors
 /// [`Error::Runtime`] when the threads cannot be started.
-pub(crate) fn worker_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
+pub(crate) fn worker_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    use std::sync::{Mutex, Weak};
+    static POOLS: Mutex<Vec<(usize, Weak<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    // A panic elsewhere while holding the lock leaves the list as it was:
+    // still a valid list of pools.
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    pools.retain(|(_, pool)| pool.strong_count() > 0);
+    if let Some(pool) = pools
+        .iter()
+        .filter(|(n, _)| *n == threads)
+        .find_map(|(_, pool)| pool.upgrade())
+    {
+        return Ok(pool);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(move |i| format!("sigstream-{name}-{i}"))
+        .thread_name(|i| format!("sigstream-worker-{i}"))
         .build()
         .map_err(|e| Error::Runtime {
             msg: format!("cannot start {threads} worker threads: {e}"),
-        })
+        })?;
+    let pool = Arc::new(pool);
+    pools.push((threads, Arc::downgrade(&pool)));
+    Ok(pool)
 }
 
 /// Runs a [`Job`] over files or streams, chunk by chunk (the seed's
@@ -580,5 +606,48 @@ impl EventOrder<'_> {
         }
         self.written += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    #[test]
+    fn one_worker_pool_per_thread_count_shared_by_threads_at_once() {
+        let a = worker_pool(3).unwrap();
+        let b = worker_pool(3).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same count shares the pool");
+        let c = worker_pool(5).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!((a.current_num_threads(), c.current_num_threads()), (3, 5));
+        // Two threads splitting work on the shared pool at once, each
+        // nesting a split inside its tasks (as the stages do), all finish
+        // with their own results.
+        let sums: Vec<u64> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..2u64)
+                .map(|k| {
+                    let pool = worker_pool(3).unwrap();
+                    s.spawn(move || {
+                        pool.install(|| {
+                            (0..64u64)
+                                .into_par_iter()
+                                .map(|i| {
+                                    (0..100u64).into_par_iter().map(|j| i * j + k).sum::<u64>()
+                                })
+                                .sum::<u64>()
+                        })
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let want = |k: u64| {
+            (0..64u64)
+                .map(|i| (0..100u64).map(|j| i * j + k).sum::<u64>())
+                .sum::<u64>()
+        };
+        assert_eq!(sums, vec![want(0), want(1)]);
     }
 }

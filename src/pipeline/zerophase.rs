@@ -520,13 +520,14 @@ impl StreamPlan {
     }
 
     /// Bytes [`Streaming`] holds: the forward results of a block, its
-    /// warm-up and the right pad, the input block read (and one as large
-    /// for a seek's warm-up), and the two filter states.
+    /// warm-up and the right pad, the input block read, the next one read
+    /// ahead meanwhile, one as large for a seek's warm-up, and the two
+    /// filter states.
     pub fn bytes(&self, sos: &Sos, channels: usize) -> u64 {
         let frames = (self.grid as u64)
             .saturating_add(self.warm as u64)
             .saturating_add(sos.padlen() as u64 + 1)
-            .saturating_add(2 * self.read as u64);
+            .saturating_add(3 * self.read as u64);
         // The first and last `padlen + 1` frames kept for the pads, and
         // the left pad's extension and results (`2·padlen + 1` each).
         let ends = (sos.padlen() as u64 + 1)
@@ -567,7 +568,7 @@ pub struct Streaming<'s> {
     pad: Pad,
     padlen: usize,
     plan: StreamPlan,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     forward: SosBank,
     backward: SosBank,
     /// Forward results for frames `base ..` (`have` of them; after the
@@ -582,6 +583,12 @@ pub struct Streaming<'s> {
     served: usize,
     /// The input block, and its frames not yet filtered forwards.
     block: Option<Block>,
+    /// The input's next block, read on another worker while the current
+    /// one's last frames were filtered (the deinterleave, serial, then no
+    /// longer waits for the filter, nor the filter for it), and its frame
+    /// count once read.
+    ahead: Option<Block>,
+    ahead_frames: Option<usize>,
     /// Where a seek's warm-up results go (dropped): a block as large.
     sink: Option<Block>,
     pending: std::ops::Range<usize>,
@@ -627,7 +634,7 @@ impl<'s> Streaming<'s> {
         let info = input.info().clone();
         let channels = info.channels;
         let pool = if threads > 1 && channels > crate::filter::iir::LANES {
-            Some(crate::pipeline::worker_pool(threads, "zerophase")?)
+            Some(crate::pipeline::worker_pool(threads)?)
         } else {
             None
         };
@@ -660,6 +667,8 @@ impl<'s> Streaming<'s> {
             started: false,
             ended: false,
             skip: 0,
+            ahead: None,
+            ahead_frames: None,
         })
     }
 
@@ -681,7 +690,13 @@ impl<'s> Streaming<'s> {
             .get_or_insert_with(|| Block::new(channels, self.plan.read));
         while self.have < target && !self.ended {
             if self.pending.is_empty() {
-                let n = self.input.read_block(block)?;
+                let n = match self.ahead_frames.take() {
+                    Some(n) => {
+                        std::mem::swap(block, self.ahead.as_mut().expect("read ahead"));
+                        n
+                    }
+                    None => self.input.read_block(block)?,
+                };
                 if n == 0 {
                     self.ended = true;
                     break;
@@ -732,7 +747,7 @@ impl<'s> Streaming<'s> {
                         &ext,
                         padlen + keep,
                         &mut out,
-                        self.pool.as_ref(),
+                        self.pool.as_deref(),
                     );
                     self.skip += padlen;
                     store(buf, &mut self.have, &mut self.skip, &out, padlen + keep);
@@ -757,7 +772,8 @@ impl<'s> Streaming<'s> {
                     .chunks_exact_mut(stride)
                     .map(|o| &mut o[..drop])
                     .collect();
-                self.forward.process(&heads, &mut outs, self.pool.as_ref());
+                self.forward
+                    .process(&heads, &mut outs, self.pool.as_deref());
                 self.skip -= drop;
             }
             if take > drop {
@@ -769,7 +785,25 @@ impl<'s> Streaming<'s> {
                     .chunks_exact_mut(stride)
                     .map(|p| &mut p[at..at + take - drop])
                     .collect();
-                self.forward.process(&rest, &mut outs, self.pool.as_ref());
+                let last = take == self.pending.len();
+                match self.pool.as_deref() {
+                    // The block's last frames: the next block is read
+                    // meanwhile (the same frames, in the same order).
+                    Some(pool) if last && self.ahead_frames.is_none() => {
+                        let ahead = self
+                            .ahead
+                            .get_or_insert_with(|| Block::new(channels, self.plan.read));
+                        let (input, forward) = (&mut self.input, &mut self.forward);
+                        let (read, ()) = pool.install(|| {
+                            rayon::join(
+                                || input.read_block(ahead),
+                                || forward.process(&rest, &mut outs, Some(pool)),
+                            )
+                        });
+                        self.ahead_frames = Some(read?);
+                    }
+                    pool => self.forward.process(&rest, &mut outs, pool),
+                }
                 self.have += take - drop;
             }
             self.pending.start += take;
@@ -839,7 +873,7 @@ impl<'s> Streaming<'s> {
             stride,
             0..end,
             frames,
-            self.pool.as_ref(),
+            self.pool.as_deref(),
         );
         Ok(frames)
     }
@@ -869,7 +903,7 @@ impl<'s> Streaming<'s> {
             &ext,
             padlen,
             &mut out,
-            self.pool.as_ref(),
+            self.pool.as_deref(),
         );
         let buf = self.buf.as_mut().expect("filled");
         store(buf, &mut self.have, &mut self.skip, &out, padlen);
@@ -955,6 +989,7 @@ impl ChunkSource for Streaming<'_> {
         self.head.clear();
         self.tail.clear();
         self.pending = 0..0;
+        self.ahead_frames = None;
         self.have = 0;
         self.ready = 0;
         self.served = 0;
