@@ -107,9 +107,9 @@ pub fn warmup(job: &Job) -> usize {
 }
 
 /// Bytes [`estimate`] holds: one channel's values (as `f32` and `f64`)
-/// per thread reducing them (`threads`), the input block of `block` frames
-/// of `channels` channels, and the planned processor with its output block
-/// (`footprint`).
+/// per thread reducing them (`threads`), the two input blocks of `block`
+/// frames of `channels` channels (one read while the other is processed),
+/// and the planned processor with its output block (`footprint`).
 pub fn bytes(
     plan: &NoiseChunks,
     channels: usize,
@@ -127,10 +127,14 @@ pub fn bytes(
             .saturating_mul(F32_BYTES)
     };
     values
-        .saturating_add(frames(block))
+        .saturating_add(frames(block).saturating_mul(INPUT_BLOCKS as u64))
         .saturating_add(frames(footprint.output_frames))
         .saturating_add(footprint.bytes)
 }
+
+/// Input blocks in flight: the reader fills one while the other goes
+/// through the stages.
+const INPUT_BLOCKS: usize = 2;
 
 /// Threads reducing channels to their MAD: `threads`, at most one per
 /// channel.
@@ -207,20 +211,77 @@ pub fn estimate(
     }
     let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     let scratch_name: PathBuf = dir.join("<noise scratch>");
-    let mut input = Block::new(channels, block);
     let mut bytes_out: Vec<u8> = Vec::new();
-    for (k, &p) in positions.iter().enumerate() {
-        let before = (warm as u64).min(p);
-        let after = (ahead as u64).min(total - p - len as u64);
-        let from = p - before;
-        let mut left = before + len as u64 + after;
-        source.seek(from)?;
-        let mut processor = staged.plan(&noise_job, channels, block, threads)?;
-        let mut output = Block::new(channels, processor.output_capacity());
-        let mut events = Vec::new();
-        // Output frames [before, before + len) of this run are the chunk's.
-        let want = before..before + len as u64;
-        let mut store = |out: &Block| -> Result<()> {
+    // The chunks' spans: each chunk with its warm-up before and its
+    // margin after.
+    let spans: Vec<(u64, u64, u64)> = positions
+        .iter()
+        .map(|&p| {
+            let before = (warm as u64).min(p);
+            let after = (ahead as u64).min(total - p - len as u64);
+            (p - before, before, before + len as u64 + after)
+        })
+        .collect();
+    // A reader thread seeks to each span and reads it (for a zero-phase
+    // job, that is where the filtering happens) while this one runs the
+    // stages over the previous block and stores the chunk's values: one
+    // block in each hand ([`INPUT_BLOCKS`]).
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<(usize, Block)>>(1);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Block>();
+    for _ in 0..INPUT_BLOCKS {
+        free_tx
+            .send(Block::new(channels, block))
+            .expect("the receiver is here");
+    }
+    let spans = &spans;
+    std::thread::scope(|scope| -> Result<()> {
+        // Owned here, so that an early return drops it and a reader waiting
+        // for a free block stops.
+        let free_tx = free_tx;
+        scope.spawn(move || {
+            let read = |source: &mut dyn ChunkSource,
+                        k: usize,
+                        input: &mut Block,
+                        left: &mut u64|
+             -> Result<usize> {
+                let n = source.read_block(input)?;
+                // The last block may run past the span: only its first frames.
+                let n = (n as u64).min(*left) as usize;
+                input.set_frames(n);
+                input.start -= spans[k].0;
+                *left -= n as u64;
+                Ok(n)
+            };
+            for (k, &(from, _, span)) in spans.iter().enumerate() {
+                if let Err(e) = source.seek(from) {
+                    let _ = full_tx.send(Err(e));
+                    return;
+                }
+                let mut left = span;
+                while left > 0 {
+                    let Ok(mut input) = free_rx.recv() else {
+                        return; // the stages stopped
+                    };
+                    match read(&mut *source, k, &mut input, &mut left) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if full_tx.send(Ok((k, input))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        // Output frames [before, before + len) of chunk k's run are the
+        // chunk's.
+        let store = |k: usize, out: &Block, bytes_out: &mut Vec<u8>| -> Result<()> {
+            let before = spans[k].1;
+            let want = before..before + len as u64;
             let (s, e) = (out.start, out.start + out.frames() as u64);
             let (a, b) = (s.max(want.start), e.min(want.end));
             if a >= b {
@@ -228,32 +289,56 @@ pub fn estimate(
             }
             for c in 0..channels {
                 let part = &out.channel(c)[(a - s) as usize..(b - s) as usize];
-                bytes_out.clear();
-                bytes_out.extend(part.iter().flat_map(|v| v.to_le_bytes()));
+                // Little-endian `f32`s are their own stored bytes.
+                let stored: &[u8] = if cfg!(target_endian = "little") {
+                    bytemuck::cast_slice(part)
+                } else {
+                    bytes_out.clear();
+                    bytes_out.extend(part.iter().flat_map(|v| v.to_le_bytes()));
+                    bytes_out
+                };
                 let at = ((k * channels + c) as u64 * len as u64 + (a - want.start)) * F32_BYTES;
-                file.write_all_at(&bytes_out, at)
+                file.write_all_at(stored, at)
                     .map_err(|e| Error::io(&scratch_name, e))?;
             }
             Ok(())
         };
-        while left > 0 {
-            let n = source.read_block(&mut input)?;
-            if n == 0 {
-                break;
+        let mut events = Vec::new();
+        let mut current: Option<(usize, Box<dyn crate::backend::ChunkProcessor>, Block)> = None;
+        let finish = |k: usize,
+                      processor: &mut Box<dyn crate::backend::ChunkProcessor>,
+                      output: &mut Block,
+                      events: &mut Vec<crate::Event>,
+                      bytes_out: &mut Vec<u8>|
+         -> Result<()> {
+            while processor.finish(output, events)? {
+                store(k, output, bytes_out)?;
             }
-            // The last block may run past the span: only its first frames.
-            let n = (n as u64).min(left) as usize;
-            input.set_frames(n);
-            input.start -= from;
-            left -= n as u64;
-            processor.process(&input, &mut output, &mut events)?;
-            store(&output)?;
+            store(k, output, bytes_out)
+        };
+        // The stages stop at the first error; dropping the channels then
+        // stops the reader.
+        for msg in full_rx {
+            let (k, input) = msg?;
+            if current.as_ref().is_none_or(|(at, _, _)| *at != k) {
+                if let Some((at, mut processor, mut output)) = current.take() {
+                    finish(at, &mut processor, &mut output, &mut events, &mut bytes_out)?;
+                }
+                let processor = staged.plan(&noise_job, channels, block, threads)?;
+                let output = Block::new(channels, processor.output_capacity());
+                current = Some((k, processor, output));
+            }
+            let (_, processor, output) = current.as_mut().expect("planned above");
+            processor.process(&input, output, &mut events)?;
+            store(k, output, &mut bytes_out)?;
+            // The reader may have stopped (after its last block).
+            let _ = free_tx.send(input);
         }
-        while processor.finish(&mut output, &mut events)? {
-            store(&output)?;
+        if let Some((at, mut processor, mut output)) = current.take() {
+            finish(at, &mut processor, &mut output, &mut events, &mut bytes_out)?;
         }
-        store(&output)?;
-    }
+        Ok(())
+    })?;
     // Each channel alone: its chunks' values, then their MAD; channels
     // shared among `threads` reducers (each channel's MAD is its own, so
     // the levels do not depend on the thread count).
@@ -404,5 +489,139 @@ impl ChunkSource for Chain<'_> {
         let n = self.rest.read_block(block)?;
         block.start += self.offset;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::detect::noise::mad;
+    use crate::pipeline::memory::MemorySource;
+
+    /// 3 channels of 1,000 frames, each channel its own mix.
+    fn signal() -> Vec<f32> {
+        (0..3000)
+            .map(|i| {
+                let (f, c) = ((i / 3) as f32, (i % 3) as f32);
+                (f * 0.37 + c).sin() * (c + 1.0) + (f * 0.011).cos()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn levels_are_the_mad_of_the_chunks_values_read_in_blocks_of_any_size() {
+        let data = signal();
+        let plan = NoiseChunks {
+            chunks: 4,
+            chunk_samples: 150,
+        };
+        let positions = plan.positions(1000);
+        for block in [1, 7, 150, 4096] {
+            let mut source = Seeking::new(&data, 0);
+            let dir = tempfile::tempdir().unwrap();
+            let levels = estimate(
+                &mut source,
+                &Job::default(),
+                Arc::new(CpuBackend),
+                &plan,
+                block,
+                2,
+                dir.path(),
+                false,
+                1 << 30,
+            )
+            .unwrap();
+            assert_eq!(levels.positions, positions);
+            for c in 0..3 {
+                let values: Vec<f32> = positions
+                    .iter()
+                    .flat_map(|&p| (p..p + 150).map(|f| data[f as usize * 3 + c]))
+                    .collect();
+                assert_eq!(levels.levels[c], mad(&values), "block {block}, channel {c}");
+            }
+        }
+    }
+
+    /// Interleaved frames in memory that seek; failing on the
+    /// `fail_at`-th read (0: never).
+    struct Seeking<'a> {
+        info: SignalInfo,
+        data: &'a [f32],
+        at: u64,
+        reads: usize,
+        fail_at: usize,
+    }
+
+    impl<'a> Seeking<'a> {
+        fn new(data: &'a [f32], fail_at: usize) -> Self {
+            let info = MemorySource::new(data, 3, Some(100.0))
+                .unwrap()
+                .info()
+                .clone();
+            Seeking {
+                info,
+                data,
+                at: 0,
+                reads: 0,
+                fail_at,
+            }
+        }
+    }
+
+    impl ChunkSource for Seeking<'_> {
+        fn info(&self) -> &SignalInfo {
+            &self.info
+        }
+        fn read_block(&mut self, block: &mut Block) -> Result<usize> {
+            self.reads += 1;
+            if self.reads == self.fail_at {
+                return Err(Error::format(&self.info.path, "went bad"));
+            }
+            let first = self.at as usize;
+            let n = (self.data.len() / 3 - first).min(block.capacity());
+            for c in 0..3 {
+                for (i, v) in block.channel_capacity_mut(c)[..n].iter_mut().enumerate() {
+                    *v = self.data[(first + i) * 3 + c];
+                }
+            }
+            block.set_frames(n);
+            block.start = self.at;
+            self.at += n as u64;
+            Ok(n)
+        }
+        fn seekable(&self) -> bool {
+            true
+        }
+        fn seek(&mut self, frame: u64) -> Result<()> {
+            self.at = frame;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_the_estimate_with_that_error() {
+        let data = signal();
+        let plan = NoiseChunks {
+            chunks: 4,
+            chunk_samples: 150,
+        };
+        for fail_at in [1, 2, 5, 9] {
+            let mut source = Seeking::new(&data, fail_at);
+            let dir = tempfile::tempdir().unwrap();
+            let err = estimate(
+                &mut source,
+                &Job::default(),
+                Arc::new(CpuBackend),
+                &plan,
+                40,
+                2,
+                dir.path(),
+                false,
+                1 << 30,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("went bad"), "{fail_at}: {err}");
+        }
     }
 }
