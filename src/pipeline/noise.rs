@@ -304,7 +304,11 @@ pub fn estimate(
             Ok(())
         };
         let mut events = Vec::new();
-        let mut current: Option<(usize, Box<dyn crate::backend::ChunkProcessor>, Block)> = None;
+        // Each chunk gets a fresh processor (its filters start from rest
+        // before the chunk's warm-up); the output block is the same for all
+        // (same plan), allocated once rather than faulted in per chunk.
+        let mut current: Option<(usize, Box<dyn crate::backend::ChunkProcessor>)> = None;
+        let mut output: Option<Block> = None;
         let finish = |k: usize,
                       processor: &mut Box<dyn crate::backend::ChunkProcessor>,
                       output: &mut Block,
@@ -320,22 +324,26 @@ pub fn estimate(
         // stops the reader.
         for msg in full_rx {
             let (k, input) = msg?;
-            if current.as_ref().is_none_or(|(at, _, _)| *at != k) {
-                if let Some((at, mut processor, mut output)) = current.take() {
-                    finish(at, &mut processor, &mut output, &mut events, &mut bytes_out)?;
+            if current.as_ref().is_none_or(|(at, _)| *at != k) {
+                if let (Some((at, mut processor)), Some(out)) = (current.take(), output.as_mut()) {
+                    finish(at, &mut processor, out, &mut events, &mut bytes_out)?;
                 }
                 let processor = staged.plan(&noise_job, channels, block, threads)?;
-                let output = Block::new(channels, processor.output_capacity());
-                current = Some((k, processor, output));
+                let capacity = processor.output_capacity();
+                if output.as_ref().is_none_or(|o| o.capacity() != capacity) {
+                    output = Some(Block::new(channels, capacity));
+                }
+                current = Some((k, processor));
             }
-            let (_, processor, output) = current.as_mut().expect("planned above");
-            processor.process(&input, output, &mut events)?;
-            store(k, output, &mut bytes_out)?;
+            let (_, processor) = current.as_mut().expect("planned above");
+            let out = output.as_mut().expect("made with the processor");
+            processor.process(&input, out, &mut events)?;
+            store(k, out, &mut bytes_out)?;
             // The reader may have stopped (after its last block).
             let _ = free_tx.send(input);
         }
-        if let Some((at, mut processor, mut output)) = current.take() {
-            finish(at, &mut processor, &mut output, &mut events, &mut bytes_out)?;
+        if let (Some((at, mut processor)), Some(out)) = (current.take(), output.as_mut()) {
+            finish(at, &mut processor, out, &mut events, &mut bytes_out)?;
         }
         Ok(())
     })?;
