@@ -517,6 +517,23 @@ mod tests {
             .collect()
     }
 
+    /// The estimate with no filter, on the CPU, 2 threads, room to spare.
+    fn run(source: &mut dyn ChunkSource, plan: &NoiseChunks, block: usize) -> Result<NoiseLevels> {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(CpuBackend);
+        estimate(
+            source,
+            &Job::default(),
+            backend,
+            plan,
+            block,
+            2,
+            dir.path(),
+            false,
+            1 << 30,
+        )
+    }
+
     #[test]
     fn levels_are_the_mad_of_the_chunks_values_read_in_blocks_of_any_size() {
         let data = signal();
@@ -526,20 +543,7 @@ mod tests {
         };
         let positions = plan.positions(1000);
         for block in [1, 7, 150, 4096] {
-            let mut source = Seeking::new(&data, 0);
-            let dir = tempfile::tempdir().unwrap();
-            let levels = estimate(
-                &mut source,
-                &Job::default(),
-                Arc::new(CpuBackend),
-                &plan,
-                block,
-                2,
-                dir.path(),
-                false,
-                1 << 30,
-            )
-            .unwrap();
+            let levels = run(&mut Seeking::new(&data, 0), &plan, block).unwrap();
             assert_eq!(levels.positions, positions);
             for c in 0..3 {
                 let values: Vec<f32> = positions
@@ -615,20 +619,7 @@ mod tests {
             chunk_samples: 150,
         };
         for fail_at in [1, 2, 5, 9] {
-            let mut source = Seeking::new(&data, fail_at);
-            let dir = tempfile::tempdir().unwrap();
-            let err = estimate(
-                &mut source,
-                &Job::default(),
-                Arc::new(CpuBackend),
-                &plan,
-                40,
-                2,
-                dir.path(),
-                false,
-                1 << 30,
-            )
-            .unwrap_err();
+            let err = run(&mut Seeking::new(&data, fail_at), &plan, 40).unwrap_err();
             assert!(err.to_string().contains("went bad"), "{fail_at}: {err}");
         }
     }
