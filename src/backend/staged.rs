@@ -161,7 +161,8 @@ pub struct StagedProcessor {
     /// The filters have returned their last block.
     inner_done: bool,
     out_capacity: usize,
-    /// Threads for the decimators (several planes, several threads).
+    /// Threads for the IIR, the reference and the decimators (planes or
+    /// frames split among them).
     pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// The windows around the events (`--snippets`).
     snippets: Option<Snippets>,

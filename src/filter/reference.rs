@@ -108,20 +108,8 @@ impl CommonReference {
     /// # Panics
     /// If `block` is larger than the stage was made for (a caller's bug).
     pub fn apply(&mut self, block: &mut Block, pool: Option<&rayon::ThreadPool>) {
-        let (n, stride) = (block.frames(), block.capacity());
-        if !self.measure(block, pool) {
-            return;
-        }
-        let levels = &self.levels[..n];
-        let subtract = |plane: &mut [f32]| {
-            for (v, &r) in plane[..n].iter_mut().zip(levels) {
-                *v = (f64::from(*v) - r) as f32;
-            }
-        };
-        let planes = block.planes_mut();
-        match pool {
-            Some(pool) => pool.install(|| planes.par_chunks_exact_mut(stride).for_each(subtract)),
-            None => planes.chunks_exact_mut(stride).for_each(subtract),
+        if self.measure(block, pool) {
+            self.subtract(None, block, pool);
         }
     }
 
@@ -133,19 +121,32 @@ impl CommonReference {
     /// If `src` is larger than the stage was made for or than `dst` holds,
     /// or their channels differ (a caller's bug).
     pub fn apply_into(&mut self, src: &Block, dst: &mut Block, pool: Option<&rayon::ThreadPool>) {
-        let n = src.frames();
         assert_eq!(src.channels(), dst.channels(), "channels");
-        assert!(n <= dst.capacity(), "the output holds the block");
         dst.start = src.start;
-        dst.set_frames(n);
-        if !self.measure(src, pool) {
-            return;
+        dst.set_frames(src.frames());
+        if self.measure(src, pool) {
+            self.subtract(Some(src), dst, pool);
         }
+    }
+
+    /// `dst = x − level` for each frame's measured level, where `x` is
+    /// `src`'s sample when given, else `dst`'s own; tasks over channels.
+    fn subtract(&self, src: Option<&Block>, dst: &mut Block, pool: Option<&rayon::ThreadPool>) {
+        let (n, stride) = (dst.frames(), dst.capacity());
         let levels = &self.levels[..n];
-        let stride = dst.capacity();
-        let subtract = |(c, plane): (usize, &mut [f32])| {
-            for ((v, &x), &r) in plane[..n].iter_mut().zip(src.channel(c)).zip(levels) {
-                *v = (f64::from(x) - r) as f32;
+        let one = |(c, plane): (usize, &mut [f32])| {
+            let plane = &mut plane[..n];
+            match src {
+                Some(src) => {
+                    for ((v, &x), &r) in plane.iter_mut().zip(src.channel(c)).zip(levels) {
+                        *v = (f64::from(x) - r) as f32;
+                    }
+                }
+                None => {
+                    for (v, &r) in plane.iter_mut().zip(levels) {
+                        *v = (f64::from(*v) - r) as f32;
+                    }
+                }
             }
         };
         let planes = dst.planes_mut();
@@ -154,12 +155,9 @@ impl CommonReference {
                 planes
                     .par_chunks_exact_mut(stride)
                     .enumerate()
-                    .for_each(subtract)
+                    .for_each(one)
             }),
-            None => planes
-                .chunks_exact_mut(stride)
-                .enumerate()
-                .for_each(subtract),
+            None => planes.chunks_exact_mut(stride).enumerate().for_each(one),
         }
     }
 

@@ -152,8 +152,8 @@ impl std::fmt::Debug for Sinks<'_> {
 /// `sigstream-worker-{i}`), for stages that split their channels or frames.
 ///
 /// Why one pool for all: a pipeline runs stages on two threads at once
-/// (the reader's zero-phase stream, the compute thread's reference and
-/// IIR), each splitting its work. With a pool each, a 2-core machine
+/// (the reader's zero-phase stream, the compute thread's filter, IIR and
+/// reference), each splitting its work. With a pool each, a 2-core machine
 /// either ran 4 workers (their spinning and switching cost more than they
 /// gave) or gave each side one core, and the side with less work left its
 /// core idle (the spike pipeline ran at 150 % of 2 cores). Sharing one
@@ -184,6 +184,11 @@ pub(crate) fn worker_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
         .map_err(|e| Error::Runtime {
             msg: format!("cannot start {threads} worker threads: {e}"),
         })?;
+    // Wait until every worker has started and run a job: a worker sets
+    // itself up (thread-locals, its deque's registration) when it is first
+    // scheduled, which on a loaded machine can be chunks later, and those
+    // allocations belong to planning, not to the steady state.
+    pool.broadcast(|_| ());
     let pool = Arc::new(pool);
     pools.push((threads, Arc::downgrade(&pool)));
     Ok(pool)

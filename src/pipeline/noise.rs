@@ -209,6 +209,9 @@ pub fn estimate(
             memory_limit >> 20
         )));
     }
+    let output_frames = staged
+        .footprint(&noise_job, channels, block, threads)
+        .output_frames;
     let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     let scratch_name: PathBuf = dir.join("<noise scratch>");
     let mut bytes_out: Vec<u8> = Vec::new();
@@ -305,12 +308,14 @@ pub fn estimate(
         };
         let mut events = Vec::new();
         // Each chunk gets a fresh processor (its filters start from rest
-        // before the chunk's warm-up); the output block is the same for all
-        // (same plan), allocated once rather than faulted in per chunk.
-        let mut current: Option<(usize, Box<dyn crate::backend::ChunkProcessor>)> = None;
-        let mut output: Option<Block> = None;
-        let finish = |k: usize,
-                      processor: &mut Box<dyn crate::backend::ChunkProcessor>,
+        // before the chunk's warm-up); they all share one output block, as
+        // large as the plan counted in `bytes`. The next chunk's processor
+        // is planned before the last one is dropped, so that the worker
+        // threads they share live on between them.
+        let mut output = Block::new(channels, output_frames);
+        let mut current = None;
+        type Chunk = (usize, Box<dyn crate::backend::ChunkProcessor>);
+        let finish = |(k, mut processor): Chunk,
                       output: &mut Block,
                       events: &mut Vec<crate::Event>,
                       bytes_out: &mut Vec<u8>|
@@ -325,25 +330,20 @@ pub fn estimate(
         for msg in full_rx {
             let (k, input) = msg?;
             if current.as_ref().is_none_or(|(at, _)| *at != k) {
-                if let (Some((at, mut processor)), Some(out)) = (current.take(), output.as_mut()) {
-                    finish(at, &mut processor, out, &mut events, &mut bytes_out)?;
+                let next = staged.plan(&noise_job, channels, block, threads)?;
+                assert_eq!(next.output_capacity(), output_frames, "as planned");
+                if let Some(done) = current.replace((k, next)) {
+                    finish(done, &mut output, &mut events, &mut bytes_out)?;
                 }
-                let processor = staged.plan(&noise_job, channels, block, threads)?;
-                let capacity = processor.output_capacity();
-                if output.as_ref().is_none_or(|o| o.capacity() != capacity) {
-                    output = Some(Block::new(channels, capacity));
-                }
-                current = Some((k, processor));
             }
             let (_, processor) = current.as_mut().expect("planned above");
-            let out = output.as_mut().expect("made with the processor");
-            processor.process(&input, out, &mut events)?;
-            store(k, out, &mut bytes_out)?;
+            processor.process(&input, &mut output, &mut events)?;
+            store(k, &output, &mut bytes_out)?;
             // The reader may have stopped (after its last block).
             let _ = free_tx.send(input);
         }
-        if let (Some((at, mut processor)), Some(out)) = (current.take(), output.as_mut()) {
-            finish(at, &mut processor, out, &mut events, &mut bytes_out)?;
+        if let Some(done) = current.take() {
+            finish(done, &mut output, &mut events, &mut bytes_out)?;
         }
         Ok(())
     })?;

@@ -585,10 +585,10 @@ pub struct Streaming<'s> {
     block: Option<Block>,
     /// The input's next block, read on another worker while the current
     /// one's last frames were filtered (the deinterleave, serial, then no
-    /// longer waits for the filter, nor the filter for it), and its frame
-    /// count once read.
+    /// longer waits for the filter, nor the filter for it); `read_ahead`
+    /// while it holds a read not yet taken (its frames, 0 at the end).
     ahead: Option<Block>,
-    ahead_frames: Option<usize>,
+    read_ahead: bool,
     /// Where a seek's warm-up results go (dropped): a block as large.
     sink: Option<Block>,
     pending: std::ops::Range<usize>,
@@ -668,7 +668,7 @@ impl<'s> Streaming<'s> {
             ended: false,
             skip: 0,
             ahead: None,
-            ahead_frames: None,
+            read_ahead: false,
         })
     }
 
@@ -690,12 +690,11 @@ impl<'s> Streaming<'s> {
             .get_or_insert_with(|| Block::new(channels, self.plan.read));
         while self.have < target && !self.ended {
             if self.pending.is_empty() {
-                let n = match self.ahead_frames.take() {
-                    Some(n) => {
-                        std::mem::swap(block, self.ahead.as_mut().expect("read ahead"));
-                        n
-                    }
-                    None => self.input.read_block(block)?,
+                let n = if std::mem::take(&mut self.read_ahead) {
+                    std::mem::swap(block, self.ahead.as_mut().expect("read ahead"));
+                    block.frames()
+                } else {
+                    self.input.read_block(block)?
                 };
                 if n == 0 {
                     self.ended = true;
@@ -789,7 +788,7 @@ impl<'s> Streaming<'s> {
                 match self.pool.as_deref() {
                     // The block's last frames: the next block is read
                     // meanwhile (the same frames, in the same order).
-                    Some(pool) if last && self.ahead_frames.is_none() => {
+                    Some(pool) if last && !self.read_ahead => {
                         let ahead = self
                             .ahead
                             .get_or_insert_with(|| Block::new(channels, self.plan.read));
@@ -800,7 +799,8 @@ impl<'s> Streaming<'s> {
                                 || forward.process(&rest, &mut outs, Some(pool)),
                             )
                         });
-                        self.ahead_frames = Some(read?);
+                        read?;
+                        self.read_ahead = true;
                     }
                     pool => self.forward.process(&rest, &mut outs, pool),
                 }
@@ -989,7 +989,7 @@ impl ChunkSource for Streaming<'_> {
         self.head.clear();
         self.tail.clear();
         self.pending = 0..0;
-        self.ahead_frames = None;
+        self.read_ahead = false;
         self.have = 0;
         self.ready = 0;
         self.served = 0;

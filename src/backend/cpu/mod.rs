@@ -149,21 +149,10 @@ impl CpuProcessor {
                 "cannot plan {channels} channels in chunks of {chunk} frames: both must be at least 1"
             )));
         }
+        // The process's workers, shared with the stages around this
+        // processor ([`crate::pipeline::worker_pool`]).
         let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("sigstream-cpu-{i}"))
-                .build()
-                .map_err(|e| Error::Runtime {
-                    msg: format!("cannot start {threads} worker threads: {e}"),
-                })?;
-            // Wait until every worker has started and run a job: a worker
-            // sets itself up (thread-locals, its deque's registration) when
-            // it is first scheduled, which on a loaded machine can be chunks
-            // later, and those allocations belong to planning, not to the
-            // steady state.
-            pool.broadcast(|_| ());
-            Some(Arc::new(pool))
+            Some(crate::pipeline::worker_pool(threads)?)
         } else {
             None
         };
