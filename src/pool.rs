@@ -6,8 +6,18 @@
 //! blocks as can ever be in flight; afterwards every `get` is a pop from a
 //! free list and every `put` a push, so the steady state allocates nothing
 //! (checked by `tests/alloc.rs` with a counting allocator).
+//!
+//! A block's storage can be **shared** ([`Block::share`]): a front hands a
+//! channel's samples to user code (Python's custom detector gets them as a
+//! read-only numpy view) without copying them. The storage is
+//! reference-counted and copied on write: while nobody else holds it, the
+//! block writes in place as before; when the engine next writes to a block
+//! whose samples someone kept, the block first takes a copy of its own and
+//! the keeper's samples stay as they were. Nothing is ever written under a
+//! reader, and the copy (outside the memory budget, like anything the user
+//! keeps) is made only for samples kept past the call.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A chunk of samples for every channel, stored planar: channel `c` occupies
 /// `data[c * stride .. c * stride + frames]`.
@@ -15,9 +25,11 @@ use std::sync::Mutex;
 /// Planar storage lets each channel's filter and detector run over one
 /// contiguous slice (what SIMD loops and FFTs want); the sinks interleave
 /// again on the way out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Block {
-    data: Vec<f32>,
+    /// Shared only through [`Block::share`]; every write goes through
+    /// [`Block::storage_mut`] (copy on write).
+    data: Arc<Vec<f32>>,
     stride: usize,
     channels: usize,
     frames: usize,
@@ -25,11 +37,29 @@ pub struct Block {
     pub start: u64,
 }
 
+/// The storage of every empty block ([`Block::default`]): taking a block
+/// out of a struct (`std::mem::take`, as the backends do every chunk) must
+/// not allocate.
+static EMPTY: std::sync::LazyLock<Arc<Vec<f32>>> = std::sync::LazyLock::new(Arc::default);
+
+impl Default for Block {
+    /// A block with no room (no allocation).
+    fn default() -> Self {
+        Block {
+            data: Arc::clone(&EMPTY),
+            stride: 0,
+            channels: 0,
+            frames: 0,
+            start: 0,
+        }
+    }
+}
+
 impl Block {
     /// A block with room for `capacity` frames of `channels` channels.
     pub fn new(channels: usize, capacity: usize) -> Self {
         Block {
-            data: vec![0.0; channels * capacity],
+            data: Arc::new(vec![0.0; channels * capacity]),
             stride: capacity,
             channels,
             frames: 0,
@@ -73,25 +103,75 @@ impl Block {
     /// The whole capacity of channel `c`, for filling (then call
     /// [`Block::set_frames`]).
     pub fn channel_capacity_mut(&mut self, c: usize) -> &mut [f32] {
-        &mut self.data[c * self.stride..(c + 1) * self.stride]
+        let stride = self.stride;
+        &mut self.storage_mut()[c * stride..(c + 1) * stride]
+    }
+
+    /// Frames `frames` of channel `c` (within the capacity, held or not).
+    ///
+    /// # Panics
+    /// If `frames` runs past the capacity (a caller's bug).
+    pub fn channel_span(&self, c: usize, frames: std::ops::Range<usize>) -> &[f32] {
+        assert!(frames.end <= self.stride, "frames within the capacity");
+        &self.data[c * self.stride..][frames]
+    }
+
+    /// Frames `frames` of channel `c`, shared instead of copied: they stay
+    /// as they are for as long as the handle lives, whatever the block
+    /// does next (it copies its storage before writing while a handle is
+    /// out).
+    ///
+    /// # Panics
+    /// If `frames` runs past the capacity (a caller's bug).
+    pub fn share(&self, c: usize, frames: std::ops::Range<usize>) -> SharedSamples {
+        assert!(frames.end <= self.stride, "frames within the capacity");
+        let at = c * self.stride;
+        SharedSamples {
+            data: Arc::clone(&self.data),
+            span: at + frames.start..at + frames.end,
+        }
+    }
+
+    /// The storage, for writing: the block's own, copied first if a
+    /// [`SharedSamples`] of it is still held.
+    fn storage_mut(&mut self) -> &mut Vec<f32> {
+        Arc::make_mut(&mut self.data)
     }
 
     /// The held samples of channel `c`, mutable.
     pub fn channel_mut(&mut self, c: usize) -> &mut [f32] {
-        &mut self.data[c * self.stride..c * self.stride + self.frames]
+        let (stride, frames) = (self.stride, self.frames);
+        &mut self.storage_mut()[c * stride..c * stride + frames]
     }
 
     /// The whole planar storage (`channels × capacity`), mutable: channel
     /// `c` is `[c * capacity .. (c + 1) * capacity]`. For splitting the
     /// channels across threads.
     pub fn planes_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        self.storage_mut()
     }
 
     /// Every channel's full capacity, mutable, one slice per channel (for
     /// filling all channels at once, e.g. when deinterleaving).
     pub fn channels_capacity_mut(&mut self) -> std::slice::ChunksExactMut<'_, f32> {
-        self.data.chunks_exact_mut(self.stride.max(1))
+        let stride = self.stride.max(1);
+        self.storage_mut().chunks_exact_mut(stride)
+    }
+}
+
+/// Samples of one channel of a [`Block`], shared with it
+/// ([`Block::share`]): read-only, and unchanged for as long as this lives.
+#[derive(Debug, Clone)]
+pub struct SharedSamples {
+    data: Arc<Vec<f32>>,
+    span: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for SharedSamples {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.data[self.span.clone()]
     }
 }
 
@@ -192,6 +272,42 @@ mod tests {
             pool.put(b);
         }
         assert_eq!(pool.available(), 2);
+    }
+
+    #[test]
+    fn shared_samples_stay_as_they_were_while_the_block_goes_on() {
+        let pool = MemoryPool::new(2, 8, 1);
+        let mut b = pool.get();
+        b.channel_capacity_mut(1)
+            .copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        let ptr = b.channel(0).as_ptr();
+        let kept = b.share(1, 2..5);
+        assert_eq!(&*kept, &[3.0, 4.0, 5.0]);
+        assert_eq!(
+            kept.as_ptr(),
+            b.channel_span(1, 2..5).as_ptr(),
+            "not a copy"
+        );
+        // Reused while the samples are held: the block writes to a copy.
+        pool.put(b);
+        let mut b = pool.get();
+        b.channel_capacity_mut(1).fill(-1.0);
+        assert_eq!(&*kept, &[3.0, 4.0, 5.0], "the kept samples did not change");
+        assert_ne!(
+            b.channel(0).as_ptr(),
+            ptr,
+            "the block took storage of its own"
+        );
+        assert_eq!(b.channel_span(1, 0..8), &[-1.0; 8]);
+        // Shared and let go: the block writes in place again.
+        let ptr = b.channel(0).as_ptr();
+        drop(b.share(0, 0..8));
+        b.planes_mut()[0] = 9.0;
+        assert_eq!(
+            b.channel(0).as_ptr(),
+            ptr,
+            "no copy once the handle is gone"
+        );
     }
 
     #[test]

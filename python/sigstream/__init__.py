@@ -160,8 +160,10 @@ class StreamProcessor:
 
         ``custom_detector(chunk, offset)`` (the seed's), instead of
         ``detect=``, is called for every chunk of every channel of the
-        filtered signal: ``chunk`` a read-only float32 array (a copy: the
-        engine's blocks are reused), ``offset`` the absolute index of its
+        filtered signal: ``chunk`` a read-only float32 array, a view of the
+        engine's block, not a copy (kept past the call, it keeps its values
+        and its whole block alive: ``chunk.copy()`` keeps only it),
+        ``offset`` the absolute index of its
         first sample. It returns the events complete in the chunk: sample
         indices, ``(start, end)`` pairs (inclusive; the peak is the first
         largest value) or ``(start, end, peak_index, peak_value)`` tuples,

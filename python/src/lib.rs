@@ -161,10 +161,15 @@ impl EventStream {
 /// read-only float32 array, and the absolute index of its first sample; it
 /// returns the events complete in that chunk, each a sample index, a
 /// `(start, end)` pair (inclusive; the peak is the first largest value in
-/// it) or `(start, end, peak_index, peak_value)`, within the chunk. The
-/// chunk is copied into an array of its own: the engine reuses its blocks
-/// as soon as a chunk is done, so a view of them could outlive them in the
-/// callable's hands.
+/// it) or `(start, end, peak_index, peak_value)`, within the chunk.
+///
+/// The array is a view of the engine's block, not a copy
+/// ([`Block::share`]): its base, a [`ChunkSamples`], holds the block's
+/// storage, which the engine copies before writing to it again if the
+/// callable kept the array (so a kept chunk keeps its values, and keeps
+/// that block's storage alive as a numpy view keeps its base). Only the
+/// magnitudes of a complex input, computed into a scratch buffer, are
+/// copied into an array of their own.
 struct PyDetector {
     func: Arc<Py<PyAny>>,
     failed: Arc<std::sync::Mutex<Option<PyErr>>>,
@@ -184,18 +189,52 @@ fn custom(
     }))
 }
 
+/// The base object of the arrays a custom detector gets: a channel's
+/// samples, shared with the engine's block (see [`PyDetector`]). It has no
+/// buffer protocol of its own, so numpy refuses to make its arrays
+/// writeable.
+#[pyclass(frozen)]
+struct ChunkSamples {
+    samples: sigstream::pool::SharedSamples,
+}
+
+impl ChunkSamples {
+    /// A read-only float32 array over `samples`, with them as its base.
+    fn array(
+        py: Python<'_>,
+        samples: sigstream::pool::SharedSamples,
+    ) -> PyResult<Bound<'_, PyArray1<f32>>> {
+        let owner = Bound::new(py, ChunkSamples { samples })?;
+        let view = numpy::ndarray::ArrayView1::from(&*owner.get().samples);
+        // SAFETY: the array's memory is the storage `owner` holds an `Arc`
+        // of, and `owner` becomes the array's base, so it lives as long as
+        // the array. That storage is never written or moved while shared:
+        // a block copies its storage before writing to it whenever a
+        // `SharedSamples` of it is alive (`Arc::make_mut`).
+        let chunk = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
+        readonly(&chunk)?;
+        Ok(chunk)
+    }
+}
+
+/// Clears `array`'s writeable flag.
+fn readonly(array: &Bound<'_, PyArray1<f32>>) -> PyResult<()> {
+    let kwargs = pyo3::types::PyDict::new(array.py());
+    kwargs.set_item("write", false)?;
+    array.call_method("setflags", (), Some(&kwargs))?;
+    Ok(())
+}
+
 impl PyDetector {
+    /// Calls the callable with `chunk`, an array of `samples`.
     fn call(
         &self,
         py: Python<'_>,
+        chunk: Bound<'_, PyArray1<f32>>,
         samples: &[f32],
         offset: u64,
         events: &mut Vec<sigstream::Event>,
     ) -> PyResult<()> {
-        let chunk = PyArray1::from_slice(py, samples);
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item("write", false)?;
-        chunk.call_method("setflags", (), Some(&kwargs))?;
         let out = self.func.call1(py, (chunk, offset))?;
         let out = out.bind(py);
         if out.is_none() {
@@ -268,14 +307,27 @@ impl PyDetector {
     }
 }
 
-impl sigstream::Detector for PyDetector {
-    fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<sigstream::Event>) {
+impl PyDetector {
+    /// Runs the callable on `samples`, given to it as the array `make`
+    /// makes; its events into `events`, its exception kept for the run's
+    /// end.
+    fn run(
+        &self,
+        samples: &[f32],
+        offset: u64,
+        events: &mut Vec<sigstream::Event>,
+        make: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>>,
+    ) {
         if samples.is_empty() || self.failed.lock().map(|f| f.is_some()).unwrap_or(true) {
             // Nothing to look at; or the run stops at the end of this chunk.
             return;
         }
         let mut found = Vec::new();
-        match Python::attach(|py| self.call(py, samples, offset, &mut found)) {
+        let called = Python::attach(|py| {
+            let chunk = make(py)?;
+            self.call(py, chunk, samples, offset, &mut found)
+        });
+        match called {
             Ok(()) => events.append(&mut found),
             Err(e) => {
                 if let Ok(mut f) = self.failed.lock() {
@@ -283,6 +335,30 @@ impl sigstream::Detector for PyDetector {
                 }
             }
         }
+    }
+}
+
+impl sigstream::Detector for PyDetector {
+    fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<sigstream::Event>) {
+        self.run(samples, offset, events, |py| {
+            let chunk = PyArray1::from_slice(py, samples);
+            readonly(&chunk)?;
+            Ok(chunk)
+        });
+    }
+
+    fn process_in(
+        &mut self,
+        block: &Block,
+        channel: usize,
+        frames: std::ops::Range<usize>,
+        offset: u64,
+        events: &mut Vec<sigstream::Event>,
+    ) {
+        let samples = block.channel_span(channel, frames.clone());
+        self.run(samples, offset, events, |py| {
+            ChunkSamples::array(py, block.share(channel, frames))
+        });
     }
 
     fn finish(&mut self, _events: &mut Vec<sigstream::Event>) {}
@@ -1065,6 +1141,7 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create_shared_output, m)?)?;
     m.add_class::<Chunks>()?;
     m.add_class::<MappedWindow>()?;
+    m.add_class::<ChunkSamples>()?;
     m.add_class::<EventStream>()?;
     Ok(())
 }

@@ -212,7 +212,9 @@ def test_a_custom_detector_sees_every_sample_once_and_its_events_are_written(bur
     def above(chunk, offset):
         assert chunk.dtype == np.float32 and not chunk.flags.writeable
         seen.append((offset, len(chunk)))
-        kept.append((offset, chunk))  # kept past the call: safe, it is its own copy
+        # Kept past the call: a view of the engine's block, which copies
+        # its storage before it writes to it again.
+        kept.append((offset, chunk))
         return [(offset + int(i), offset + int(i)) for i in np.flatnonzero(chunk > 7.9)]
 
     result = sigstream.StreamProcessor(backend="cpu", chunk_size=10_000).process_file(
@@ -233,6 +235,37 @@ def test_a_custom_detector_sees_every_sample_once_and_its_events_are_written(bur
         (offset, c) for offset, chunk in kept for c in range(2)
         if np.array_equal(chunk, x[offset:offset + len(chunk), c]))
     assert matched == sorted((o, c) for o in range(0, frames, 10_000) for c in range(2))
+
+
+def test_a_custom_detectors_chunk_is_a_read_only_view_of_the_engines_block(bursts, tmp_path):
+    path, x = bursts
+    addresses = []
+    copies = []
+
+    def look(chunk, offset):
+        assert not chunk.flags.owndata and type(chunk.base).__name__ == "ChunkSamples"
+        # Its base has no buffer of its own to write to: numpy refuses.
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            chunk.setflags(write=True)
+        addresses.append(chunk.__array_interface__["data"][0])
+        copies.append((offset, chunk.copy()))
+        return []
+
+    sigstream.StreamProcessor(backend="cpu", chunk_size=1_000).process_file(
+        path, custom_detector=look, channels=2, moving_average=5,
+        output=tmp_path / "y.f32")
+    # Every sample of both channels, once (the filter's 2-sample delay
+    # makes one more, shorter, chunk at each end).
+    assert sum(len(chunk) for _, chunk in copies) == 2 * x.shape[0]
+    assert len(addresses) >= 400
+    # Not an array per call: the chunks lie in the engine's pooled blocks,
+    # whose storage comes back chunk after chunk (a handful of blocks, two
+    # channels each, for 400 calls).
+    assert len(set(addresses)) <= 16
+    # And what the detector saw is the filtered output, chunk by chunk.
+    y = np.fromfile(tmp_path / "y.f32", dtype=np.float32).reshape(-1, 2)
+    for offset, chunk in copies:
+        assert any(np.array_equal(chunk, y[offset:offset + len(chunk), c]) for c in range(2))
 
 
 def test_a_custom_detectors_exception_stops_the_run(bursts, tmp_path):

@@ -478,7 +478,7 @@ impl StagedProcessor {
                 }
                 det.process(&self.magnitude[..n], block.start, ev);
             } else {
-                det.process(block.channel(c), block.start, ev);
+                det.process_in(block, c, 0..n, block.start, ev);
             }
         }
     }

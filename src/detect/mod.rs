@@ -118,6 +118,8 @@ pub mod snippet;
 mod threshold;
 mod trigger;
 
+use crate::pool::Block;
+
 pub use trigger::{RangeSync, Trigger};
 
 /// Long windows of halo before a shard's recursive STA/LTA is trusted
@@ -159,6 +161,21 @@ pub trait Detector: Send {
     /// Looks at `samples`, whose first sample has absolute index `offset`,
     /// and appends the events that are complete to `events`.
     fn process(&mut self, samples: &[f32], offset: u64, events: &mut Vec<Event>);
+    /// As [`Detector::process`], the samples being frames `frames` of
+    /// channel `channel` of `block`. The engine calls this where the
+    /// samples lie in a block; a detector that hands them on without
+    /// copying them (Python's custom detector) overrides it and takes them
+    /// with [`Block::share`]. The default reads them in place.
+    fn process_in(
+        &mut self,
+        block: &Block,
+        channel: usize,
+        frames: std::ops::Range<usize>,
+        offset: u64,
+        events: &mut Vec<Event>,
+    ) {
+        self.process(block.channel_span(channel, frames), offset, events);
+    }
     /// The input has ended: appends any event still open.
     fn finish(&mut self, events: &mut Vec<Event>);
     /// The onset of an event that has begun but is not finished yet, if any.

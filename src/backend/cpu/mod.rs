@@ -348,7 +348,7 @@ impl CpuProcessor {
         parallel: bool,
     ) {
         let run = |(c, (det, ev)): (usize, (&mut Box<dyn Detector>, &mut Vec<Event>))| {
-            det.process(block.channel(c), block.start, ev);
+            det.process_in(block, c, 0..block.frames(), block.start, ev);
         };
         if parallel {
             detectors

@@ -381,7 +381,15 @@ impl GpuProcessor {
                 let src: &[f32] = bytemuck::cast_slice(&view[at..at + n * F32 as usize]);
                 output.channel_capacity_mut(c)[have..have + n].copy_from_slice(src);
                 if let Some(det) = self.custom.get_mut(c) {
-                    det.process(src, step.base, &mut self.custom_events);
+                    // From the output block (shareable), not the mapped
+                    // buffer, which is unmapped below.
+                    det.process_in(
+                        output,
+                        c,
+                        have..have + n,
+                        step.base,
+                        &mut self.custom_events,
+                    );
                     events.extend(self.custom_events.drain(..).map(|mut e| {
                         e.channel = c;
                         e
