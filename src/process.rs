@@ -1687,11 +1687,20 @@ fn shard_plan(
     range: crate::shard::SampleRange,
 ) -> Result<crate::shard::ShardPlan> {
     let refuse = |what: &str, why: &str| Err(Error::usage(format!("--range with {what}: {why}")));
-    if planned.zero_phase.is_some() {
-        return refuse(
-            "--zero-phase",
-            "its backward pass starts at the file's end and runs through all of it",
-        );
+    if let Some(sos) = &planned.zero_phase {
+        // A shard reproduces the streaming filter (its blocks and restarts
+        // are on fixed grids, `zerophase::Streaming::exact_seeks`), not the
+        // two passes through a scratch file.
+        let room = zero_phase_room(&args.stream_config()?);
+        if zerophase::StreamPlan::fit(sos, info.channels, room).is_none() {
+            return refuse(
+                "--zero-phase",
+                &format!(
+                    "the memory limit leaves the streaming filter too little room for {} channels of this filter, and the two passes through a scratch file start at the file's end: raise --memory-limit",
+                    info.channels
+                ),
+            );
+        }
     }
     if args.network_events.is_some() {
         return refuse(
@@ -1918,10 +1927,22 @@ fn process_one<'s>(
                 // rest of the limit). It filters in the pipeline's reader
                 // thread, beside the pipeline's own stages, on the same
                 // worker threads as they (`pipeline::worker_pool`).
-                source = Box::new(zerophase::Streaming::new(source, sos, pad, plan, threads)?);
+                let stream = zerophase::Streaming::new(source, sos, pad, plan, threads)?;
+                // A shard's seek to its start must give the whole run's
+                // values, bit for bit.
+                source = if shard.is_some() {
+                    Box::new(stream.exact_seeks())
+                } else {
+                    Box::new(stream)
+                };
                 stream_plan = Some(plan);
                 zero_phased = ZeroPhased::Streaming { sos, pad, plan };
             } else {
+                if shard.is_some() {
+                    return Err(Error::Runtime {
+                        msg: "internal: a shard's zero-phase filter does not stream".into(),
+                    });
+                }
                 // Through a scratch file, before the pipeline.
                 let dir = scratch_dir(signal_path.as_deref(), events_path.as_deref());
                 let window = zero_phase_window(

@@ -52,8 +52,13 @@
 //!   quiet data, `max(dead, 1)` samples; in a long loud stretch, as long as
 //!   it lasts).
 //!
-//! What a shard refuses, and why: `--zero-phase` (its backward pass starts
-//! at the file's end), `--decimate` and `--shift` (their phase follows the
+//! `--zero-phase` shards when it streams
+//! ([`crate::pipeline::zerophase::Streaming::exact_seeks`]: its blocks and
+//! its forward restarts sit on fixed grids); through a scratch file (too
+//! little memory to stream) it is refused, its backward pass starting at the
+//! file's end.
+//!
+//! What a shard refuses, and why: `--decimate` and `--shift` (their phase follows the
 //! stream's start), `--conv-mode full|valid` (output and input indices
 //! differ), snippets, `--dedup-window` and coincidence (decided across
 //! channels at the driver's side of a shard boundary), a custom detector,

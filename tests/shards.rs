@@ -179,6 +179,21 @@ fn shards_merge_into_the_whole_run() {
             "iir-slow",
             "--sample-rate 100 --iir cheby1 --order 6 --highpass 0.5 --detect threshold --on 20",
         ),
+        // Zero phase (sosfiltfilt, odd pads): the spike pipeline with the
+        // filter streamed forwards and backwards, restarts every 65,536
+        // samples forwards and every block backwards.
+        (
+            "zero-phase",
+            "--sample-rate 30000 --iir butter --bandpass 300:6000 --zero-phase \
+             --reference median --detect threshold --on-noise 5 --polarity neg --dead-samples 30",
+        ),
+        // ObsPy's zerophase=True (no pads), a slower filter: its last
+        // block filtered backwards from the file's end.
+        (
+            "zero-phase-obspy",
+            "--sample-rate 1000 --iir butter --order 4 --bandpass 5:100 --zero-phase --pad none \
+             --detect sta-lta --sta 20 --lta 400 --on 2.5 --off 1.2 --dead-samples 300",
+        ),
         // The filtered output alone: no detection, the shard stops after its
         // slice and the FIR's lookahead.
         (
@@ -244,8 +259,8 @@ fn what_a_shard_cannot_do_is_refused() {
     refused("--range 0:1001", "in.npy", "the input has 1000 samples");
     for (extra, phrase) in [
         (
-            "--iir butter --lowpass 10 --sample-rate 100 --zero-phase",
-            "--range with --zero-phase",
+            "--iir cheby1 --order 6 --highpass 0.5 --sample-rate 100 --zero-phase --memory-limit 8",
+            "--range with --zero-phase: the memory limit leaves the streaming filter too little room",
         ),
         ("--decimate 2", "--range with --decimate"),
         (

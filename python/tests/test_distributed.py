@@ -16,6 +16,9 @@ import sigstream.ray
 # levels, negative threshold with a dead time.
 SPIKES = dict(sample_rate=30000, iir="butter", bandpass=(300, 6000), reference="median",
               detect="threshold", on_noise=5, polarity="neg", dead_samples=30)
+# The spike pipeline with the band-pass at zero phase (sosfiltfilt,
+# streamed; its restarts let a shard reproduce it bit for bit).
+ZERO_PHASE = dict(SPIKES, zero_phase=True)
 # Seismology: FIR low-pass (overlap-save), recursive STA/LTA, whose halo is
 # 50 long windows.
 QUAKES = dict(sample_rate=100, lowpass=10, taps=301, detect="recursive-sta-lta",
@@ -81,7 +84,8 @@ def check_equal(results, events, output_bytes):
     assert all(a["end"] == b["start"] for a, b in zip(r.shards, r.shards[1:]))
 
 
-@pytest.mark.parametrize("options", [SPIKES, QUAKES], ids=["spikes", "quakes"])
+@pytest.mark.parametrize("options", [SPIKES, QUAKES, ZERO_PHASE],
+                         ids=["spikes", "quakes", "zero-phase"])
 def test_dask_shards_equal_a_single_run(dask_client, recording, tmp_path, options):
     events, output = whole(recording, tmp_path / "whole.npy", **options)
     for shards in (1, 2, 7):
@@ -128,12 +132,14 @@ def test_an_archive_runs_file_by_file(dask_client, tmp_path):
 
 
 def test_a_failing_shard_leaves_no_output(dask_client, recording, tmp_path):
-    # --zero-phase cannot be cut into shards: the workers refuse it, the
-    # driver raises that error and removes the output it had created.
+    # A zero-phase filter with too little memory to stream cannot be cut
+    # into shards: the workers refuse it, the driver raises that error and
+    # removes the output it had created.
     with pytest.raises(sigstream.OptionError, match="--range with --zero-phase"):
         sigstream.distributed.process(
             [recording], client=dask_client, shards_per_file=2, output=tmp_path / "o.npy",
-            sample_rate=100, iir="butter", lowpass=10, zero_phase=True)
+            sample_rate=100, iir="cheby1", order=6, highpass=0.5, zero_phase=True,
+            memory_limit_mb=8)
     assert os.listdir(tmp_path) == []
 
 

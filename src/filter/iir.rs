@@ -401,9 +401,10 @@ impl SosBank {
     }
 
     /// Filters `inputs[c]` into `outputs[c]` for every channel (as many of
-    /// each as channels, all as long as the first input), carrying the state.
-    /// With `pool`, groups of [`LANES`] channels run in parallel; the result
-    /// is the same either way.
+    /// each as channels, all as long as the first input), carrying the
+    /// state, and restarting on the bank's grid if it has one (as
+    /// [`SosBank::process_block`]). With `pool`, groups of [`LANES`]
+    /// channels run in parallel; the result is the same either way.
     ///
     /// # Panics
     /// If the counts or lengths disagree (a caller's bug).
@@ -413,16 +414,92 @@ impl SosBank {
         outputs: &mut [&mut [f32]],
         pool: Option<&rayon::ThreadPool>,
     ) {
-        use rayon::prelude::*;
         assert_eq!(inputs.len(), self.channels, "one input per channel");
         assert_eq!(outputs.len(), self.channels, "one output per channel");
+        let n = inputs.first().map_or(0, |x| x.len());
+        self.in_pieces(n, |bank, frames, fresh| {
+            if fresh {
+                bank.run_fresh(&|c| inputs[c], frames.clone(), pool);
+            }
+            bank.run_slices(inputs, outputs, frames, pool);
+        });
+    }
+
+    /// Moves the restarts' stream position to `pos` (that of the next
+    /// sample), for a stream that goes on from elsewhere (a seek), the
+    /// fresh states at rest; nothing without restarts.
+    pub fn set_position(&mut self, pos: u64) {
+        if let Some((_, fresh, at)) = self.restarts.as_mut() {
+            at_rest(fresh);
+            *at = pos;
+        }
+    }
+
+    /// Runs `run` over frames `0..n` of a call in the pieces the restarts
+    /// cut them into, each with whether the fresh states run over it too,
+    /// and makes the take-overs between the pieces; without restarts, one
+    /// piece.
+    fn in_pieces(
+        &mut self,
+        n: usize,
+        mut run: impl FnMut(&mut Self, std::ops::Range<usize>, bool),
+    ) {
+        let Some((r, _, pos)) = &self.restarts else {
+            run(self, 0..n, false);
+            return;
+        };
+        let (r, pos) = (*r, *pos);
+        let mut at = 0;
+        while at < n {
+            let abs = pos + at as u64;
+            // The next take-over after `abs`, and where its fresh state
+            // starts.
+            let next = (abs / r.grid + 1) * r.grid;
+            let fresh_from = next - r.warm;
+            let active = abs >= fresh_from;
+            let end = ((if active { next } else { fresh_from }) - pos).min(n as u64) as usize;
+            if active && abs == fresh_from {
+                at_rest(&mut self.restarts.as_mut().expect("restarts").1);
+            }
+            run(self, at..end, active);
+            at = end;
+            if pos + at as u64 == next {
+                let fresh = &self.restarts.as_ref().expect("restarts").1;
+                for (main, fresh) in self.groups.iter_mut().zip(fresh) {
+                    main.copy_from_slice(fresh);
+                }
+            }
+        }
+        if let Some((_, _, pos)) = self.restarts.as_mut() {
+            *pos += n as u64;
+        }
+    }
+
+    /// Filters frames `frames` of `inputs` into the same frames of
+    /// `outputs`, carrying the running state.
+    fn run_slices(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        frames: std::ops::Range<usize>,
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        use rayon::prelude::*;
         let sections = self.sos.sections();
         #[expect(
             clippy::type_complexity,
             reason = "spelled out so that the closure is generic over the slices' lifetimes"
         )]
         let run = |(state, (x, y)): (&mut GroupState, (&[&[f32]], &mut [&mut [f32]]))| {
-            filter_group(sections, state, x, y)
+            let mut xs: [&[f32]; LANES] = [&[]; LANES];
+            for (s, x) in xs.iter_mut().zip(x) {
+                *s = &x[frames.clone()];
+            }
+            let mut ys: [&mut [f32]; LANES] = Default::default();
+            for (s, y) in ys.iter_mut().zip(y.iter_mut()) {
+                *s = &mut y[frames.clone()];
+            }
+            filter_group(sections, state, &xs[..x.len()], &mut ys[..x.len()]);
         };
         match pool {
             Some(pool) if self.groups.len() > 1 => pool.install(|| {
@@ -460,40 +537,12 @@ impl SosBank {
         assert_eq!(output.channels(), channels, "output channels");
         assert!(output.capacity() >= n, "output holds the input");
         output.start = input.start;
-        let Some((r, _, pos)) = &self.restarts else {
-            self.run_main(input, output, 0..n, pool);
-            output.set_frames(n);
-            return;
-        };
-        let (r, pos) = (*r, *pos);
-        let mut at = 0;
-        while at < n {
-            let abs = pos + at as u64;
-            // The next take-over after `abs`, and where its fresh state
-            // starts.
-            let next = (abs / r.grid + 1) * r.grid;
-            let fresh_from = next - r.warm;
-            let active = abs >= fresh_from;
-            let end = ((if active { next } else { fresh_from }) - pos).min(n as u64) as usize;
-            if active {
-                let fresh = &mut self.restarts.as_mut().expect("restarts").1;
-                if abs == fresh_from {
-                    at_rest(fresh);
-                }
-                self.run_fresh(input, at..end, pool);
+        self.in_pieces(n, |bank, frames, fresh| {
+            if fresh {
+                bank.run_fresh(&|c| input.channel(c), frames.clone(), pool);
             }
-            self.run_main(input, output, at..end, pool);
-            at = end;
-            if pos + at as u64 == next {
-                let fresh = &self.restarts.as_ref().expect("restarts").1;
-                for (main, fresh) in self.groups.iter_mut().zip(fresh) {
-                    main.copy_from_slice(fresh);
-                }
-            }
-        }
-        if let Some((_, _, pos)) = self.restarts.as_mut() {
-            *pos += n as u64;
-        }
+            bank.run_main(input, output, frames, pool);
+        });
         output.set_frames(n);
     }
 
@@ -596,11 +645,11 @@ impl SosBank {
     }
 
     /// Runs the fresh states of the restarts over frames `frames` of
-    /// `input`, their outputs dropped (a step at a time through a buffer on
+    /// `input`'s channels, their outputs dropped (a step at a time through a buffer on
     /// the stack: nothing allocated).
-    fn run_fresh(
+    fn run_fresh<'i>(
         &mut self,
-        input: &Block,
+        input: &(dyn Fn(usize) -> &'i [f32] + Sync),
         frames: std::ops::Range<usize>,
         pool: Option<&rayon::ThreadPool>,
     ) {
@@ -619,7 +668,7 @@ impl SosBank {
                 let end = (at + STEP).min(frames.end);
                 let mut xs: [&[f32]; LANES] = [&[]; LANES];
                 for (l, x) in xs.iter_mut().enumerate().take(lanes) {
-                    *x = &input.channel(first + l)[at..end];
+                    *x = &input(first + l)[at..end];
                 }
                 let mut ys: [&mut [f32]; LANES] = Default::default();
                 for (y, buf) in ys.iter_mut().zip(scratch.iter_mut()) {

@@ -48,7 +48,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::filter::iir::{Sos, SosBank};
+use crate::filter::iir::{Restarts, Sos, SosBank};
 use crate::io_at::PositionalIo;
 use crate::pool::Block;
 use crate::source::{ChunkSource, SignalInfo};
@@ -557,10 +557,22 @@ impl StreamPlan {
 /// cascade, the channel count and the memory limit set), so the result does
 /// not depend on the chunk size or the thread count.
 ///
-/// [`ChunkSource::seek`] (for the noise estimate's random access) starts
-/// the blocks at the frame asked for and the forward pass from rest `warm`
-/// frames before it (or from the input's start, exactly, when that is
-/// nearer): the same values up to the same 10^−20.
+/// The forward pass restarts on the cascade's own grid ([`Sos::restarts`],
+/// as the streaming `sosfilt` does), so that a shard ([`crate::shard`])
+/// can reproduce it: from each take-over on, its values are a function of
+/// the input from that take-over's warm-up on.
+///
+/// [`ChunkSource::seek`] works two ways:
+/// - by default (the noise estimate's random access), it starts the blocks
+///   at the frame asked for and the forward pass from rest `warm` frames
+///   before it (or from the input's start, exactly, when that is nearer):
+///   the same values up to the same 10^−20;
+/// - after [`Streaming::exact_seeks`] (a shard's start), it starts at the
+///   block holding the frame, and the forward pass at the warm-up of the
+///   last take-over at or before that block (or at the input's start when
+///   there is none): every value it serves is then the one a read from the
+///   start gives, bit for bit. It costs up to a restart grid, a warm-up and
+///   a block of forward filtering, once.
 pub struct Streaming<'s> {
     input: Box<dyn ChunkSource + 's>,
     info: SignalInfo,
@@ -605,6 +617,12 @@ pub struct Streaming<'s> {
     ended: bool,
     /// Forward results still to drop (a seek's warm-up).
     skip: usize,
+    /// Frames of the first block after a seek not to serve (an exact seek
+    /// starts at its block's start).
+    discard: usize,
+    /// The forward pass's restart grid, and whether seeks are exact.
+    restarts: Restarts,
+    exact: bool,
 }
 
 impl std::fmt::Debug for Streaming<'_> {
@@ -633,6 +651,12 @@ impl<'s> Streaming<'s> {
     ) -> Result<Self> {
         let info = input.info().clone();
         let channels = info.channels;
+        let restarts = sos.restarts().ok_or_else(|| {
+            Error::usage(format!(
+                "{}: this IIR filter does not settle: zero-phase filtering needs the two passes through a scratch file",
+                info.path.display()
+            ))
+        })?;
         let pool = if threads > 1 && channels > crate::filter::iir::LANES {
             Some(crate::pipeline::worker_pool(threads)?)
         } else {
@@ -650,7 +674,7 @@ impl<'s> Streaming<'s> {
             padlen,
             plan,
             pool,
-            forward: SosBank::new(sos.clone(), channels),
+            forward: SosBank::new(sos.clone(), channels).with_restarts(restarts, 0),
             backward: SosBank::new(sos.clone(), channels),
             buf: None,
             base: 0,
@@ -669,7 +693,29 @@ impl<'s> Streaming<'s> {
             skip: 0,
             ahead: None,
             read_ahead: false,
+            discard: 0,
+            restarts,
+            exact: false,
         })
+    }
+
+    /// The same stream, its forward pass restarting on `restarts` instead
+    /// of the cascade's own grid (tests: a grid short enough for a short
+    /// signal).
+    #[cfg(test)]
+    fn with_forward_restarts(mut self, restarts: Restarts) -> Self {
+        self.forward =
+            SosBank::new(self.sos.clone(), self.info.channels).with_restarts(restarts, 0);
+        self.restarts = restarts;
+        self
+    }
+
+    /// The same stream, its seeks exact (see the type's docs): for a shard,
+    /// whose output must be the whole run's bit for bit.
+    #[must_use]
+    pub fn exact_seeks(mut self) -> Self {
+        self.exact = true;
+        self
     }
 
     /// Frames of the forward buffer: a block, its warm-up, the right pad.
@@ -748,6 +794,10 @@ impl<'s> Streaming<'s> {
                         &mut out,
                         self.pool.as_deref(),
                     );
+                    // The pad has no stream position: the restarts count
+                    // from frame 0 (no take-over is near: the first is a
+                    // grid of at least 2^16 frames on).
+                    self.forward.set_position(keep as u64);
                     self.skip += padlen;
                     store(buf, &mut self.have, &mut self.skip, &out, padlen + keep);
                     continue;
@@ -928,7 +978,7 @@ impl ChunkSource for Streaming<'_> {
     }
 
     fn read_block(&mut self, out: &mut Block) -> Result<usize> {
-        if self.served == self.ready {
+        while self.served == self.ready {
             if self.ready > 0 {
                 // The block is out: its frames leave the buffer.
                 let grid = self.plan.grid;
@@ -952,6 +1002,8 @@ impl ChunkSource for Streaming<'_> {
                 out.set_frames(0);
                 return Ok(0);
             }
+            // An exact seek's frames before the one asked for.
+            self.served = std::mem::take(&mut self.discard).min(self.ready);
         }
         let n = (self.ready - self.served).min(out.capacity());
         let at = self.served;
@@ -979,13 +1031,25 @@ impl ChunkSource for Streaming<'_> {
         };
         let keep = self.padlen as u64 + 1;
         let frame = frame.min(total);
-        // The forward pass from rest `warm` frames before, but from where the
-        // right pad's frames are still read.
-        let start = frame
-            .saturating_sub(self.plan.warm as u64)
-            .min(total.saturating_sub(keep));
+        let (start, base) = if self.exact {
+            // The block holding the frame; the forward pass from the
+            // warm-up of the last take-over at or before it (from the
+            // input's start, exactly, when that is frame 0). Starting
+            // earlier changes nothing from the take-over on, so it may
+            // start where the right pad's frames are still read.
+            let grid = self.plan.grid as u64;
+            let base = frame / grid * grid;
+            let take_over = base / self.restarts.grid * self.restarts.grid;
+            (take_over.saturating_sub(self.restarts.warm), base)
+        } else {
+            // The forward pass from rest `warm` frames before.
+            (frame.saturating_sub(self.plan.warm as u64), frame)
+        };
+        // But from where the right pad's frames are still read.
+        let start = start.min(total.saturating_sub(keep));
         self.input.seek(start)?;
         self.forward.reset();
+        self.forward.set_position(start);
         self.head.clear();
         self.tail.clear();
         self.pending = 0..0;
@@ -997,8 +1061,9 @@ impl ChunkSource for Streaming<'_> {
         self.started = false;
         self.ended = false;
         self.origin = start;
-        self.base = frame;
-        self.skip = (frame - start) as usize;
+        self.base = base;
+        self.skip = (base - start) as usize;
+        self.discard = (frame - base) as usize;
         Ok(())
     }
 }
@@ -1205,6 +1270,71 @@ mod tests {
                 } else {
                     assert_close(&got[c], &want, &format!("seek {from} ch {c}"));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn an_exact_seek_gives_the_streams_values_bit_for_bit() {
+        let sos = butter2();
+        let warm = sos.settling().unwrap() as usize;
+        // Two channel groups, on two threads.
+        let channels = crate::filter::iir::LANES + 3;
+        let n = 9000;
+        let x = signal(channels, n);
+        // Take-overs every 2,048 frames: four in the signal.
+        let restarts = Restarts {
+            warm: warm as u64,
+            grid: 2048,
+        };
+        assert!(restarts.warm * 4 < restarts.grid, "warm-ups apart");
+        let open = |plan: StreamPlan| {
+            let source = MemorySource::new(&x, channels, None)
+                .unwrap()
+                .with_seek(true);
+            Streaming::new(Box::new(source), &sos, Pad::Odd, plan, 2)
+                .unwrap()
+                .with_forward_restarts(restarts)
+        };
+        let plan = StreamPlan {
+            grid: 256,
+            warm,
+            read: 100,
+        };
+        for (c, got) in read_all(&mut open(plan), channels, 4096).iter().enumerate() {
+            // The restarts change nothing beyond the 1e-20 they drop.
+            let xc: Vec<f32> = x.iter().skip(c).step_by(channels).copied().collect();
+            assert_close(got, &sosfiltfilt64(&sos, &xc, Pad::Odd), &format!("ch {c}"));
+        }
+        // With blocks warmed over 16 frames only, the default seek's
+        // forward warm-up (as long) leaves errors far above an `f32`
+        // rounding: the exact seek must not depend on it.
+        let plan = StreamPlan { warm: 16, ..plan };
+        let whole = read_all(&mut open(plan), channels, 4096);
+        let (w, g) = (warm as u64, restarts.grid);
+        for from in [
+            0,
+            1,
+            255,
+            256,
+            700,
+            g - w,
+            g - 1,
+            g,
+            g + w,
+            2 * g + 3,
+            4 * g - 1,
+            8999,
+            9000,
+        ] {
+            let mut z = open(plan).exact_seeks();
+            z.seek(from).unwrap();
+            let got = read_all(&mut z, channels, 250);
+            for c in 0..channels {
+                assert!(
+                    got[c] == whole[c][from as usize..],
+                    "seek {from} ch {c}: not the stream's values bit for bit"
+                );
             }
         }
     }
