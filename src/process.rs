@@ -314,8 +314,9 @@ pub struct ProcessOptions {
     /// halo the stages need, write samples START..END of the filtered
     /// signal in place into --output (created for the whole input if it is
     /// not there), and report the events that start in the shard (cut at
-    /// sync points). The shards' events in order, and their slices, are
-    /// the whole run's. See the README's "Shards".
+    /// sync points; --snippets: theirs, in the events' order). The shards'
+    /// events sorted by start, channel and end (their snippets with them),
+    /// and their slices, are the whole run's. See the README's "Shards".
     #[arg(long, value_name = "START:END", help_heading = "Outputs")]
     pub range: Option<crate::shard::SampleRange>,
     /// Snippets: the output signal around each event's peak, as an .npy of
@@ -2050,9 +2051,11 @@ fn process_one<'s>(
         sink.finish()?;
     }
     if let Some(spec) = &processor.job().snippets
+        && shard.is_none()
         && stats.output_samples < spec.window() as u64
     {
-        // A stream, whose length was not known before.
+        // A stream, whose length was not known before (a shard's input,
+        // a file, was checked whole before it ran).
         return Err(Error::format(
             input,
             format!(

@@ -51,6 +51,13 @@
 //!   keeps reading past `E` until every channel has found its `p(E)` (in
 //!   quiet data, `max(dead, 1)` samples; in a long loud stretch, as long as
 //!   it lasts).
+//! - **Snippets.** The halo reaches back at least the window's `PRE` before
+//!   the range (an event's peak is at or after its onset, at or after the
+//!   range's start), and once every channel has found its end sync point
+//!   the shard reads on for the window's `POST` and the filter's lookahead
+//!   ([`ShardPlan::tail`]): every window is the whole run's. The shard's
+//!   snippets follow its events' order; merged with them (sorted by start,
+//!   channel, end), they are the whole run's.
 //!
 //! `--zero-phase` shards when it streams
 //! ([`crate::pipeline::zerophase::Streaming::exact_seeks`]: its blocks and
@@ -60,7 +67,7 @@
 //!
 //! What a shard refuses, and why: `--decimate` and `--shift` (their phase follows the
 //! stream's start), `--conv-mode full|valid` (output and input indices
-//! differ), snippets, `--dedup-window` and coincidence (decided across
+//! differ), `--dedup-window` and coincidence (decided across
 //! channels at the driver's side of a shard boundary), a custom detector,
 //! `off > on` (no quiet stretch ends an event: see [`DetectorSpec::syncs`]),
 //! an IIR filter that never settles (no restart grid), and inputs that cannot seek (standard input,
@@ -146,6 +153,10 @@ pub struct ShardPlan {
     /// Samples read past the range's end for the filter's output there
     /// (detection may read further, to its sync points).
     pub lookahead: u64,
+    /// Samples read on once every channel has found its end sync point:
+    /// with snippets, the windows' `POST` after the last event's peak (and
+    /// the filter's lookahead for the output there); else 0.
+    pub tail: u64,
 }
 
 /// Refusals that depend on the job alone: what cannot be cut into shards
@@ -169,9 +180,6 @@ pub fn check(job: &Job) -> Result<()> {
             "--conv-mode full or valid",
             "a shard's output indices are its input's (--conv-mode same)",
         );
-    }
-    if job.snippets.is_some() {
-        return refuse("--snippets", "snippet files are not cut into shards");
     }
     if job.dedup.is_some() {
         return refuse(
@@ -252,8 +260,14 @@ pub fn plan(job: &Job, channels: usize, frames: u64, range: SampleRange) -> Resu
         .detector
         .as_ref()
         .map_or(1, |d| d.specs().iter().map(quiet).max().unwrap_or(1));
-    // The filter's output must equal the whole run's from `need` on.
-    let need = range.start.saturating_sub(detect_lead + quiet_max);
+    // The filter's output must equal the whole run's from `need` on: where
+    // the detectors start, and where the snippet window of an event at the
+    // range's start does (its peak is at or after its onset, which is at or
+    // after the start).
+    let pre = job.snippets.as_ref().map_or(0, |s| s.pre as u64);
+    let need = range
+        .start
+        .saturating_sub((detect_lead + quiet_max).max(pre));
     let restarts = job.iir.as_ref().and_then(Sos::restarts);
     let (read_start, filter_exact) = match restarts {
         // The IIR's output is the whole run's from the restart at or
@@ -284,6 +298,10 @@ pub fn plan(job: &Job, channels: usize, frames: u64, range: SampleRange) -> Resu
         // before the shard stops: a pair finished early, padded with
         // zeros, rounds differently.
         lookahead: taps + fft_lead,
+        tail: job
+            .snippets
+            .as_ref()
+            .map_or(0, |s| s.post as u64 + taps + fft_lead),
     })
 }
 
@@ -314,12 +332,30 @@ impl ShardPlan {
     }
 
     /// Whether the shard may stop reading once `read` samples (from
-    /// [`ShardPlan::read_start`]) are in: its output slice is complete, and
+    /// [`ShardPlan::read_start`]) are in: its output slice is complete,
     /// every one of its `lanes` detected channels (none: 0) has found its
-    /// end sync point (`synced` of them).
-    pub fn complete(&self, read: u64, lanes: usize, synced: usize) -> bool {
+    /// end sync point (`synced` of them), and [`ShardPlan::tail`] samples
+    /// have come in since they all had. `synced_at` keeps the samples read
+    /// when that was first seen (the caller's, `None` to begin with).
+    pub fn complete(
+        &self,
+        read: u64,
+        lanes: usize,
+        synced: usize,
+        synced_at: &mut Option<u64>,
+    ) -> bool {
         let needed = (self.range.end + self.lookahead).min(self.frames) - self.read_start;
-        read >= needed && (self.range.end == self.frames || synced >= lanes)
+        if read < needed {
+            return false;
+        }
+        if self.range.end == self.frames {
+            return true;
+        }
+        if synced < lanes {
+            return false;
+        }
+        let at = *synced_at.get_or_insert(read);
+        read >= at + self.tail
     }
 }
 

@@ -70,6 +70,10 @@ fn cuts() -> Vec<(u64, u64)> {
 fn shards_equal_whole(dir: &Path, name: &str, opts: &[&str]) -> usize {
     let whole_out = format!("{name}-whole.npy");
     let whole_events = format!("{name}-whole.csv");
+    // With a snippet window: each run its snippets file, the shards'
+    // concatenated in shard order.
+    let snippets = opts.contains(&"--snippet-samples");
+    let whole_snippets = format!("{name}-whole-snippets.npy");
     let mut args = vec![
         "process",
         "in.npy",
@@ -78,35 +82,62 @@ fn shards_equal_whole(dir: &Path, name: &str, opts: &[&str]) -> usize {
         "--events",
         &whole_events,
     ];
+    if snippets {
+        args.extend_from_slice(&["--snippets", &whole_snippets]);
+    }
     args.extend_from_slice(opts);
     run(dir, &args);
     let shared = format!("{name}-shards.npy");
     let mut header = String::new();
-    let mut rows: Vec<String> = Vec::new();
+    // Each event's row, with its snippet's bytes (empty without).
+    let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
     for (k, (a, b)) in cuts().into_iter().enumerate() {
         let range = format!("{a}:{b}");
         let events = format!("{name}-{k}.csv");
+        let snippet_file = format!("{name}-{k}-snippets.npy");
         let mut args = vec![
             "process", "in.npy", "--output", &shared, "--events", &events, "--range", &range,
         ];
+        if snippets {
+            args.extend_from_slice(&["--snippets", &snippet_file]);
+        }
         args.extend_from_slice(opts);
         run(dir, &args);
         let text = std::fs::read_to_string(dir.join(&events)).unwrap();
         let mut lines = text.lines();
         header = lines.next().unwrap().to_owned();
-        rows.extend(lines.map(str::to_owned));
+        let lines: Vec<String> = lines.map(str::to_owned).collect();
+        let cut: Vec<Vec<u8>> = if snippets {
+            // The shard's snippets, one per row of its events, in order.
+            let bytes = std::fs::read(dir.join(&snippet_file)).unwrap();
+            let data = npy_data(&bytes);
+            let row = data.len().checked_div(lines.len()).unwrap_or(0);
+            assert_eq!(
+                row * lines.len(),
+                data.len(),
+                "{name} shard {k}: a snippet per event"
+            );
+            data.chunks(row.max(1)).map(<[u8]>::to_vec).collect()
+        } else {
+            vec![Vec::new(); lines.len()]
+        };
+        rows.extend(lines.into_iter().zip(cut));
     }
-    // The merge: the shards' rows in the whole run's order, by (start,
-    // channel, end), which no two events share.
-    let key = |row: &String| {
+    // The merge: the shards' rows (and their snippets with them) in the
+    // whole run's order, by (start, channel, end), which no two events
+    // share. Sync points are per channel, so neighbouring shards' events
+    // may interleave near their boundary.
+    let key = |(row, _): &(String, Vec<u8>)| {
         let v: Vec<u64> = row.split(',').take(3).map(|f| f.parse().unwrap()).collect();
         (v[1], v[0], v[2])
     };
     rows.sort_by_key(key);
     let mut merged = header + "\n";
-    for r in rows {
+    let mut shard_snippets = Vec::new();
+    for (r, snippet) in rows {
         merged.push_str(&r);
         merged.push('\n');
+        shard_snippets.extend_from_slice(&snippet);
     }
     let whole = std::fs::read(dir.join(&whole_out)).unwrap();
     let sharded = std::fs::read(dir.join(&shared)).unwrap();
@@ -140,7 +171,39 @@ fn shards_equal_whole(dir: &Path, name: &str, opts: &[&str]) -> usize {
             merged.lines().count()
         );
     }
+    if snippets {
+        let whole = std::fs::read(dir.join(&whole_snippets)).unwrap();
+        let whole = npy_data(&whole);
+        assert!(!whole.is_empty(), "{name}: no snippets");
+        if whole != shard_snippets.as_slice() {
+            let row = whole.len() / (want.lines().count() - 1);
+            let first = whole
+                .iter()
+                .zip(&shard_snippets)
+                .position(|(a, b)| a != b)
+                .unwrap_or(whole.len().min(shard_snippets.len()));
+            panic!(
+                "{name}: snippets differ first in row {} ({} against {} bytes)",
+                first / row,
+                whole.len(),
+                shard_snippets.len()
+            );
+        }
+    }
     want.lines().count() - 1
+}
+
+/// The data of an `.npy` file's bytes (after its header).
+fn npy_data(bytes: &[u8]) -> &[u8] {
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "an .npy file");
+    let (at, len) = match bytes[6] {
+        1 => (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        _ => (
+            12,
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+        ),
+    };
+    &bytes[at + len..]
 }
 
 #[test]
@@ -173,6 +236,29 @@ fn shards_merge_into_the_whole_run() {
             "spikes",
             "--sample-rate 30000 --iir butter --bandpass 300:6000 --reference median \
              --detect threshold --on-noise 5 --polarity neg --dead-samples 30",
+        ),
+        // The spike pipeline with each spike's waveform: snippets whose
+        // windows reach back before a shard's start and past its end.
+        (
+            "spikes-snippets",
+            "--sample-rate 30000 --iir butter --bandpass 300:6000 --reference median \
+             --detect threshold --on-noise 5 --polarity neg --dead-samples 30 \
+             --snippet-samples 30:60",
+        ),
+        // All channels around each event, after a classic STA/LTA, whose
+        // events last long (the window's end far past the onset).
+        (
+            "classic-snippets",
+            "--moving-average 5 --detect sta-lta --sta 20 --lta 400 --on 2.5 --off 1.2 \
+             --dead-samples 300 --snippet-samples 500:700 --snippet-channels all",
+        ),
+        // A short filter and detector with a long window, read in small
+        // chunks: the shard's halo is the window's PRE, and it reads on for
+        // its POST after the last sync point.
+        (
+            "short-snippets",
+            "--moving-average 3 --detect threshold --on 6 --off 2 --polarity neg \
+             --dead-samples 5 --snippet-samples 400:300 --chunk-size 64",
         ),
         // A low corner: a long IIR warm-up, restarts every 262,144 samples.
         (
@@ -270,10 +356,6 @@ fn what_a_shard_cannot_do_is_refused() {
         (
             "--moving-average 3 --conv-mode full",
             "--range with --conv-mode full or valid",
-        ),
-        (
-            "--detect threshold --on 1 --snippets s.npy --snippet-samples 2:2",
-            "--range with --snippets",
         ),
     ] {
         refused(&format!("--range 0:10 {extra}"), "", phrase);

@@ -61,16 +61,18 @@ class Shard:
 class ShardedResult:
     """One input's result: ``events`` (a ``pyarrow.Table`` with the events
     file's columns, in a single run's order; ``None`` without detection),
-    ``output`` (the filtered signal's path, or ``None``), ``samples``,
+    ``output`` (the filtered signal's path, or ``None``), ``snippets`` (the
+    snippets file's path, or ``None``), ``samples``,
     ``seconds`` (wall time, from submitting the first shard to the last
     result), and ``shards``: per shard, a dict with ``start``, ``end``,
     ``read_start`` (where its halo began), ``samples`` read, ``seconds`` and
     ``events``."""
 
-    def __init__(self, path, events, output, samples, seconds, shards):
+    def __init__(self, path, events, output, samples, seconds, shards, snippets=None):
         self.path = path
         self.events = events
         self.output = output
+        self.snippets = snippets
         self.samples = samples
         self.seconds = seconds
         self.shards = shards
@@ -103,8 +105,12 @@ def plan(paths, shards_per_file, **options):
     return shards
 
 
-def _run_shard(path, start, end, output, run, options):
-    """A worker's task: one shard, its events as a pyarrow Table."""
+def _run_shard(path, start, end, output, run, options, snippets=None):
+    """A worker's task: one shard, its events as a pyarrow Table (its
+    snippets, if asked for, in the file ``snippets``, one per event in the
+    table's order)."""
+    if snippets is not None:
+        options = dict(options, snippets=snippets)
     result = StreamProcessor(**run).process_file(
         path, range=f"{start}:{end}", output=output, **options)
     entry = result.report
@@ -162,7 +168,7 @@ def _cores(client, ray):
 
 
 def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
-            threads=1, backend="cpu", chunk_size=None, memory_limit_mb=None,
+            snippets=None, threads=1, backend="cpu", chunk_size=None, memory_limit_mb=None,
             **options):
     """Processes ``paths`` (a path or a list) as ``sigstream process`` does,
     each input cut into ``shards_per_file`` shards (default: the cluster's
@@ -174,17 +180,21 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
     keywords (the CLI's options). ``output``: the filtered signal's path
     (``.npy``, ``.wav`` or raw; with several inputs, a name with ``{stem}``),
     written by the shards in place and renamed into place when all have
-    succeeded. ``threads`` (default 1: one task per core), ``backend`` and
-    ``chunk_size`` apply to each shard. ``events=`` is not taken: the events
-    come back as the result's table (``result.events.to_pandas()``, or
-    pyarrow's writers).
+    succeeded. ``snippets``: the snippets ``.npy`` (``snippet_samples=``
+    and ``snippet_channels=`` as for :meth:`process_file`; with several
+    inputs, a name with ``{stem}``): each shard writes its own beside it,
+    and the driver merges them in the events' order into this one, renamed
+    into place when every shard has succeeded. ``threads`` (default 1: one
+    task per core), ``backend`` and ``chunk_size`` apply to each shard.
+    ``events=`` is not taken: the events come back as the result's table
+    (``result.events.to_pandas()``, or pyarrow's writers).
 
     Raises the first shard's error (and leaves no output) if one fails.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
-    for name in ("events", "report", "snippets", "network_events", "range", "output_dir"):
+    for name in ("events", "report", "network_events", "range", "output_dir"):
         if options.get(name) is not None:
             raise OptionError(
                 f"{name}: not for sharded runs (events come back as the result's table; "
@@ -198,6 +208,14 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
     StreamProcessor(**run)
     shards = plan(paths, shards_per_file, **options)
     finals = {path: _output_for(output, path, len(paths) > 1) for path in paths}
+    snippet_finals = {path: _output_for(snippets, path, len(paths) > 1) for path in paths}
+    for path, final in snippet_finals.items():
+        for p in paths:
+            if final is not None and os.path.exists(final) and os.path.samefile(final, p):
+                raise OptionError(f"{final}: is an input; an output never overwrites an input")
+    # Each shard's snippets, in a temporary file beside the merged one.
+    shard_snippets = [None if snippet_finals[s.path] is None
+                      else _partial_name(snippet_finals[s.path]) for s in shards]
     outputs = {}
     try:
         for path, final in finals.items():
@@ -211,31 +229,81 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
             _sigstream.create_shared_output(path, partial, _pairs(
                 {k: v for k, v in options.items() if k in _INPUT_OPTIONS or k == "decimate"}))
         started = time.perf_counter()
-        handles = [submit((s.path, s.start, s.end, outputs.get(s.path, (None,))[0], run, options))
-                   for s in shards]
+        handles = [submit((s.path, s.start, s.end, outputs.get(s.path, (None,))[0], run, options,
+                           snip))
+                   for s, snip in zip(shards, shard_snippets)]
         done = gather(handles)
         seconds = time.perf_counter() - started
+        results = []
+        for path in paths:
+            mine = [(r, snip) for s, r, snip in zip(shards, done, shard_snippets)
+                    if s.path == path]
+            events, order = _merge_events([r["events"] for r, _ in mine])
+            if snippet_finals[path] is not None:
+                partial = _partial_name(snippet_finals[path])
+                outputs[("snippets", path)] = (partial, snippet_finals[path])
+                _merge_snippets([snip for _, snip in mine], order, partial)
+            for r, _ in mine:
+                del r["events"]
+            results.append(ShardedResult(path, events, finals[path],
+                                         sum(r["end"] - r["start"] for r, _ in mine), seconds,
+                                         [r for r, _ in mine], snippet_finals[path]))
         for partial, final in outputs.values():
             os.replace(partial, final)
         outputs = {}
     finally:
-        for partial, _ in outputs.values():
+        for partial in [p for p, _ in outputs.values()] + [p for p in shard_snippets if p]:
             try:
                 os.remove(partial)
             except FileNotFoundError:
                 pass
-    results = []
-    for path in paths:
-        mine = [r for s, r in zip(shards, done) if s.path == path]
-        tables = [r["events"] for r in mine if r["events"] is not None]
-        events = None
-        if tables:
-            import pyarrow as pa
-
-            events = pa.concat_tables(tables).sort_by(
-                [("start", "ascending"), ("channel", "ascending"), ("end", "ascending")])
-        for r in mine:
-            del r["events"]
-        results.append(ShardedResult(path, events, finals[path],
-                                     sum(r["end"] - r["start"] for r in mine), seconds, mine))
     return results
+
+
+def _merge_events(tables):
+    """The shards' events (``None`` for a shard without detection) as one
+    table in a single run's order (start, channel, end), and where each of
+    its rows came from: ``(shard, row)`` arrays, or ``None`` without
+    events. Sync points are per channel, so neighbouring shards' events may
+    interleave near their boundary."""
+    tables = [t for t in tables]
+    if all(t is None for t in tables):
+        return None, None
+    import numpy as np
+    import pyarrow as pa
+
+    marked = [t.append_column("_shard", pa.array(np.full(t.num_rows, k, np.int64)))
+               .append_column("_row", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+              for k, t in enumerate(tables) if t is not None]
+    merged = pa.concat_tables(marked).sort_by(
+        [("start", "ascending"), ("channel", "ascending"), ("end", "ascending")])
+    order = (merged.column("_shard").to_numpy(), merged.column("_row").to_numpy())
+    return merged.drop_columns(["_shard", "_row"]), order
+
+
+#: Snippets copied at a time while merging (bounded memory).
+_MERGE_ROWS = 1 << 14
+
+
+def _merge_snippets(files, order, path):
+    """Writes the shards' snippet files ``files`` merged into ``path``, row
+    ``i`` being row ``order[1][i]`` of shard ``order[0][i]``: the events'
+    order. Reads and writes through maps, a bounded number of rows at a
+    time."""
+    import numpy as np
+
+    parts = [np.load(f, mmap_mode="r") for f in files]
+    rows = sum(p.shape[0] for p in parts)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=parts[0].dtype,
+                                    shape=(rows,) + parts[0].shape[1:])
+    if rows:
+        shard, row = order
+        for k, part in enumerate(parts):
+            # Where each of this shard's rows goes: rows of one shard keep
+            # their order in the merge.
+            dest = np.flatnonzero(shard == k)
+            assert dest.size == part.shape[0] and (row[dest] == np.arange(dest.size)).all()
+            for a in range(0, dest.size, _MERGE_ROWS):
+                out[dest[a:a + _MERGE_ROWS]] = part[a:a + _MERGE_ROWS]
+    out.flush()
+    del out

@@ -18,6 +18,7 @@ class ShardedResult:
     path: str
     events: Optional[pa.Table]
     output: Optional[str]
+    snippets: Optional[str]
     samples: int
     seconds: float
     shards: List[Dict[str, Any]]
@@ -30,6 +31,7 @@ def process(
     ray: bool = False,
     shards_per_file: Optional[int] = None,
     output: Optional[_Path] = None,
+    snippets: Optional[_Path] = None,
     threads: Optional[int] = 1,
     backend: str = "cpu",
     chunk_size: Optional[int] = None,

@@ -111,6 +111,30 @@ def test_ray_shards_equal_a_single_run(ray_session, recording, tmp_path):
     assert len(results[0].shards) == 2
 
 
+def test_snippets_merge_in_the_events_order(dask_client, ray_session, recording, tmp_path):
+    # The spike pipeline with each spike's waveform on every channel: the
+    # merged snippets equal a single run's, row for row, in its events'
+    # order (neighbouring shards' events interleave near their boundary).
+    options = dict(SPIKES, snippet_samples=(30, 60), snippet_channels="all")
+    whole = sigstream.StreamProcessor(backend="cpu").process_file(
+        recording, snippets=tmp_path / "whole.npy", **options)
+    want = np.load(tmp_path / "whole.npy")
+    assert want.shape == (whole.events.num_rows, 90, 4)
+    for shards in (2, 7):
+        [r] = sigstream.distributed.process(
+            [recording], client=dask_client, shards_per_file=shards,
+            snippets=tmp_path / f"dask-{shards}.npy", **options)
+        assert r.events.equals(whole.events)
+        assert r.snippets == str(tmp_path / f"dask-{shards}.npy")
+        got = np.load(r.snippets)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    [r] = sigstream.ray.process([recording], shards_per_file=5,
+                                snippets=tmp_path / "ray.npy", **options)
+    assert np.array_equal(np.load(r.snippets), want)
+    # The shards' own files are gone; only the merged ones are left.
+    assert sorted(os.listdir(tmp_path)) == ["dask-2.npy", "dask-7.npy", "ray.npy", "whole.npy"]
+
+
 def test_an_archive_runs_file_by_file(dask_client, tmp_path):
     rng = np.random.default_rng(3)
     paths = []

@@ -442,6 +442,8 @@ impl StreamProcessor {
                 }
             };
             let mut run = || -> Result<()> {
+                // When every channel had found its end sync point (a shard's).
+                let mut synced_at = None;
                 while let Some(msg) = in_queue.pop() {
                     let block = msg?;
                     let mut out = out_pool.get();
@@ -462,7 +464,7 @@ impl StreamProcessor {
                     }
                     if let (Some(shard), Some(done)) = (shard, &synced) {
                         let found = done.load(std::sync::atomic::Ordering::Relaxed);
-                        if shard.complete(stats.samples, lanes, found) {
+                        if shard.complete(stats.samples, lanes, found, &mut synced_at) {
                             break;
                         }
                     }
