@@ -144,15 +144,21 @@ def test_an_archive_runs_file_by_file(dask_client, tmp_path):
         p = tmp_path / f"day{k}.f32"
         x.tofile(p)
         paths.append(p)
-    opts = dict(dtype="f32", sample_rate=100, moving_average=3, detect="threshold", on=4, off=2)
+    opts = dict(dtype="f32", sample_rate=100, moving_average=3, detect="threshold", on=4, off=2,
+                snippet_samples=(5, 5))
     results = sigstream.distributed.process(
-        paths, client=dask_client, shards_per_file=3, output=tmp_path / "{stem}.out.f32", **opts)
+        paths, client=dask_client, shards_per_file=3, output=tmp_path / "{stem}.out.f32",
+        snippets=tmp_path / "{stem}.snippets.npy", **opts)
     assert [r.path for r in results] == [str(p) for p in paths]
     for p, r in zip(paths, results):
-        events, output = whole(p, tmp_path / "one.f32", **opts)
-        assert r.events.equals(events)
-        assert open(r.output, "rb").read() == output
+        one = sigstream.StreamProcessor(backend="cpu").process_file(
+            p, output=tmp_path / "one.f32", snippets=tmp_path / "one.npy", **opts)
+        assert r.events.equals(one.events)
+        assert open(r.output, "rb").read() == (tmp_path / "one.f32").read_bytes()
         assert r.output == str(tmp_path / f"{p.stem}.out.f32")
+        # Each input its own snippets, named after it.
+        assert r.snippets == str(tmp_path / f"{p.stem}.snippets.npy")
+        assert np.array_equal(np.load(r.snippets), np.load(tmp_path / "one.npy"))
 
 
 def test_a_failing_shard_leaves_no_output(dask_client, recording, tmp_path):
