@@ -1464,6 +1464,26 @@ impl ProcessOptions {
         })
     }
 
+    /// The de-duplication these options ask for on `input` (its window in
+    /// samples at the input's rate), or `None`: what a driver applies to
+    /// its shards' merged events ([`crate::detect::dedup::keep`]), since a
+    /// shard cannot.
+    ///
+    /// # Errors
+    /// The options' own (`--dedup-window` without a rate, ...), and
+    /// anything about opening the input (named).
+    pub fn dedup_spec(&self, input: &Path) -> Result<Option<DedupSpec>> {
+        if self.dedup_window.is_none() && self.dedup_samples.is_none() {
+            return self.dedup(None);
+        }
+        let opts = self.input.source_options()?;
+        let info = match source::open_input(input, &opts)? {
+            Input::Stream(s) => s.info().clone(),
+            Input::Segmented(rec) => rec.span_source(0).info().clone(),
+        };
+        self.dedup(output_rate(info.sample_rate, self.decimate))
+    }
+
     /// Creates `output`, the filtered output of `input` that shards
     /// (`--range`) write into, with its header for the whole input
     /// ([`crate::shard::create_output`]); a driver calls it before its

@@ -184,7 +184,11 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
     and ``snippet_channels=`` as for :meth:`process_file`; with several
     inputs, a name with ``{stem}``): each shard writes its own beside it,
     and the driver merges them in the events' order into this one, renamed
-    into place when every shard has succeeded. ``threads`` (default 1: one
+    into place when every shard has succeeded. ``dedup_window=`` or
+    ``dedup_samples=`` (with ``dedup_radius=``) is applied by the driver
+    to the merged events, as a single run decides it (a shard cannot: it
+    decides across channels over windows a shard boundary may split).
+    ``threads`` (default 1: one
     task per core), ``backend`` and ``chunk_size`` apply to each shard.
     ``events=`` is not taken: the events come back as the result's table
     (``result.events.to_pandas()``, or pyarrow's writers).
@@ -206,6 +210,17 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
            "memory_limit_mb": memory_limit_mb}
     # Checked before anything runs, as the CLI checks them.
     StreamProcessor(**run)
+    # De-duplication decides across channels over windows a shard boundary
+    # may split, so the shards run without it and the driver applies it to
+    # the merged events (every event competes, so the decisions are a
+    # function of the whole set: a single run's).
+    dedup = None
+    if options.get("dedup_window") is not None or options.get("dedup_samples") is not None:
+        dedup = _pairs(options)
+        options = {k: v for k, v in options.items()
+                   if k not in ("dedup_window", "dedup_samples", "dedup_radius")}
+        for path in paths:
+            _sigstream.dedup_keep(path, dedup, *_no_events())
     shards = plan(paths, shards_per_file, **options)
     finals = {path: _output_for(output, path, len(paths) > 1) for path in paths}
     snippet_finals = {path: _output_for(snippets, path, len(paths) > 1) for path in paths}
@@ -239,6 +254,8 @@ def process(paths, *, client=None, ray=False, shards_per_file=None, output=None,
             mine = [(r, snip) for s, r, snip in zip(shards, done, shard_snippets)
                     if s.path == path]
             events, order = _merge_events([r["events"] for r, _ in mine])
+            if dedup is not None and events is not None:
+                events, order = _deduplicate(path, dedup, events, order)
             if snippet_finals[path] is not None:
                 partial = _partial_name(snippet_finals[path])
                 outputs[("snippets", path)] = (partial, snippet_finals[path])
@@ -281,6 +298,28 @@ def _merge_events(tables):
     return merged.drop_columns(["_shard", "_row"]), order
 
 
+def _no_events():
+    import numpy as np
+
+    empty = np.zeros(0, np.int64)
+    return empty, empty, empty, empty, np.zeros(0, np.float64)
+
+
+def _deduplicate(path, pairs, events, order):
+    """The merged ``events`` (and their ``order``) less those the
+    de-duplication asked for in ``pairs`` drops (the library's rule,
+    ``dedup_keep``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    column = lambda name, t: events.column(name).to_numpy().astype(t)  # noqa: E731
+    keep = _sigstream.dedup_keep(
+        path, pairs, column("channel", np.int64), column("start", np.int64),
+        column("end", np.int64), column("peak_index", np.int64),
+        column("peak_value", np.float64))
+    return events.filter(pa.array(keep)), (order[0][keep], order[1][keep])
+
+
 #: Snippets copied at a time while merging (bounded memory).
 _MERGE_ROWS = 1 << 14
 
@@ -288,22 +327,20 @@ _MERGE_ROWS = 1 << 14
 def _merge_snippets(files, order, path):
     """Writes the shards' snippet files ``files`` merged into ``path``, row
     ``i`` being row ``order[1][i]`` of shard ``order[0][i]``: the events'
-    order. Reads and writes through maps, a bounded number of rows at a
-    time."""
+    order (rows of no event, dropped by the de-duplication, left out).
+    Reads and writes through maps, a bounded number of rows at a time."""
     import numpy as np
 
     parts = [np.load(f, mmap_mode="r") for f in files]
-    rows = sum(p.shape[0] for p in parts)
+    shard, row = order if order is not None else (np.zeros(0, np.int64),) * 2
     out = np.lib.format.open_memmap(path, mode="w+", dtype=parts[0].dtype,
-                                    shape=(rows,) + parts[0].shape[1:])
-    if rows:
-        shard, row = order
-        for k, part in enumerate(parts):
-            # Where each of this shard's rows goes: rows of one shard keep
-            # their order in the merge.
-            dest = np.flatnonzero(shard == k)
-            assert dest.size == part.shape[0] and (row[dest] == np.arange(dest.size)).all()
-            for a in range(0, dest.size, _MERGE_ROWS):
-                out[dest[a:a + _MERGE_ROWS]] = part[a:a + _MERGE_ROWS]
+                                    shape=(shard.size,) + parts[0].shape[1:])
+    for k, part in enumerate(parts):
+        # Where this shard's rows go, and which they are (a shard's rows
+        # keep their order in the merge).
+        dest = np.flatnonzero(shard == k)
+        for a in range(0, dest.size, _MERGE_ROWS):
+            at = dest[a:a + _MERGE_ROWS]
+            out[at] = part[row[at]]
     out.flush()
     del out

@@ -1125,6 +1125,64 @@ fn create_shared_output(
         .map_err(|e| raise(py, e))
 }
 
+/// Which of a run's merged events (columns of the events table, in its
+/// order: start, then channel) the de-duplication that `options` ask for
+/// on `input` keeps; `None` when they ask for none. A driver's step after
+/// its shards, which cannot de-duplicate across their boundaries.
+#[pyfunction]
+#[expect(clippy::too_many_arguments, reason = "the events table's columns")]
+fn dedup_keep<'py>(
+    py: Python<'py>,
+    input: PathBuf,
+    options: Vec<(String, String)>,
+    channel: PyReadonlyArray1<'py, i64>,
+    start: PyReadonlyArray1<'py, i64>,
+    end: PyReadonlyArray1<'py, i64>,
+    peak_index: PyReadonlyArray1<'py, i64>,
+    peak_value: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Option<Bound<'py, PyArray1<bool>>>> {
+    let inputs = [input];
+    let opts = ProcessOptions::from_pairs(&inputs, options).map_err(|e| raise(py, e))?;
+    let Some(spec) = py
+        .detach(|| opts.dedup_spec(&inputs[0]))
+        .map_err(|e| raise(py, e))?
+    else {
+        return Ok(None);
+    };
+    let columns = [&channel, &start, &end, &peak_index];
+    let n = peak_value.len();
+    if columns.iter().any(|c| c.len() != n) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "dedup_keep: the events' columns differ in length",
+        ));
+    }
+    let (channel, start, end, peak_index, peak_value) = (
+        channel.as_slice()?,
+        start.as_slice()?,
+        end.as_slice()?,
+        peak_index.as_slice()?,
+        peak_value.as_slice()?,
+    );
+    let index = |v: i64| {
+        u64::try_from(v).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("dedup_keep: a negative index {v}"))
+        })
+    };
+    let events = (0..n)
+        .map(|i| {
+            Ok(sigstream::Event {
+                channel: index(channel[i])? as usize,
+                start: index(start[i])?,
+                end: index(end[i])?,
+                peak_index: index(peak_index[i])?,
+                peak_value: peak_value[i],
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let kept = py.detach(|| sigstream::detect::dedup::keep(spec, &events));
+    Ok(Some(PyArray1::from_vec(py, kept)))
+}
+
 /// The native module.
 #[pymodule]
 fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1139,6 +1197,7 @@ fn _sigstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(input_frames, m)?)?;
     m.add_function(wrap_pyfunction!(create_shared_output, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup_keep, m)?)?;
     m.add_class::<Chunks>()?;
     m.add_class::<MappedWindow>()?;
     m.add_class::<ChunkSamples>()?;

@@ -135,6 +135,27 @@ def test_snippets_merge_in_the_events_order(dask_client, ray_session, recording,
     assert sorted(os.listdir(tmp_path)) == ["dask-2.npy", "dask-7.npy", "ray.npy", "whole.npy"]
 
 
+def test_the_driver_deduplicates_the_merged_events(dask_client, recording, tmp_path):
+    # Spikes reported once across neighbouring channels: decided by the
+    # driver over the merged events, equal to a single run's decisions,
+    # the snippets of the dropped events left out.
+    options = dict(SPIKES, dedup_samples=15, dedup_radius=2, snippet_samples=(10, 20))
+    single = sigstream.StreamProcessor(backend="cpu").process_file(
+        recording, snippets=tmp_path / "whole.npy", **options)
+    plain = sigstream.StreamProcessor(backend="cpu").process_file(recording, **SPIKES)
+    assert 0 < single.events.num_rows < plain.events.num_rows, "events were dropped"
+    for shards in (2, 7):
+        [r] = sigstream.distributed.process(
+            [recording], client=dask_client, shards_per_file=shards,
+            snippets=tmp_path / f"d{shards}.npy", **options)
+        assert r.events.equals(single.events)
+        assert np.array_equal(np.load(r.snippets), np.load(tmp_path / "whole.npy"))
+    # The library's checks, before any shard runs.
+    with pytest.raises(sigstream.OptionError, match="--dedup-radius 0"):
+        sigstream.distributed.process([recording], client=dask_client,
+                                      **dict(SPIKES, dedup_samples=15, dedup_radius=0))
+
+
 def test_an_archive_runs_file_by_file(dask_client, tmp_path):
     rng = np.random.default_rng(3)
     paths = []

@@ -138,6 +138,25 @@ impl Dedup {
     }
 }
 
+/// Which of `events` (all of a run's, in order of start then channel) the
+/// de-duplication keeps: a run's events decided at once, as a driver does
+/// with its shards' merged events. Every event competes, so the decisions
+/// are a function of the whole set, whoever makes them.
+pub fn keep(spec: DedupSpec, events: &[Event]) -> Vec<bool> {
+    let mut stage = Dedup::new(spec);
+    let mut out = Vec::with_capacity(events.len());
+    let mut decided = Vec::new();
+    for &e in events {
+        stage.push(e);
+        // Decide as they come, so that only a window's events are held.
+        stage.release(e.start, &mut decided);
+        out.extend(decided.drain(..).map(|(_, kept)| kept));
+    }
+    stage.release(u64::MAX, &mut decided);
+    out.extend(decided.drain(..).map(|(_, kept)| kept));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +243,34 @@ mod tests {
             assert_eq!(order, events, "round {round}: same order");
             assert_eq!(got, want, "round {round}");
         }
+    }
+
+    #[test]
+    fn keep_decides_a_whole_runs_events_by_the_rule() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % m
+        };
+        let mut dropped = 0;
+        for round in 0..30 {
+            let spec = DedupSpec::new(next(25), 1 + next(3) as usize).unwrap();
+            let mut events: Vec<Event> = (0..400)
+                .map(|_| {
+                    let start = next(3000);
+                    ev(next(16) as usize, start, start + next(40), next(5) as f64)
+                })
+                .collect();
+            events.sort_by_key(|e| (e.start, e.channel));
+            events.dedup_by_key(|e| (e.start, e.channel));
+            let got = keep(spec, &events);
+            assert_eq!(got, all_at_once(spec, &events), "round {round}");
+            dropped += got.iter().filter(|k| !**k).count();
+        }
+        assert!(dropped > 100, "events dropped: {dropped}");
+        assert!(keep(DedupSpec::new(3, 1).unwrap(), &[]).is_empty());
     }
 
     #[test]
