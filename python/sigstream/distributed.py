@@ -283,7 +283,6 @@ def _merge_events(tables):
     its rows came from: ``(shard, row)`` arrays, or ``None`` without
     events. Sync points are per channel, so neighbouring shards' events may
     interleave near their boundary."""
-    tables = [t for t in tables]
     if all(t is None for t in tables):
         return None, None
     import numpy as np

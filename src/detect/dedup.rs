@@ -206,7 +206,8 @@ mod tests {
     #[test]
     fn streaming_decisions_equal_the_rule_over_all_events() {
         // Random events in order, released at random horizons no later than
-        // the next event's start (as the pipeline's ordering guarantees).
+        // the next event's start (as the pipeline's ordering guarantees);
+        // and all at once by `keep`, as a driver decides merged events.
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |m: u64| {
             s ^= s << 13;
@@ -214,6 +215,7 @@ mod tests {
             s ^= s << 17;
             s % m
         };
+        let mut dropped = 0;
         for round in 0..50 {
             let spec = DedupSpec::new(next(20), 1 + next(3) as usize).unwrap();
             let mut events: Vec<Event> = (0..300)
@@ -242,32 +244,8 @@ mod tests {
             let order: Vec<Event> = out.iter().map(|(e, _)| *e).collect();
             assert_eq!(order, events, "round {round}: same order");
             assert_eq!(got, want, "round {round}");
-        }
-    }
-
-    #[test]
-    fn keep_decides_a_whole_runs_events_by_the_rule() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |m: u64| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s % m
-        };
-        let mut dropped = 0;
-        for round in 0..30 {
-            let spec = DedupSpec::new(next(25), 1 + next(3) as usize).unwrap();
-            let mut events: Vec<Event> = (0..400)
-                .map(|_| {
-                    let start = next(3000);
-                    ev(next(16) as usize, start, start + next(40), next(5) as f64)
-                })
-                .collect();
-            events.sort_by_key(|e| (e.start, e.channel));
-            events.dedup_by_key(|e| (e.start, e.channel));
-            let got = keep(spec, &events);
-            assert_eq!(got, all_at_once(spec, &events), "round {round}");
-            dropped += got.iter().filter(|k| !**k).count();
+            assert_eq!(keep(spec, &events), want, "round {round}: keep");
+            dropped += want.iter().filter(|k| !**k).count();
         }
         assert!(dropped > 100, "events dropped: {dropped}");
         assert!(keep(DedupSpec::new(3, 1).unwrap(), &[]).is_empty());
